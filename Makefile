@@ -1,0 +1,40 @@
+# Two commands do everything on a fresh machine with Python 3.11:
+#   make demo   the main job on the embedded default (SQLite, in-process index, no token)
+#   make test   the whole test suite
+# Both create .venv, install the project and compile the catalogues first.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint catalogues bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP) catalogues
+
+catalogues: $(STAMP)
+	$(BIN)/pybabel compile --use-fuzzy -d locales -D messages --statistics 2>&1 | tail -n 3 || true
+
+demo: install
+	$(BIN)/yizhan demo
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy bot storage handlers
+
+bench: install
+	$(BIN)/python -m bench.search
+
+clean:
+	rm -rf $(VENV) yizhan.db yizhan.db-wal yizhan.db-shm

@@ -1,0 +1,69 @@
+"""The composition root: builds settings, engine, index and services once and hands them out.
+
+Nothing else in the code base creates an engine or an index; commands, the bot and the web app all start
+from `open_core`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.services.search import SearchService
+from bot.services.stations import StationService
+from storage.db import create_engine, session_factory, upgrade_database
+from storage.spatial import SpatialIndex
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Core:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    search: SearchService
+    stations: StationService
+
+    async def reload_index(self) -> SpatialIndex:
+        started = time.perf_counter()
+        index = await self.stations.load_index()
+        self.search.index = index
+        log.info("index loaded: %d stations in %.2f s", len(index), time.perf_counter() - started)
+        return index
+
+
+@asynccontextmanager
+async def open_core(
+    settings: Settings | None = None, *, migrate: bool = True, load_index: bool = True
+) -> AsyncIterator[Core]:
+    settings = settings or Settings()
+    engine = create_engine(settings.database_url)
+    try:
+        if migrate:
+            await upgrade_database(engine)
+        sessions = session_factory(engine)
+        search = SearchService(SpatialIndex(), default_tz=settings.default_tz)
+        stations = StationService(sessions, search, default_tz=settings.default_tz)
+        core = Core(settings, engine, sessions, search, stations)
+        if load_index:
+            await core.reload_index()
+        yield core
+    finally:
+        await engine.dispose()
+
+
+def install_event_loop_policy() -> None:
+    """uvloop where available: the bot's own overhead dominates its latency, not the search."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

@@ -1,0 +1,262 @@
+"""`yizhan …`: the command line of staff and operators (also `python -m bot`).
+
+Each sub-command parses its arguments, opens the core through the composition root, calls one service
+and prints. Messages go through gettext in the terminal's language (Simplified Chinese when unset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bot.config import Settings
+from bot.domain import AMENITY_KEYS, CRS, GeoPoint, InvalidLocation, YizhanError
+from bot.i18n import environment_locale, translator
+from bot.services.nearby import NearbyResult, NearbyService
+
+_ = translator(environment_locale()).gettext
+log = logging.getLogger("yizhan")
+
+
+class Progress:
+    """One line on stderr that rewrites itself on a terminal and prints every 10% elsewhere."""
+
+    def __init__(self, label: str, stream: Any = None) -> None:
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.started = time.monotonic()
+        self._last_decile = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        percent = 100 * done // total if total else 100
+        elapsed = time.monotonic() - self.started
+        line = f"{self.label}: {done:,}/{total:,} ({percent}%) {elapsed:.1f} s"
+        if self.tty:
+            self.stream.write("\r" + line + ("\n" if done >= total else ""))
+            self.stream.flush()
+        elif percent // 10 != self._last_decile:
+            self._last_decile = percent // 10
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+
+def _parse_at(value: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            _("not an ISO 8601 date and time: {value}").format(value=value)
+        ) from None
+    if at.tzinfo is None:
+        from zoneinfo import ZoneInfo
+
+        at = at.replace(tzinfo=ZoneInfo(Settings().default_tz))
+    return at
+
+
+def _amenity(value: str) -> str:
+    if value not in AMENITY_KEYS:
+        raise argparse.ArgumentTypeError(
+            _("unknown amenity {value}; one of: {keys}").format(value=value, keys=", ".join(AMENITY_KEYS))
+        )
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="yizhan", description=_("yizhan: find the union service stations for outdoor workers")
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help=_("log more"))
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    stations = commands.add_parser("stations", help=_("import, export and seed stations"))
+    station_cmds = stations.add_subparsers(dest="stations_command", required=True, metavar="ACTION")
+    imp = station_cmds.add_parser("import", help=_("import stations from CSV, GeoJSON or XLSX"))
+    imp.add_argument("path", type=Path)
+    imp.add_argument(
+        "--crs",
+        choices=[c.value for c in CRS],
+        default=CRS.WGS84.value,
+        help=_("coordinate system of the file (default: wgs84)"),
+    )
+    imp.add_argument("--dry-run", action="store_true", help=_("check and count, change nothing"))
+    exp = station_cmds.add_parser("export", help=_("export every station"))
+    exp.add_argument("--format", choices=["csv", "geojson"], default="csv")
+    exp.add_argument("--output", type=Path, help=_("file to write (default: standard output)"))
+    seed = station_cmds.add_parser("seed", help=_("build the synthetic national data set"))
+    seed.add_argument("--count", type=int, default=186_100)
+    seed.add_argument("--seed", type=int, default=2024)
+
+    nearby = commands.add_parser("nearby", help=_("the nearest open stations to a point"))
+    nearby.add_argument("lat", type=float)
+    nearby.add_argument("lon", type=float)
+    nearby.add_argument("--k", type=int, default=5)
+    nearby.add_argument("--amenity", type=_amenity, action="append", default=[], metavar="KEY")
+    nearby.add_argument("--at", type=_parse_at, help=_("instant to evaluate opening hours at (default: now)"))
+    nearby.add_argument("--crs", choices=[c.value for c in CRS], default=CRS.WGS84.value)
+    nearby.add_argument(
+        "--include-closed", action="store_true", help=_("also stations closed now or temporarily closed")
+    )
+    nearby.add_argument("--json", action="store_true", help=_("machine-readable output"))
+
+    db = commands.add_parser("db", help=_("database schema"))
+    db_cmds = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_cmds.add_parser("upgrade", help=_("migrate the database to the newest schema"))
+    return parser
+
+
+async def cmd_stations(args: argparse.Namespace) -> int:
+    from bot.app import open_core
+
+    async with open_core(load_index=False) as core:
+        if args.stations_command == "import":
+            report = await core.stations.import_file(
+                args.path, CRS(args.crs), dry_run=args.dry_run, progress=Progress(_("reading"))
+            )
+            for warning in report.warnings:
+                print(_("warning: {warning}").format(warning=warning), file=sys.stderr)
+            for error in report.errors:
+                print(str(error), file=sys.stderr)
+            summary = _(
+                "{total} rows: {inserted} new, {updated} updated, {unchanged} unchanged, {rejected} rejected"
+            ).format(
+                total=report.total_rows,
+                inserted=report.inserted,
+                updated=report.updated,
+                unchanged=report.unchanged,
+                rejected=report.rejected,
+            )
+            if report.dry_run:
+                summary += " " + _("(dry run: nothing was written)")
+            print(summary)
+            return 1 if report.errors else 0
+        if args.stations_command == "export":
+            if args.output:
+                with args.output.open("w", encoding="utf-8", newline="") as out:
+                    count = await core.stations.export(out, args.format)
+                print(
+                    _("{count} stations written to {path}").format(count=count, path=args.output),
+                    file=sys.stderr,
+                )
+            else:
+                await core.stations.export(sys.stdout, args.format)
+            return 0
+        if args.stations_command == "seed":
+            if args.count <= 0:
+                print(_("--count must be positive"), file=sys.stderr)
+                return 2
+            report = await core.stations.seed(args.count, args.seed, progress=Progress(_("generating")))
+            print(
+                _("{inserted} stations added, {updated} updated, {unchanged} unchanged").format(
+                    inserted=report.inserted, updated=report.updated, unchanged=report.unchanged
+                )
+            )
+            return 0
+    return 2
+
+
+def nearby_json(query_point: GeoPoint, at: datetime, results: Sequence[Any]) -> dict[str, Any]:
+    """The `--json` contract of ARCHITECTURE.md."""
+    return {
+        "query": {"lat": query_point.lat, "lon": query_point.lon, "at": at.isoformat()},
+        "results": [result.as_json() for result in results],
+    }
+
+
+async def cmd_nearby(args: argparse.Namespace) -> int:
+    from bot.app import open_core
+
+    try:
+        point = GeoPoint.parse(args.lat, args.lon)
+    except InvalidLocation as exc:
+        print(_("invalid location: {reason}").format(reason=exc.reason), file=sys.stderr)
+        return 2
+    at = args.at or datetime.now(UTC)
+    async with open_core() as core:
+        service = NearbyService(core.search, core.stations)
+        try:
+            point = service.to_wgs84(point, CRS(args.crs))
+        except InvalidLocation as exc:
+            print(_("invalid location: {reason}").format(reason=exc.reason), file=sys.stderr)
+            return 2
+        results = await service.nearby(
+            point, k=args.k, amenities=args.amenity, at=at, include_closed=args.include_closed
+        )
+    if args.json:
+        print(json.dumps(nearby_json(point, at, results), ensure_ascii=False, indent=2))
+        return 0
+    if not results:
+        print(_("No station found."))
+    for n, result in enumerate(results, 1):
+        print(describe(n, result))
+    return 0
+
+
+def describe(n: int, result: NearbyResult) -> str:
+    station, hit = result.station, result.hit
+    if hit.open_now is None:
+        state = _("hours unknown")
+    elif hit.open_now:
+        state = (
+            _("open")
+            if hit.hours.next_change is None
+            else _("open until {time}").format(time=hit.hours.next_change.strftime("%m-%d %H:%M"))
+        )
+    else:
+        state = (
+            _("closed")
+            if hit.hours.next_change is None
+            else _("closed, opens {time}").format(time=hit.hours.next_change.strftime("%m-%d %H:%M"))
+        )
+    return f"{n}. {station.name} [{station.code}] {round(hit.distance_m):,} m · {state}\n   {station.address}"
+
+
+async def cmd_db(args: argparse.Namespace) -> int:
+    from storage.db import create_engine, current_revision, upgrade_database
+
+    engine = create_engine(Settings().database_url)
+    try:
+        await upgrade_database(engine)
+        print(_("database at revision {revision}").format(revision=await current_revision(engine)))
+    finally:
+        await engine.dispose()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler: Callable[[argparse.Namespace], Any] | None = {
+        "stations": cmd_stations,
+        "nearby": cmd_nearby,
+        "db": cmd_db,
+    }.get(args.command)
+    if handler is None:  # pragma: no cover - argparse refuses unknown commands first
+        parser.error(f"unknown command {args.command}")
+    try:
+        from bot.app import install_event_loop_policy
+
+        install_event_loop_policy()
+        return int(asyncio.run(handler(args)) or 0)
+    except YizhanError as exc:
+        print(_("error: {message}").format(message=exc), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Values shared by every layer: station records, amenity keys, statuses and domain errors.
+
+Nothing here touches a database, a network or a clock. Storage builds these from rows, services pass them
+around, handlers and the web layer render them.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+
+#: Amenity keys in their canonical order (the order used for bitmasks, icons and exports), with the
+#: Simplified Chinese label that imports accept besides the key. User-facing labels come from the catalogues.
+AMENITY_LABELS_ZH: dict[str, str] = {
+    "drinking_water": "饮水",
+    "food_heating": "热饭（微波炉）",
+    "rest_area": "休息座椅",
+    "toilet": "卫生间",
+    "phone_charging": "手机充电",
+    "ebike_charging": "电动车充电",
+    "first_aid": "医药箱",
+    "umbrella": "雨具借用",
+    "air_conditioning": "空调避暑",
+    "heating": "冬季取暖",
+    "wifi": "无线上网",
+    "reading": "书报阅览",
+    "legal_aid": "法律援助",
+    "sewing": "衣物缝补",
+}
+AMENITY_KEYS: tuple[str, ...] = tuple(AMENITY_LABELS_ZH)
+AMENITY_BIT: dict[str, int] = {key: 1 << i for i, key in enumerate(AMENITY_KEYS)}
+
+
+def amenity_mask(keys: frozenset[str] | set[str] | tuple[str, ...] | list[str]) -> int:
+    """Bitmask of amenity keys; raises UnknownAmenity for a key that is not one of ours."""
+    mask = 0
+    for key in keys:
+        try:
+            mask |= AMENITY_BIT[key]
+        except KeyError:
+            raise UnknownAmenity(key) from None
+    return mask
+
+
+def amenities_from_mask(mask: int) -> tuple[str, ...]:
+    return tuple(key for key in AMENITY_KEYS if mask & AMENITY_BIT[key])
+
+
+class StationStatus(enum.StrEnum):
+    ACTIVE = "active"
+    TEMPORARILY_CLOSED = "temporarily_closed"
+    CLOSED = "closed"
+
+
+class CRS(enum.StrEnum):
+    WGS84 = "wgs84"
+    GCJ02 = "gcj02"
+    BD09 = "bd09"
+
+
+class YizhanError(Exception):
+    """Base of the errors the edges translate into a user-facing message."""
+
+
+class InvalidLocation(YizhanError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UnknownAmenity(YizhanError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"unknown amenity: {key}")
+        self.key = key
+
+
+class InvalidOpeningHours(YizhanError):
+    def __init__(self, expression: str, message: str) -> None:
+        super().__init__(f"invalid opening hours {expression!r}: {message}")
+        self.expression = expression
+        self.message = message
+
+
+class StationNotFound(YizhanError):
+    def __init__(self, code: str) -> None:
+        super().__init__(f"no station with code {code!r}")
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class GeoPoint:
+    """A WGS-84 point. Construct with `GeoPoint.parse` for untrusted input."""
+
+    lat: float
+    lon: float
+
+    @classmethod
+    def parse(cls, lat: object, lon: object) -> GeoPoint:
+        try:
+            flat = float(lat)  # type: ignore[arg-type]
+            flon = float(lon)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise InvalidLocation("not a number") from None
+        if not (math.isfinite(flat) and math.isfinite(flon)):
+            raise InvalidLocation("not a finite number")
+        if not -90.0 <= flat <= 90.0:
+            raise InvalidLocation("latitude out of range")
+        if not -180.0 <= flon <= 180.0:
+            raise InvalidLocation("longitude out of range")
+        return cls(flat, flon)
+
+
+@dataclass(frozen=True, slots=True)
+class StationRecord:
+    """One station as imported, exported and stored; coordinates are always WGS-84."""
+
+    code: str
+    name: str
+    lat: float
+    lon: float
+    address: str = ""
+    region: str = ""
+    host: str = ""
+    opening_hours: str = ""
+    amenities: tuple[str, ...] = ()
+    phone: str = ""
+    manager: str = ""
+    status: StationStatus = StationStatus.ACTIVE
+    timezone: str | None = None
+    verified_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Station(StationRecord):
+    """A stored station: a record plus its identity and bookkeeping times."""
+
+    id: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NearbyQuery:
+    point: GeoPoint
+    at: datetime
+    k: int = 5
+    amenities: frozenset[str] = field(default_factory=frozenset)
+    include_closed: bool = False

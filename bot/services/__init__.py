@@ -1,0 +1,1 @@
+"""Use cases: search, hours, stations, reports, announcements, users. No transport inside."""

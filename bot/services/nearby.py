@@ -1,0 +1,69 @@
+"""The nearby use case as every channel asks it: index hits joined with the stations' details.
+
+The bot, the HTTP API and `yizhan nearby` all call `NearbyService.nearby`; `NearbyResult.as_json` is the
+one JSON shape of a result (ARCHITECTURE.md's `--json` contract).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.coords import out_of_china, to_wgs84
+from bot.domain import CRS, GeoPoint, InvalidLocation, Station
+from bot.services.search import NearbyHit, SearchService
+from bot.services.stations import StationService
+
+
+@dataclass(frozen=True, slots=True)
+class NearbyResult:
+    station: Station
+    hit: NearbyHit
+
+    def as_json(self) -> dict[str, Any]:
+        station, hit = self.station, self.hit
+        return {
+            "code": station.code,
+            "name": station.name,
+            "address": station.address,
+            "lat": station.lat,
+            "lon": station.lon,
+            "distance_m": round(hit.distance_m),
+            "open_now": hit.open_now,
+            "next_change": hit.hours.next_change.isoformat() if hit.hours.next_change else None,
+            "opening_hours": station.opening_hours,
+            "amenities": list(station.amenities),
+            "phone": station.phone,
+            "status": station.status.value,
+        }
+
+
+class NearbyService:
+    def __init__(self, search: SearchService, stations: StationService) -> None:
+        self.search = search
+        self.stations = stations
+
+    @staticmethod
+    def to_wgs84(point: GeoPoint, crs: CRS) -> GeoPoint:
+        if crs is CRS.WGS84:
+            return point
+        if out_of_china(point.lat, point.lon):
+            raise InvalidLocation(f"{crs.value} coordinates must lie in China")
+        lat, lon = to_wgs84(point.lat, point.lon, crs)
+        return GeoPoint(lat, lon)
+
+    async def nearby(
+        self,
+        point: GeoPoint,
+        *,
+        k: int = 5,
+        amenities: Iterable[str] = (),
+        at: datetime,
+        include_closed: bool = False,
+    ) -> list[NearbyResult]:
+        hits = self.search.find_nearest_open(point, k, amenities, at, include_closed)
+        details = await self.stations.get_many([hit.station_id for hit in hits])
+        # A station deleted between the index read and the detail read is simply left out.
+        return [NearbyResult(details[hit.station_id], hit) for hit in hits if hit.station_id in details]

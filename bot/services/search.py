@@ -1,0 +1,185 @@
+"""Nearest-open search: the question every rider asks.
+
+`find_nearest_open` answers from the in-process spatial index alone (no I/O), so it is safe to call on the
+event loop: a k-d tree query on the sphere fetches candidates, vectorised filters drop stations that are
+not active or lack an amenity, exact WGS-84 geodesic distances rank what is left, and opening hours are
+checked nearest first until k stations are found. The candidate set widens until the k-th answer is
+provably nearer than anything not fetched, so the result always equals a brute-force geodesic scan.
+
+Distances come from pyproj's `Geod.inv` (Karney's algorithm, the one geopy's `geodesic` implements, to
+within nanometres) because it is vectorised: about 1 µs a pair instead of geopy's ~190 µs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from pyproj import Geod
+
+from bot.domain import GeoPoint, InvalidOpeningHours, StationStatus, amenity_mask
+from bot.services.hours import Hours, HoursStatus, OpenState, compile_hours
+from storage.spatial import GEODESIC_LOWER_BOUND, STATUS_CODES, SpatialIndex
+
+WGS84 = Geod(ellps="WGS84")
+_ACTIVE = STATUS_CODES[StationStatus.ACTIVE.value]
+_TEMPORARILY_CLOSED = STATUS_CODES[StationStatus.TEMPORARILY_CLOSED.value]
+_STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}
+_UNKNOWN = HoursStatus(OpenState.UNKNOWN, None, "")
+
+
+@dataclass(frozen=True, slots=True)
+class NearbyHit:
+    """One answer of the search: where the station is, how far, and whether it is open at the instant."""
+
+    station_id: int
+    code: str
+    lat: float
+    lon: float
+    distance_m: float
+    status: StationStatus
+    hours: HoursStatus
+
+    @property
+    def open_now(self) -> bool | None:
+        """True/False, or None when the hours are unknown; a temporarily closed station is never open."""
+        if self.status is not StationStatus.ACTIVE:
+            return False
+        if self.hours.state is OpenState.UNKNOWN:
+            return None
+        return self.hours.state is OpenState.OPEN
+
+
+def geodesic_distances(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> np.ndarray:
+    n = len(lats)
+    if n == 0:
+        return np.empty(0)
+    _, _, dist = WGS84.inv(np.full(n, lon), np.full(n, lat), lons, lats)
+    return np.asarray(dist, dtype=np.float64)
+
+
+class SearchService:
+    """Answers nearest-open questions from a `SpatialIndex`; holds the compiled hours of its stations."""
+
+    def __init__(self, index: SpatialIndex, default_tz: str = "Asia/Shanghai") -> None:
+        self.index = index
+        self.default_tz = default_tz
+        self._compiled: list[Hours | None] = []
+
+    def _hours_table(self) -> list[Hours | None]:
+        keys = self.index.hours_keys
+        compiled = self._compiled
+        # The index only ever appends distinct (expression, tz) pairs, so compiling the new tail suffices.
+        for expression, tz in keys[len(compiled) :]:
+            if not expression:
+                compiled.append(None)
+                continue
+            try:
+                compiled.append(compile_hours(expression, tz or self.default_tz))
+            except InvalidOpeningHours:
+                # Imports validate hours; a value edited into the database by hand is treated as unknown.
+                compiled.append(None)
+        return compiled
+
+    def find_nearest_open(
+        self,
+        point: GeoPoint,
+        k: int = 5,
+        amenities: Iterable[str] = (),
+        at: datetime | None = None,
+        include_closed: bool = False,
+    ) -> list[NearbyHit]:
+        """The k nearest stations open at `at` with every amenity, nearest first (ties by code).
+
+        With `include_closed`, the k nearest active or temporarily closed stations whatever their hours.
+        """
+        if at is None:
+            raise ValueError("find_nearest_open needs the instant to evaluate opening hours at")
+        if at.tzinfo is None:
+            raise ValueError("`at` must be timezone-aware")
+        if k <= 0:
+            return []
+        wanted = amenity_mask(frozenset(amenities))
+        hours_table = self._hours_table()
+        index = self.index
+        ts = at.timestamp()
+        m = max(16, 4 * k)
+        while True:
+            cand = index.nearest(point.lat, point.lon, m)
+            slots = cand.slots
+            status = index.status[slots]
+            ok = (status == _ACTIVE) | ((status == _TEMPORARILY_CLOSED) if include_closed else False)
+            if wanted:
+                ok &= (index.amenity[slots] & wanted) == wanted
+            slots = slots[ok]
+            dist = geodesic_distances(point.lat, point.lon, index.lat[slots], index.lon[slots])
+            # Millimetre rounding makes the order stable against last-bit differences between geodesic
+            # implementations; equal distances fall back to the station code.
+            order = np.lexsort((index.codes[slots], np.round(dist, 3)))
+            chosen: list[tuple[int, float, HoursStatus | None]] = []
+            hours_ref = index.hours_ref
+            for j in order:
+                slot = int(slots[j])
+                hours = hours_table[hours_ref[slot]]
+                if include_closed:
+                    chosen.append((slot, float(dist[j]), None))
+                elif hours is not None and hours.state_at_timestamp(ts) is OpenState.OPEN:
+                    chosen.append((slot, float(dist[j]), None))
+                if len(chosen) == k:
+                    break
+            if cand.complete:
+                break
+            if len(chosen) == k and GEODESIC_LOWER_BOUND * cand.sphere_m[-1] > chosen[-1][1]:
+                break
+            m *= 4
+        return [self._hit(slot, dist_m, at, hours_table) for slot, dist_m, _ in chosen]
+
+    def _hit(self, slot: int, distance_m: float, at: datetime, hours_table: list[Hours | None]) -> NearbyHit:
+        index = self.index
+        hours = hours_table[index.hours_ref[slot]]
+        return NearbyHit(
+            station_id=int(index.ids[slot]),
+            code=index.codes[slot].decode(),
+            lat=float(index.lat[slot]),
+            lon=float(index.lon[slot]),
+            distance_m=distance_m,
+            status=StationStatus(_STATUS_NAMES[int(index.status[slot])]),
+            hours=hours.status(at) if hours is not None else _UNKNOWN,
+        )
+
+
+def brute_force_nearest_open(
+    stations: Iterable[tuple[str, float, float, str, Iterable[str], str, str | None]],
+    point: GeoPoint,
+    k: int,
+    amenities: Iterable[str],
+    at: datetime,
+    default_tz: str = "Asia/Shanghai",
+    include_closed: bool = False,
+) -> list[tuple[str, float]]:
+    """Reference answer by a full geodesic scan with geopy: (code, distance_m) pairs.
+
+    Slow on purpose and independent of the index; tests and benchmarks compare against it.
+    """
+    from geopy.distance import geodesic
+
+    wanted = set(amenities)
+    rows: list[tuple[float, str, float]] = []
+    for code, lat, lon, status, station_amenities, expression, tz in stations:
+        if status != StationStatus.ACTIVE.value and not (
+            include_closed and status == StationStatus.TEMPORARILY_CLOSED.value
+        ):
+            continue
+        if not wanted <= set(station_amenities):
+            continue
+        if not include_closed:
+            if not expression.strip():
+                continue
+            if compile_hours(expression, tz or default_tz).status(at).state is not OpenState.OPEN:
+                continue
+        d = geodesic((point.lat, point.lon), (lat, lon)).meters
+        rows.append((round(d, 3), code, d))
+    rows.sort()
+    return [(code, d) for _, code, d in rows[:k]]

@@ -1,0 +1,408 @@
+"""The in-process spatial index: a read model of the stations table for nearest-neighbour search.
+
+Points live on the unit sphere as 3-D vectors in a scipy cKDTree, so chord distance orders them exactly
+like great-circle distance and nothing breaks at the antimeridian or near the poles. Alongside the tree sit
+compact column arrays (id, code, lat/lon, status, amenity bitmask, hours reference) so a query can filter
+hundreds of candidates without touching Python objects; names and addresses stay in the database.
+
+Changes are patched in place: a status, amenity or hours change rewrites the station's array slots; a new
+or moved station goes to a small overlay scanned by brute force (its old slot is tombstoned) until
+`compact()` rebuilds the tree. Nothing here knows about opening-hours syntax: the index only keeps, per
+station, a reference into a table of distinct `(expression, timezone)` pairs that the search service
+compiles once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.spatial import cKDTree
+
+from bot.domain import AMENITY_BIT, StationStatus
+
+#: Mean Earth radius (IUGG), the sphere the index measures on.
+EARTH_RADIUS_M = 6_371_008.8
+#: The ellipsoid's radii of curvature range from a(1-e²) = 6,335,439 m (meridian at the equator) to
+#: a²/b = 6,399,594 m (at the poles), so any path on WGS-84 is at least 0.99441 times as long as the same
+#: path on the index's sphere: a station whose sphere distance is s is at least LOWER_BOUND * s away
+#: geodesically. The search uses this to know when the candidates it fetched are provably enough.
+GEODESIC_LOWER_BOUND = 0.9944
+
+STATUS_CODES: dict[str, int] = {
+    StationStatus.ACTIVE.value: 0,
+    StationStatus.TEMPORARILY_CLOSED.value: 1,
+    StationStatus.CLOSED.value: 2,
+}
+STATUS_REMOVED = 3  # a tombstoned slot: the station moved to the overlay or was deleted
+
+
+def unit_vectors(lat: NDArray[np.float64], lon: NDArray[np.float64]) -> NDArray[np.float64]:
+    phi = np.radians(lat)
+    lam = np.radians(lon)
+    cos_phi = np.cos(phi)
+    return np.column_stack((cos_phi * np.cos(lam), cos_phi * np.sin(lam), np.sin(phi)))
+
+
+def chord_to_metres(chord: NDArray[np.float64]) -> NDArray[np.float64]:
+    return 2.0 * EARTH_RADIUS_M * np.arcsin(np.minimum(chord, 2.0) / 2.0)
+
+
+def mask_of(amenities: Iterable[str]) -> int:
+    # Unknown keys were rejected on the way into the database; ignore any that slipped in by hand.
+    mask = 0
+    for key in amenities:
+        mask |= AMENITY_BIT.get(key, 0)
+    return mask
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """What the index keeps of a station."""
+
+    id: int
+    code: str
+    lat: float
+    lon: float
+    status: str
+    amenities: tuple[str, ...] | list[str]
+    opening_hours: str
+    timezone: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """Slots nearest a point, ordered by sphere distance; `complete` means there are no others."""
+
+    slots: NDArray[np.intp]
+    sphere_m: NDArray[np.float64]
+    complete: bool
+
+
+class _Columns:
+    """Growable parallel arrays, one slot per station version."""
+
+    def __init__(self, capacity: int) -> None:
+        capacity = max(capacity, 16)
+        self.size = 0
+        self.ids = np.empty(capacity, np.int64)
+        self.lat = np.empty(capacity, np.float64)
+        self.lon = np.empty(capacity, np.float64)
+        self.status = np.empty(capacity, np.int8)
+        self.amenity = np.empty(capacity, np.uint32)
+        self.hours = np.empty(capacity, np.int32)
+        self.codes = np.empty(capacity, "S16")
+
+    def _grow(self, needed: int) -> None:
+        capacity = len(self.ids)
+        if needed <= capacity:
+            return
+        new_capacity = max(needed, capacity * 2)
+        for name in ("ids", "lat", "lon", "status", "amenity", "hours", "codes"):
+            old = getattr(self, name)
+            new = np.empty(new_capacity, old.dtype)
+            new[: self.size] = old[: self.size]
+            setattr(self, name, new)
+
+    def _fit_codes(self, encoded: Sequence[bytes]) -> None:
+        longest = max((len(c) for c in encoded), default=0)
+        if longest > self.codes.dtype.itemsize:
+            self.codes = self.codes.astype(f"S{longest}")
+
+    def append_many(
+        self,
+        ids: NDArray[np.int64],
+        lat: NDArray[np.float64],
+        lon: NDArray[np.float64],
+        status: NDArray[np.int8],
+        amenity: NDArray[np.uint32],
+        hours: NDArray[np.int32],
+        codes: Sequence[bytes],
+    ) -> None:
+        n = len(ids)
+        self._grow(self.size + n)
+        self._fit_codes(codes)
+        s = slice(self.size, self.size + n)
+        self.ids[s] = ids
+        self.lat[s] = lat
+        self.lon[s] = lon
+        self.status[s] = status
+        self.amenity[s] = amenity
+        self.hours[s] = hours
+        self.codes[s] = codes
+        self.size += n
+
+
+class SpatialIndex:
+    """Nearest-neighbour read model of the stations; see the module docstring."""
+
+    #: Overlay size beyond which `needs_compaction` says a rebuild is worth it.
+    OVERLAY_LIMIT = 2048
+
+    def __init__(self, entries: Sequence[IndexEntry] = ()) -> None:
+        self._hours_keys: list[tuple[str, str | None]] = []
+        self._hours_ref: dict[tuple[str, str | None], int] = {}
+        self._mask_cache: dict[tuple[str, ...], int] = {}
+        self._cols = _Columns(len(entries))
+        # Slots of the tree part are sorted by id (found by binary search, no per-station Python object);
+        # the overlay is small and keeps a dict.
+        self._overlay_slot: dict[int, int] = {}
+        self._tree: cKDTree | None = None
+        self._tree_size = 0
+        self._overlay_xyz = np.empty((0, 3))
+        self.version = 0
+        self._load(entries)
+
+    # -- building -------------------------------------------------------------------------------------
+    @classmethod
+    def from_columns(
+        cls,
+        ids: Sequence[int],
+        codes: Sequence[str],
+        lat: Sequence[float],
+        lon: Sequence[float],
+        statuses: Sequence[str],
+        amenities: Sequence[Sequence[str]],
+        opening_hours: Sequence[str],
+        timezones: Sequence[str | None],
+    ) -> SpatialIndex:
+        """Build from parallel columns (what the repository reads), without a Python object per station."""
+        index = cls()
+        index._append(ids, codes, lat, lon, statuses, amenities, opening_hours, timezones)
+        index._rebuild_tree()
+        return index
+
+    def _load(self, entries: Sequence[IndexEntry]) -> None:
+        if not entries:
+            self._rebuild_tree()
+            return
+        self._append(
+            [e.id for e in entries],
+            [e.code for e in entries],
+            [e.lat for e in entries],
+            [e.lon for e in entries],
+            [e.status for e in entries],
+            [tuple(e.amenities) for e in entries],
+            [e.opening_hours for e in entries],
+            [e.timezone for e in entries],
+        )
+        self._rebuild_tree()
+
+    def _hours_slot(self, expression: str, tz: str | None) -> int:
+        key = (expression.strip(), tz)
+        ref = self._hours_ref.get(key)
+        if ref is None:
+            ref = len(self._hours_keys)
+            self._hours_keys.append(key)
+            self._hours_ref[key] = ref
+        return ref
+
+    def _mask(self, amenities: Sequence[str]) -> int:
+        key = tuple(amenities)
+        mask = self._mask_cache.get(key)
+        if mask is None:
+            mask = self._mask_cache[key] = mask_of(key)
+        return mask
+
+    def _append(
+        self,
+        ids: Sequence[int],
+        codes: Sequence[str],
+        lat: Sequence[float],
+        lon: Sequence[float],
+        statuses: Sequence[str],
+        amenities: Sequence[Sequence[str]],
+        opening_hours: Sequence[str],
+        timezones: Sequence[str | None],
+        overlay: bool = False,
+    ) -> None:
+        start = self._cols.size
+        self._cols.append_many(
+            np.asarray(ids, np.int64),
+            np.asarray(lat, np.float64),
+            np.asarray(lon, np.float64),
+            np.fromiter((STATUS_CODES.get(s, 2) for s in statuses), np.int8, len(statuses)),
+            np.fromiter((self._mask(a) for a in amenities), np.uint32, len(amenities)),
+            np.fromiter(
+                (self._hours_slot(h or "", tz) for h, tz in zip(opening_hours, timezones, strict=True)),
+                np.int32,
+                len(opening_hours),
+            ),
+            [c.encode() for c in codes],
+        )
+        if overlay:
+            for offset, station_id in enumerate(ids):
+                old = self.slot_of(station_id)
+                if old is not None:
+                    self._cols.status[old] = STATUS_REMOVED
+                self._overlay_slot[int(station_id)] = start + offset
+
+    def _rebuild_tree(self) -> None:
+        """Put every live slot into a fresh tree and drop tombstones and the overlay."""
+        cols = self._cols
+        live = np.flatnonzero(cols.status[: cols.size] != STATUS_REMOVED)
+        live = live[np.argsort(cols.ids[live], kind="stable")]
+        if len(live) != cols.size or np.any(live != np.arange(cols.size)):
+            compact = _Columns(len(live))
+            compact.codes = compact.codes.astype(cols.codes.dtype)
+            compact.append_many(
+                cols.ids[live],
+                cols.lat[live],
+                cols.lon[live],
+                cols.status[live],
+                cols.amenity[live],
+                cols.hours[live],
+                list(cols.codes[live]),
+            )
+            self._cols = cols = compact
+        self._overlay_slot = {}
+        n = cols.size
+        if n == 0:
+            self._tree = None
+            self._tree_size = 0
+            self._overlay_xyz = np.empty((0, 3))
+            self.version += 1
+            return
+        self._tree = cKDTree(unit_vectors(cols.lat[:n], cols.lon[:n]), leafsize=16, balanced_tree=False)
+        self._tree_size = n
+        self._overlay_xyz = np.empty((0, 3))
+        self.version += 1
+
+    # -- patching -------------------------------------------------------------------------------------
+    def upsert(self, entry: IndexEntry) -> None:
+        """Reflect a new or changed station; cheap, no rebuild."""
+        cols = self._cols
+        slot = self.slot_of(entry.id)
+        if slot is not None and cols.lat[slot] == entry.lat and cols.lon[slot] == entry.lon:
+            cols.status[slot] = STATUS_CODES.get(entry.status, 2)
+            cols.amenity[slot] = self._mask(tuple(entry.amenities))
+            cols.hours[slot] = self._hours_slot(entry.opening_hours or "", entry.timezone)
+            encoded = entry.code.encode()
+            cols._fit_codes([encoded])
+            cols.codes[slot] = encoded
+        else:
+            self._append(
+                [entry.id],
+                [entry.code],
+                [entry.lat],
+                [entry.lon],
+                [entry.status],
+                [tuple(entry.amenities)],
+                [entry.opening_hours],
+                [entry.timezone],
+                overlay=True,
+            )
+            self._overlay_xyz = unit_vectors(
+                self._cols.lat[self._tree_size : self._cols.size],
+                self._cols.lon[self._tree_size : self._cols.size],
+            )
+        self.version += 1
+
+    def remove(self, station_id: int) -> None:
+        slot = self.slot_of(station_id)
+        self._overlay_slot.pop(station_id, None)
+        if slot is not None:
+            self._cols.status[slot] = STATUS_REMOVED
+            self.version += 1
+
+    @property
+    def needs_compaction(self) -> bool:
+        return len(self._overlay_xyz) > self.OVERLAY_LIMIT
+
+    def compact(self) -> None:
+        """Rebuild the tree with the overlay merged in (CPU-bound: call it from a worker thread)."""
+        self._rebuild_tree()
+
+    # -- reading --------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(np.count_nonzero(self._cols.status[: self._cols.size] != STATUS_REMOVED))
+
+    @property
+    def slot_count(self) -> int:
+        return self._cols.size
+
+    @property
+    def hours_keys(self) -> list[tuple[str, str | None]]:
+        """Distinct `(expression, timezone)` pairs; `hours_ref` of a slot indexes this list."""
+        return self._hours_keys
+
+    @property
+    def ids(self) -> NDArray[np.int64]:
+        return self._cols.ids
+
+    @property
+    def codes(self) -> NDArray[np.bytes_]:
+        return self._cols.codes
+
+    @property
+    def lat(self) -> NDArray[np.float64]:
+        return self._cols.lat
+
+    @property
+    def lon(self) -> NDArray[np.float64]:
+        return self._cols.lon
+
+    @property
+    def status(self) -> NDArray[np.int8]:
+        return self._cols.status
+
+    @property
+    def amenity(self) -> NDArray[np.uint32]:
+        return self._cols.amenity
+
+    @property
+    def hours_ref(self) -> NDArray[np.int32]:
+        return self._cols.hours
+
+    def slot_of(self, station_id: int) -> int | None:
+        """The live slot of a station, or None."""
+        slot = self._overlay_slot.get(station_id)
+        if slot is None:
+            ids = self._cols.ids[: self._tree_size]
+            i = int(np.searchsorted(ids, station_id))
+            if i < len(ids) and ids[i] == station_id:
+                slot = i
+        if slot is None or self._cols.status[slot] == STATUS_REMOVED:
+            return None
+        return slot
+
+    def nearest(self, lat: float, lon: float, m: int) -> Candidates:
+        """The m slots nearest (lat, lon) on the sphere, tombstones included, nearest first."""
+        phi = math.radians(lat)
+        lam = math.radians(lon)
+        q = np.array((math.cos(phi) * math.cos(lam), math.cos(phi) * math.sin(lam), math.sin(phi)))
+        tree_n = self._tree_size
+        take = min(m, tree_n)
+        if take > 0 and self._tree is not None:
+            chord, slots = self._tree.query(q, k=take)
+            chord = np.atleast_1d(chord)
+            slots = np.atleast_1d(slots).astype(np.intp)
+        else:
+            chord = np.empty(0)
+            slots = np.empty(0, np.intp)
+        complete = take >= tree_n
+        if len(self._overlay_xyz):
+            over_chord = np.linalg.norm(self._overlay_xyz - q, axis=1)
+            over_slots = np.arange(tree_n, self._cols.size, dtype=np.intp)
+            if not complete:
+                # Overlay points beyond the farthest tree candidate would break the "nothing nearer was
+                # left out" guarantee for the tree part, so keep only those within it.
+                keep = over_chord <= chord[-1]
+                over_chord, over_slots = over_chord[keep], over_slots[keep]
+            chord = np.concatenate((chord, over_chord))
+            slots = np.concatenate((slots, over_slots))
+            order = np.argsort(chord, kind="stable")
+            chord, slots = chord[order], slots[order]
+        return Candidates(slots, chord_to_metres(chord), complete)
+
+    def memory_bytes(self) -> int:
+        cols = self._cols
+        arrays = (cols.ids, cols.lat, cols.lon, cols.status, cols.amenity, cols.hours, cols.codes)
+        total = sum(a.nbytes for a in arrays)
+        if self._tree is not None:
+            # cKDTree keeps its own copy of the points and an index permutation.
+            total += self._tree.data.nbytes + self._tree.indices.nbytes + self._tree.size * 64
+        return total

@@ -1,0 +1,201 @@
+"""Station repository: every SQL statement about stations lives here.
+
+Rows become `bot.domain.Station` values on the way out; nothing above this module sees an ORM object.
+Bulk writes use the dialect's own `INSERT … ON CONFLICT (code) DO UPDATE` (SQLite and PostgreSQL share
+the syntax), and the update only fires when a value really changed, so re-importing an export leaves
+`updated_at` alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Text, cast, func, or_, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain import Station, StationRecord, StationStatus
+from storage.models import StationRow, utcnow
+from storage.spatial import IndexEntry, SpatialIndex
+
+#: Columns an import or an edit may set; identity and bookkeeping columns are the database's.
+RECORD_FIELDS: tuple[str, ...] = (
+    "name",
+    "address",
+    "lat",
+    "lon",
+    "region",
+    "host",
+    "opening_hours",
+    "amenities",
+    "phone",
+    "manager",
+    "status",
+    "timezone",
+    "verified_at",
+)
+_BATCH = 2000
+# SQLite allows 32,766 bound parameters per statement; keep IN lists well under it.
+_IN_CHUNK = 5000
+
+
+def row_to_station(row: StationRow) -> Station:
+    return Station(
+        id=row.id,
+        code=row.code,
+        name=row.name,
+        address=row.address,
+        lat=row.lat,
+        lon=row.lon,
+        region=row.region,
+        host=row.host,
+        opening_hours=row.opening_hours,
+        amenities=tuple(row.amenities or ()),
+        phone=row.phone,
+        manager=row.manager,
+        status=StationStatus(row.status),
+        timezone=row.timezone,
+        verified_at=row.verified_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def record_values(record: StationRecord) -> dict[str, Any]:
+    values: dict[str, Any] = {name: getattr(record, name) for name in RECORD_FIELDS}
+    values["amenities"] = list(record.amenities)
+    values["status"] = record.status.value
+    return values
+
+
+def index_entry(station: Station) -> IndexEntry:
+    return IndexEntry(
+        id=station.id,
+        code=station.code,
+        lat=station.lat,
+        lon=station.lon,
+        status=station.status.value,
+        amenities=station.amenities,
+        opening_hours=station.opening_hours,
+        timezone=station.timezone,
+    )
+
+
+class StationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def count(self, status: StationStatus | None = None) -> int:
+        stmt = select(func.count()).select_from(StationRow)
+        if status is not None:
+            stmt = stmt.where(StationRow.status == status.value)
+        return int(await self.session.scalar(stmt) or 0)
+
+    async def get_by_code(self, code: str) -> Station | None:
+        row = await self.session.scalar(select(StationRow).where(StationRow.code == code))
+        return row_to_station(row) if row else None
+
+    async def get(self, station_id: int) -> Station | None:
+        row = await self.session.get(StationRow, station_id)
+        return row_to_station(row) if row else None
+
+    async def get_many(self, ids: Sequence[int]) -> dict[int, Station]:
+        if not ids:
+            return {}
+        rows = await self.session.scalars(select(StationRow).where(StationRow.id.in_(list(ids))))
+        return {row.id: row_to_station(row) for row in rows}
+
+    async def by_codes(self, codes: Iterable[str]) -> dict[str, Station]:
+        codes = list(codes)
+        found: dict[str, Station] = {}
+        for start in range(0, len(codes), _IN_CHUNK):
+            chunk = codes[start : start + _IN_CHUNK]
+            rows = await self.session.scalars(select(StationRow).where(StationRow.code.in_(chunk)))
+            found.update((row.code, row_to_station(row)) for row in rows)
+        return found
+
+    async def stream_all(self, batch: int = _BATCH) -> AsyncIterator[Station]:
+        """Every station in code order, streamed (exports of the whole network stay flat in memory)."""
+        result = await self.session.stream_scalars(
+            select(StationRow).order_by(StationRow.code).execution_options(yield_per=batch)
+        )
+        async for row in result:
+            yield row_to_station(row)
+
+    async def changed_since(self, since: datetime, limit: int | None = None) -> list[Station]:
+        stmt = select(StationRow).where(StationRow.updated_at > since).order_by(StationRow.updated_at)
+        if limit:
+            stmt = stmt.limit(limit)
+        return [row_to_station(row) for row in await self.session.scalars(stmt)]
+
+    async def upsert_many(self, records: Sequence[StationRecord], now: datetime | None = None) -> None:
+        """Insert new codes, update changed ones, leave identical ones untouched. Caller commits."""
+        if not records:
+            return
+        now = now or utcnow()
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        table = StationRow.__table__
+        for start in range(0, len(records), _BATCH):
+            rows = [
+                {"code": r.code, **record_values(r), "created_at": now, "updated_at": now}
+                for r in records[start : start + _BATCH]
+            ]
+            stmt = insert(table)
+            excluded = stmt.excluded
+            changed = or_(
+                *(
+                    table.c[name].is_distinct_from(excluded[name])
+                    for name in RECORD_FIELDS
+                    if name != "amenities"
+                ),
+                # JSON has no equality operator on PostgreSQL; compare its text form.
+                cast(table.c.amenities, Text) != cast(excluded.amenities, Text),
+            )
+            update = {name: excluded[name] for name in RECORD_FIELDS}
+            update["updated_at"] = excluded.updated_at
+            await self.session.execute(
+                stmt.on_conflict_do_update(index_elements=["code"], set_=update, where=changed), rows
+            )
+
+    async def update_fields(self, station_id: int, now: datetime | None = None, **values: Any) -> Station:
+        row = await self.session.get(StationRow, station_id)
+        if row is None:
+            raise LookupError(station_id)
+        for name, value in values.items():
+            if name not in RECORD_FIELDS:
+                raise ValueError(f"{name} cannot be edited")
+            if name == "status" and isinstance(value, StationStatus):
+                value = value.value
+            if name == "amenities":
+                value = list(value)
+            setattr(row, name, value)
+        row.updated_at = now or utcnow()
+        await self.session.flush()
+        return row_to_station(row)
+
+    async def load_index(self) -> SpatialIndex:
+        """Read the columns the index needs in one pass, without building ORM objects."""
+        result = await self.session.execute(
+            text(
+                "SELECT id, code, lat, lon, status, amenities, opening_hours, timezone "
+                "FROM stations WHERE status != 'closed' ORDER BY id"
+            )
+        )
+        rows = result.all()
+        if not rows:
+            return SpatialIndex()
+        ids, codes, lats, lons, statuses, amenities_raw, hours, tzs = zip(*rows, strict=True)
+        parsed: dict[Any, tuple[str, ...]] = {}
+        amenities = []
+        for raw in amenities_raw:
+            # Drivers hand JSON back as text or already decoded; few distinct sets, so decode each once.
+            key = raw if isinstance(raw, str) else json.dumps(raw)
+            value = parsed.get(key)
+            if value is None:
+                value = parsed[key] = tuple(json.loads(key))
+            amenities.append(value)
+        return SpatialIndex.from_columns(ids, codes, lats, lons, statuses, amenities, hours, tzs)

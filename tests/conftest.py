@@ -1,0 +1,89 @@
+"""Shared fixtures: real databases (SQLite files and a fresh PostgreSQL+PostGIS database per run).
+
+With CI=true a missing PostgreSQL or Redis fails the run instead of skipping, so a green CI always means
+the suites ran against the real services.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from bot.config import Settings
+from storage.db import create_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def service_missing(what: str, error: BaseException) -> None:
+    message = f"{what} is not reachable: {error!r}"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: tests that need it must run)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh database on the local server for this run, dropped at the end."""
+    name = f"yizhan_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        await admin.dispose()
+        service_missing("PostgreSQL", exc)
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """Each storage test runs on a new SQLite file and on the run's PostgreSQL database, emptied."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'yizhan.db'}"
+        return
+    url: str = request.getfixturevalue("postgres_url")
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        exists = await conn.scalar(text("SELECT to_regclass('public.stations') IS NOT NULL"))
+        if exists:
+            tables = (
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                            "AND tablename NOT IN ('alembic_version', 'spatial_ref_sys')"
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path) -> Iterator[Settings]:
+    yield Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'yizhan.db'}", _env_file=None)  # type: ignore[call-arg]

@@ -1,0 +1,180 @@
+"""find_nearest_open must equal a brute-force geodesic scan, always."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.domain import AMENITY_KEYS, GeoPoint
+from bot.services.search import SearchService, brute_force_nearest_open
+from storage.spatial import IndexEntry, SpatialIndex
+
+HOURS = [
+    "24/7",
+    "Mo-Su 08:00-20:00",
+    "Mo-Fr 09:00-18:00; PH off",
+    "Mo-Su 22:00-06:00",
+    "Mo-Su 08:00-18:00; PH 09:00-16:00",
+    "Mo-Fr 08:30-17:30; Sa,Su 09:00-17:00",
+    "",
+]
+STATUSES = ["active", "active", "active", "temporarily_closed", "closed"]
+# Centres across China, its far north and far south included.
+CENTRES = [(52.97, 122.54), (18.25, 109.51), (23.13, 113.26), (43.83, 87.62), (29.65, 91.13), (39.90, 116.40)]
+
+
+def station_strategy(centre: tuple[float, float]) -> st.SearchStrategy[tuple]:
+    lat0, lon0 = centre
+    return st.tuples(
+        st.floats(lat0 - 0.3, lat0 + 0.3),
+        st.floats(lon0 - 0.3, lon0 + 0.3),
+        st.sampled_from(STATUSES),
+        st.lists(st.sampled_from(AMENITY_KEYS[:5]), max_size=4, unique=True),
+        st.sampled_from(HOURS),
+        st.sampled_from([None, None, "Asia/Urumqi"]),
+    )
+
+
+@st.composite
+def scenario(draw: st.DrawFn) -> tuple:
+    centre = draw(st.sampled_from(CENTRES))
+    raw = draw(st.lists(station_strategy(centre), min_size=0, max_size=60))
+    # Co-located stations exercise the tie-break by code.
+    if raw and draw(st.booleans()):
+        raw.append(raw[0])
+    entries = [
+        IndexEntry(i + 1, f"C{draw(st.integers(0, 99)):02d}{i:03d}", lat, lon, status, tuple(am), hours, tz)
+        for i, (lat, lon, status, am, hours, tz) in enumerate(raw)
+    ]
+    qlat = draw(st.floats(centre[0] - 0.4, centre[0] + 0.4))
+    qlon = draw(st.floats(centre[1] - 0.4, centre[1] + 0.4))
+    k = draw(st.integers(1, 7))
+    wanted = draw(st.lists(st.sampled_from(AMENITY_KEYS[:5]), max_size=2, unique=True))
+    at = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(minutes=draw(st.integers(0, 3 * 365 * 24 * 60)))
+    include_closed = draw(st.booleans())
+    return entries, GeoPoint(qlat, qlon), k, wanted, at, include_closed
+
+
+def reference(
+    entries: list[IndexEntry], point: GeoPoint, k: int, wanted: list[str], at: datetime, include_closed: bool
+) -> list[tuple[str, float]]:
+    rows = [(e.code, e.lat, e.lon, e.status, e.amenities, e.opening_hours, e.timezone) for e in entries]
+    return brute_force_nearest_open(rows, point, k, wanted, at, include_closed=include_closed)
+
+
+def assert_same(got: list, expected: list[tuple[str, float]]) -> None:
+    assert [h.code for h in got] == [code for code, _ in expected]
+    for hit, (_, distance) in zip(got, expected, strict=True):
+        assert hit.distance_m == pytest.approx(distance, abs=1e-6)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenario())
+def test_find_nearest_open_equals_brute_force_geodesic_scan(case: tuple) -> None:
+    entries, point, k, wanted, at, include_closed = case
+    search = SearchService(SpatialIndex(entries))
+    got = search.find_nearest_open(point, k, wanted, at, include_closed)
+    assert_same(got, reference(entries, point, k, wanted, at, include_closed))
+
+
+@settings(max_examples=100, deadline=None)
+@given(scenario(), st.data())
+def test_patched_index_answers_like_a_fresh_one(case: tuple, data: st.DataObject) -> None:
+    entries, point, k, wanted, at, include_closed = case
+    index = SpatialIndex(entries)
+    search = SearchService(index)
+    current = {e.id: e for e in entries}
+    for entry in list(entries)[: data.draw(st.integers(0, len(entries)))]:
+        change = data.draw(st.sampled_from(["move", "status", "remove", "hours"]))
+        if change == "move":
+            moved = IndexEntry(
+                entry.id,
+                entry.code,
+                point.lat + data.draw(st.floats(-0.01, 0.01)),
+                point.lon,
+                "active",
+                entry.amenities,
+                "24/7",
+                None,
+            )
+            index.upsert(moved)
+            current[entry.id] = moved
+        elif change == "status":
+            changed = IndexEntry(
+                entry.id,
+                entry.code,
+                entry.lat,
+                entry.lon,
+                "active",
+                entry.amenities,
+                entry.opening_hours,
+                entry.timezone,
+            )
+            index.upsert(changed)
+            current[entry.id] = changed
+        elif change == "hours":
+            changed = IndexEntry(
+                entry.id,
+                entry.code,
+                entry.lat,
+                entry.lon,
+                entry.status,
+                entry.amenities,
+                "Mo-Su 00:00-12:00",
+                entry.timezone,
+            )
+            index.upsert(changed)
+            current[entry.id] = changed
+        else:
+            index.remove(entry.id)
+            del current[entry.id]
+    expected = reference(list(current.values()), point, k, wanted, at, include_closed)
+    assert_same(search.find_nearest_open(point, k, wanted, at, include_closed), expected)
+    index.compact()
+    assert_same(search.find_nearest_open(point, k, wanted, at, include_closed), expected)
+
+
+def test_rider_sees_only_open_stations_sorted_by_distance() -> None:
+    at = datetime(2025, 10, 2, 12, 0, tzinfo=UTC)  # 20:00 in Guangzhou on a National Day holiday
+    entries = [
+        IndexEntry(
+            1, "A", 23.1300, 113.2600, "active", ("drinking_water",), "Mo-Fr 09:00-18:00; PH off", None
+        ),
+        IndexEntry(2, "B", 23.1310, 113.2600, "active", ("drinking_water",), "24/7", None),
+        IndexEntry(3, "C", 23.1400, 113.2600, "active", ("toilet",), "Mo-Su 08:00-22:00", None),
+        IndexEntry(4, "D", 23.1305, 113.2600, "temporarily_closed", ("drinking_water",), "24/7", None),
+        IndexEntry(5, "E", 23.1500, 113.2600, "active", ("drinking_water", "toilet"), "", None),
+    ]
+    search = SearchService(SpatialIndex(entries))
+    point = GeoPoint(23.13, 113.26)
+    assert [h.code for h in search.find_nearest_open(point, 5, (), at)] == ["B", "C"]
+    assert [h.code for h in search.find_nearest_open(point, 5, ["toilet"], at)] == ["C"]
+    everything = search.find_nearest_open(point, 5, (), at, include_closed=True)
+    assert [h.code for h in everything] == ["A", "D", "B", "C", "E"]
+    assert [h.open_now for h in everything] == [False, False, True, True, None]
+
+
+def test_widening_finds_a_rare_amenity_far_away() -> None:
+    entries = [
+        IndexEntry(i, f"N{i:05d}", 23.0 + i * 1e-4, 113.0, "active", ("drinking_water",), "24/7", None)
+        for i in range(1, 3000)
+    ]
+    entries.append(IndexEntry(5000, "FAR", 25.0, 113.0, "active", ("legal_aid",), "24/7", None))
+    search = SearchService(SpatialIndex(entries))
+    hits = search.find_nearest_open(GeoPoint(23.0, 113.0), 3, ["legal_aid"], datetime(2025, 1, 6, tzinfo=UTC))
+    assert [h.code for h in hits] == ["FAR"]
+    assert hits[0].distance_m == pytest.approx(221_400, rel=0.01)
+
+
+def test_empty_index_and_unknown_amenity() -> None:
+    from bot.domain import UnknownAmenity
+
+    search = SearchService(SpatialIndex())
+    assert search.find_nearest_open(GeoPoint(0, 0), 5, (), datetime(2025, 1, 1, tzinfo=UTC)) == []
+    with pytest.raises(UnknownAmenity):
+        search.find_nearest_open(GeoPoint(0, 0), 5, ["beer"], datetime(2025, 1, 1, tzinfo=UTC))
+    with pytest.raises(ValueError):
+        search.find_nearest_open(GeoPoint(0, 0), 5, (), datetime(2025, 1, 1))
