@@ -148,3 +148,15 @@ class NearbyQuery:
     k: int = 5
     amenities: frozenset[str] = field(default_factory=frozenset)
     include_closed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """Someone the bot knows: Telegram identity, language choice and remembered amenity filter."""
+
+    id: int
+    first_name: str = ""
+    username: str | None = None
+    language_code: str | None = None
+    locale: str | None = None
+    amenity_filter: tuple[str, ...] = ()

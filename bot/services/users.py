@@ -1,0 +1,48 @@
+"""User use cases: recognise a user on every update, remember their language and amenity filter."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain import AMENITY_KEYS, UnknownAmenity, User
+from bot.i18n import LOCALES, locale_for
+from storage.users_repo import UserRepository
+
+
+class UnknownLocale(ValueError):
+    pass
+
+
+def effective_locale(user: User | None, language_code: str | None = None) -> str:
+    """An explicit choice wins; otherwise Telegram's language_code decides."""
+    if user is not None and user.locale in LOCALES:
+        return user.locale  # type: ignore[return-value]
+    return locale_for(user.language_code if user is not None else language_code)
+
+
+class UserService:
+    """Works inside the caller's session (one per update); the caller commits."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.repo = UserRepository(session)
+        self.session = session
+
+    async def seen(
+        self, user_id: int, first_name: str, username: str | None, language_code: str | None
+    ) -> User:
+        return await self.repo.upsert(user_id, first_name[:200], (username or None), language_code)
+
+    async def choose_locale(self, user_id: int, locale: str) -> User:
+        if locale not in LOCALES:
+            raise UnknownLocale(locale)
+        return await self.repo.set_locale(user_id, locale)
+
+    async def toggle_amenity(self, user: User, key: str) -> User:
+        if key not in AMENITY_KEYS:
+            raise UnknownAmenity(key)
+        chosen = set(user.amenity_filter)
+        chosen ^= {key}
+        return await self.repo.set_amenity_filter(user.id, tuple(k for k in AMENITY_KEYS if k in chosen))
+
+    async def clear_filter(self, user: User) -> User:
+        return await self.repo.set_amenity_filter(user.id, ())

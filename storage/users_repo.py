@@ -1,0 +1,69 @@
+"""User repository: who talks to the bot, their language choice and their amenity filter."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain import User
+from storage.models import UserRow, utcnow
+
+
+def row_to_user(row: UserRow) -> User:
+    return User(
+        id=row.id,
+        first_name=row.first_name,
+        username=row.username,
+        language_code=row.language_code,
+        locale=row.locale,
+        amenity_filter=tuple(row.amenity_filter or ()),
+    )
+
+
+class UserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, user_id: int) -> User | None:
+        row = await self.session.get(UserRow, user_id)
+        return row_to_user(row) if row else None
+
+    async def upsert(
+        self, user_id: int, first_name: str, username: str | None, language_code: str | None
+    ) -> User:
+        """Create the user or refresh what Telegram tells about them; writes only when something changed."""
+        row = await self.session.get(UserRow, user_id)
+        if row is None:
+            row = UserRow(
+                id=user_id,
+                first_name=first_name,
+                username=username,
+                language_code=language_code,
+                amenity_filter=[],
+            )
+            self.session.add(row)
+            await self.session.flush()
+        elif (row.first_name, row.username, row.language_code) != (first_name, username, language_code):
+            row.first_name, row.username, row.language_code = first_name, username, language_code
+            row.updated_at = utcnow()
+            await self.session.flush()
+        return row_to_user(row)
+
+    async def set_locale(self, user_id: int, locale: str | None) -> User:
+        row = await self._require(user_id)
+        row.locale = locale
+        row.updated_at = utcnow()
+        await self.session.flush()
+        return row_to_user(row)
+
+    async def set_amenity_filter(self, user_id: int, amenities: tuple[str, ...]) -> User:
+        row = await self._require(user_id)
+        row.amenity_filter = list(amenities)
+        row.updated_at = utcnow()
+        await self.session.flush()
+        return row_to_user(row)
+
+    async def _require(self, user_id: int) -> UserRow:
+        row = await self.session.get(UserRow, user_id)
+        if row is None:
+            raise LookupError(user_id)
+        return row
