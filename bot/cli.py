@@ -108,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     nearby.add_argument("--json", action="store_true", help=_("machine-readable output"))
 
+    commands.add_parser("run", help=_("run the bot: polling, or webhook when WEBHOOK_URL is set"))
+    demo = commands.add_parser(
+        "demo", help=_("the whole service on this machine, no Telegram account needed")
+    )
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8080)
+
     db = commands.add_parser("db", help=_("database schema"))
     db_cmds = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_cmds.add_parser("upgrade", help=_("migrate the database to the newest schema"))
@@ -232,6 +239,68 @@ async def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_run(args: argparse.Namespace) -> int:
+    from bot.app import open_core
+    from bot.telegram import build_bot, build_dispatcher, run_polling, serve_webhook
+
+    settings = Settings()
+    if settings.bot_token is None:
+        print(_("BOT_TOKEN is not set. Get a token from @BotFather, or try `yizhan demo`."), file=sys.stderr)
+        return 2
+    async with open_core(settings) as core:
+        bot = build_bot(settings.bot_token.get_secret_value(), settings.telegram_api_url)
+        dp = build_dispatcher(core)
+        try:
+            if settings.webhook_url:
+                await serve_webhook(core, bot, dp, "0.0.0.0", 8080)
+            else:
+                await run_polling(core, bot, dp)
+        finally:
+            await bot.session.close()
+    return 0
+
+
+DEMO_PLACE_LABELS = {
+    "guangzhou_tianhe": "广州 天河 · Guangzhou Tianhe",
+    "shenzhen_futian": "深圳 福田 · Shenzhen Futian",
+    "beijing_chaoyang": "北京 朝阳 · Beijing Chaoyang",
+    "shanghai_peoples_square": "上海 人民广场 · Shanghai People's Square",
+    "chengdu_chunxi_road": "成都 春熙路 · Chengdu Chunxi Road",
+    "wuhan": "武汉 · Wuhan",
+}
+
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.app import open_core
+    from bot.localapi import LocalBotAPI
+    from bot.telegram import build_bot, build_dispatcher, run_polling
+    from storage.seed import DEMO_PLACES, demo_stations
+
+    async with open_core() as core:
+        if await core.stations.count() == 0:
+            print(_("Empty database: adding the demo stations…"), file=sys.stderr)
+            await core.stations.save_records(demo_stations())
+            await core.reload_index()
+        api = LocalBotAPI(
+            preset_places=[(key, DEMO_PLACE_LABELS.get(key, key), lat, lon) for key, lat, lon in DEMO_PLACES]
+        )
+        url = await api.start(args.host, args.port)
+        bot = build_bot(api.token, url)
+        dp = build_dispatcher(core)
+        print(
+            _(
+                "yizhan demo: {count} stations. Open {url}/ in a browser to chat with the bot; Ctrl+C stops."
+            ).format(count=len(core.search.index), url=url),
+            flush=True,
+        )
+        try:
+            await run_polling(core, bot, dp)
+        finally:
+            await bot.session.close()
+            await api.stop()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -243,6 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stations": cmd_stations,
         "nearby": cmd_nearby,
         "db": cmd_db,
+        "run": cmd_run,
+        "demo": cmd_demo,
     }.get(args.command)
     if handler is None:  # pragma: no cover - argparse refuses unknown commands first
         parser.error(f"unknown command {args.command}")

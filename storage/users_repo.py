@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import User
@@ -33,15 +34,25 @@ class UserRepository:
         """Create the user or refresh what Telegram tells about them; writes only when something changed."""
         row = await self.session.get(UserRow, user_id)
         if row is None:
-            row = UserRow(
-                id=user_id,
-                first_name=first_name,
-                username=username,
-                language_code=language_code,
-                amenity_filter=[],
+            # Several first updates of one user can arrive at once: insert-or-ignore, then read.
+            dialect = self.session.get_bind().dialect.name
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            now = utcnow()
+            await self.session.execute(
+                insert(UserRow)
+                .values(
+                    id=user_id,
+                    first_name=first_name,
+                    username=username,
+                    language_code=language_code,
+                    amenity_filter=[],
+                    created_at=now,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["id"])
             )
-            self.session.add(row)
-            await self.session.flush()
+            row = await self.session.get(UserRow, user_id, populate_existing=True)
+            assert row is not None
         elif (row.first_name, row.username, row.language_code) != (first_name, username, language_code):
             row.first_name, row.username, row.language_code = first_name, username, language_code
             row.updated_at = utcnow()

@@ -11,8 +11,8 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import text
@@ -56,7 +56,7 @@ def postgres_url() -> Iterator[str]:
     name = f"yizhan_test_{uuid.uuid4().hex[:10]}"
     try:
         run_in_thread(lambda: _admin(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any connection failure means "no server"
+    except Exception as exc:
         service_missing("PostgreSQL", exc)
     try:
         yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
@@ -100,3 +100,19 @@ def settings(database_url: str) -> Settings:
 @pytest.fixture
 def sqlite_settings(tmp_path: Path) -> Iterator[Settings]:
     yield Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'yizhan.db'}", _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_catalogues() -> None:
+    """Compile the catalogues the way the install step does, so tests see the current translations."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    for po_path in (ROOT / "locales").glob("*/LC_MESSAGES/messages.po"):
+        mo_path = po_path.with_suffix(".mo")
+        if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
+            continue
+        with po_path.open("rb") as po:
+            catalog = read_po(po)
+        with mo_path.open("wb") as mo:
+            write_mo(mo, catalog, use_fuzzy=False)

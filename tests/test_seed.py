@@ -119,8 +119,7 @@ def test_no_city_centre_lies_in_hong_kong_or_macau() -> None:
 
 
 def test_guangzhou_area_is_guangdong(small: list[StationRecord]) -> None:
-    near = [r for r in small
-            if haversine_m(r.lat, r.lon, 23.1291, 113.2644) < 30_000]
+    near = [r for r in small if haversine_m(r.lat, r.lon, 23.1291, 113.2644) < 30_000]
     assert len(near) > 20
     assert all(r.region.startswith("44") for r in near)
     assert all(r.name.startswith(("广州", "佛山")) for r in near)
@@ -212,11 +211,37 @@ def test_guangdong_is_the_biggest_province(national: list[StationRecord]) -> Non
 # ---- tables against GeoNames ---------------------------------------------------------------------------
 
 CAPITALS = {
-    "Beijing": 11, "Tianjin": 12, "Shijiazhuang": 13, "Taiyuan": 14, "Hohhot": 15, "Shenyang": 21,
-    "Changchun": 22, "Harbin": 23, "Shanghai": 31, "Nanjing": 32, "Hangzhou": 33, "Hefei": 34, "Fuzhou": 35,
-    "Nanchang": 36, "Jinan": 37, "Zhengzhou": 41, "Wuhan": 42, "Changsha": 43, "Guangzhou": 44, "Nanning": 45,
-    "Haikou": 46, "Chongqing": 50, "Chengdu": 51, "Guiyang": 52, "Kunming": 53, "Lhasa": 54, "Xi’an": 61,
-    "Lanzhou": 62, "Xining": 63, "Yinchuan": 64, "Ürümqi": 65,
+    "Beijing": 11,
+    "Tianjin": 12,
+    "Shijiazhuang": 13,
+    "Taiyuan": 14,
+    "Hohhot": 15,
+    "Shenyang": 21,
+    "Changchun": 22,
+    "Harbin": 23,
+    "Shanghai": 31,
+    "Nanjing": 32,
+    "Hangzhou": 33,
+    "Hefei": 34,
+    "Fuzhou": 35,
+    "Nanchang": 36,
+    "Jinan": 37,
+    "Zhengzhou": 41,
+    "Wuhan": 42,
+    "Changsha": 43,
+    "Guangzhou": 44,
+    "Nanning": 45,
+    "Haikou": 46,
+    "Chongqing": 50,
+    "Chengdu": 51,
+    "Guiyang": 52,
+    "Kunming": 53,
+    "Lhasa": 54,
+    "Xi’an": 61,
+    "Lanzhou": 62,
+    "Xining": 63,
+    "Yinchuan": 64,
+    "Ürümqi": 65,
 }
 
 
@@ -232,8 +257,17 @@ def test_hand_tables_name_places_geonames_has() -> None:
         assert key in rows, key
 
 
-@pytest.mark.parametrize(("name", "zh"), [("Guangzhou", "广州"), ("Beijing", "北京"), ("Shanghai", "上海"),
-                                          ("Changchun", "长春"), ("Foshan", "佛山"), ("Xiamen", "厦门")])
+@pytest.mark.parametrize(
+    ("name", "zh"),
+    [
+        ("Guangzhou", "广州"),
+        ("Beijing", "北京"),
+        ("Shanghai", "上海"),
+        ("Changchun", "长春"),
+        ("Foshan", "佛山"),
+        ("Xiamen", "厦门"),
+    ],
+)
 def test_chinese_name_prefers_the_simplified_spelling(cn_cities: list[dict], name: str, zh: str) -> None:
     assert chinese_name(biggest(cn_cities, name)["alternatenames"]) == zh
 
@@ -254,8 +288,12 @@ def test_demo_places_are_the_presets() -> None:
 def test_demo_has_an_open_station_with_water_near_every_place(demo: list[StationRecord]) -> None:
     lat = np.array([r.lat for r in demo])
     lon = np.array([r.lon for r in demo])
-    good = np.array([r.opening_hours == "24/7" and r.status is StationStatus.ACTIVE
-                     and "drinking_water" in r.amenities for r in demo])
+    good = np.array(
+        [
+            r.opening_hours == "24/7" and r.status is StationStatus.ACTIVE and "drinking_water" in r.amenities
+            for r in demo
+        ]
+    )
     for key, plat, plon in DEMO_PLACES:
         near = haversine_m(lat, lon, plat, plon) <= 1_000
         assert (near & good).sum() >= 3, key

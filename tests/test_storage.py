@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from storage.seed import generate_stations
 
 from bot.app import open_core
 from bot.config import Settings
 from bot.domain import CRS, GeoPoint, StationRecord, StationStatus
 from bot.services.search import brute_force_nearest_open
+from storage.seed import generate_stations
 
 ROOT = Path(__file__).resolve().parent.parent
 AT = datetime(2025, 10, 2, 4, 0, tzinfo=UTC)  # noon in China, a National Day holiday

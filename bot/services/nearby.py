@@ -63,7 +63,63 @@ class NearbyService:
         at: datetime,
         include_closed: bool = False,
     ) -> list[NearbyResult]:
-        hits = self.search.find_nearest_open(point, k, amenities, at, include_closed)
+        return await self.join(self.search.find_nearest_open(point, k, amenities, at, include_closed))
+
+    async def join(self, hits: list[NearbyHit]) -> list[NearbyResult]:
+        """Attach each hit's station details (one query for all)."""
         details = await self.stations.get_many([hit.station_id for hit in hits])
         # A station deleted between the index read and the detail read is simply left out.
         return [NearbyResult(details[hit.station_id], hit) for hit in hits if hit.station_id in details]
+
+
+#: Beyond this distance the nearest answer is "far" and riders are told so plainly.
+FAR_AWAY_M = 20_000.0
+PAGE_SIZE = 5
+#: How many pages "more" can reach; past it a forged page number gets an empty page.
+MAX_PAGES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ResultsPage:
+    """One screen of results. `fallback` means nothing matching is open, so these are the nearest
+    stations whatever their hours (each with when it opens)."""
+
+    results: list[NearbyResult]
+    page: int
+    has_more: bool
+    fallback: bool
+    include_closed: bool
+
+    @property
+    def far(self) -> bool:
+        return bool(self.results) and self.results[0].hit.distance_m > FAR_AWAY_M
+
+
+async def results_page(
+    service: NearbyService,
+    point: GeoPoint,
+    *,
+    page: int,
+    amenities: Iterable[str],
+    at: datetime,
+    include_closed: bool = False,
+) -> ResultsPage:
+    """Page `page` (0-based) of the nearest stations; falls back to closed ones when none is open."""
+    amenities = tuple(amenities)
+    if not 0 <= page < MAX_PAGES:
+        return ResultsPage([], page, False, False, include_closed)
+    wanted = PAGE_SIZE * (page + 1) + 1
+    search = service.search.find_nearest_open
+    found = search(point, wanted, amenities, at, include_closed)
+    fallback = False
+    if not found and not include_closed and page == 0:
+        found = search(point, wanted, amenities, at, True)
+        fallback = True
+    start = PAGE_SIZE * page
+    return ResultsPage(
+        results=await service.join(found[start : start + PAGE_SIZE]),
+        page=page,
+        has_more=len(found) > start + PAGE_SIZE and page + 1 < MAX_PAGES,
+        fallback=fallback,
+        include_closed=include_closed or fallback,
+    )

@@ -26,7 +26,7 @@ from storage.spatial import GEODESIC_LOWER_BOUND, STATUS_CODES, SpatialIndex
 WGS84 = Geod(ellps="WGS84")
 _ACTIVE = STATUS_CODES[StationStatus.ACTIVE.value]
 _TEMPORARILY_CLOSED = STATUS_CODES[StationStatus.TEMPORARILY_CLOSED.value]
-_STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}
+_STATUS_ENUM = {code: StationStatus(name) for name, code in STATUS_CODES.items()}
 _UNKNOWN = HoursStatus(OpenState.UNKNOWN, None, "")
 
 
@@ -67,6 +67,7 @@ class SearchService:
         self.index = index
         self.default_tz = default_tz
         self._compiled: list[Hours | None] = []
+        self._shares: dict[tuple[int, int], float] = {}
 
     def _hours_table(self) -> list[Hours | None]:
         keys = self.index.hours_keys
@@ -105,49 +106,95 @@ class SearchService:
         hours_table = self._hours_table()
         index = self.index
         ts = at.timestamp()
-        m = max(16, 4 * k)
+        # Fetch enough candidates that one round usually suffices: rare amenities need more of them.
+        m = max(16, int(4 * k / self._share_with(wanted)))
         while True:
             cand = index.nearest(point.lat, point.lon, m)
             slots = cand.slots
             status = index.status[slots]
-            ok = (status == _ACTIVE) | ((status == _TEMPORARILY_CLOSED) if include_closed else False)
+            ok = (
+                (status == _ACTIVE) | (status == _TEMPORARILY_CLOSED) if include_closed else status == _ACTIVE
+            )
             if wanted:
                 ok &= (index.amenity[slots] & wanted) == wanted
             slots = slots[ok]
-            dist = geodesic_distances(point.lat, point.lon, index.lat[slots], index.lon[slots])
-            # Millimetre rounding makes the order stable against last-bit differences between geodesic
-            # implementations; equal distances fall back to the station code.
-            order = np.lexsort((index.codes[slots], np.round(dist, 3)))
-            chosen: list[tuple[int, float, HoursStatus | None]] = []
-            hours_ref = index.hours_ref
-            for j in order:
-                slot = int(slots[j])
-                hours = hours_table[hours_ref[slot]]
+            chosen_slots: list[int] = []
+            chosen_dist: list[float] = []
+            if len(slots):
+                dist = geodesic_distances(point.lat, point.lon, index.lat[slots], index.lon[slots])
+                # Millimetre rounding makes the order stable against last-bit differences between
+                # geodesic implementations; equal distances fall back to the station code.
+                rounded = np.round(dist, 3)
+                order = np.argsort(rounded, kind="stable")
+                if len(order) > 1 and not np.all(np.diff(rounded[order]) > 0):
+                    order = np.lexsort((index.codes[slots], rounded))
+                slots = slots[order]
+                dist_list = dist[order].tolist()
                 if include_closed:
-                    chosen.append((slot, float(dist[j]), None))
-                elif hours is not None and hours.state_at_timestamp(ts) is OpenState.OPEN:
-                    chosen.append((slot, float(dist[j]), None))
-                if len(chosen) == k:
-                    break
+                    chosen_slots = slots[:k].tolist()
+                    chosen_dist = dist_list[:k]
+                else:
+                    for slot, d, ref in zip(
+                        slots.tolist(), dist_list, index.hours_ref[slots].tolist(), strict=True
+                    ):
+                        hours = hours_table[ref]
+                        if hours is not None and hours.state_at_timestamp(ts) is OpenState.OPEN:
+                            chosen_slots.append(slot)
+                            chosen_dist.append(d)
+                            if len(chosen_slots) == k:
+                                break
             if cand.complete:
                 break
-            if len(chosen) == k and GEODESIC_LOWER_BOUND * cand.sphere_m[-1] > chosen[-1][1]:
+            if len(chosen_slots) == k and GEODESIC_LOWER_BOUND * cand.sphere_m[-1] > chosen_dist[-1]:
                 break
             m *= 4
-        return [self._hit(slot, dist_m, at, hours_table) for slot, dist_m, _ in chosen]
+        return self._hits(chosen_slots, chosen_dist, at, hours_table)
 
-    def _hit(self, slot: int, distance_m: float, at: datetime, hours_table: list[Hours | None]) -> NearbyHit:
+    def _share_with(self, mask: int) -> float:
+        """Share of stations having every amenity of `mask`, cached per index version (a guess suffices)."""
+        if not mask:
+            return 1.0
+        key = (id(self.index), mask)
+        share = self._shares.get(key)
+        if share is None:
+            index = self.index
+            n = index.slot_count
+            matching = np.count_nonzero((index.amenity[:n] & mask) == mask) if n else 0
+            share = max(matching / n, 0.01) if n else 1.0
+            if len(self._shares) > 4096:
+                self._shares.clear()
+            self._shares[key] = share
+        return share
+
+    def _hits(
+        self, slots: list[int], distances: list[float], at: datetime, hours_table: list[Hours | None]
+    ) -> list[NearbyHit]:
         index = self.index
-        hours = hours_table[index.hours_ref[slot]]
-        return NearbyHit(
-            station_id=int(index.ids[slot]),
-            code=index.codes[slot].decode(),
-            lat=float(index.lat[slot]),
-            lon=float(index.lon[slot]),
-            distance_m=distance_m,
-            status=StationStatus(_STATUS_NAMES[int(index.status[slot])]),
-            hours=hours.status(at) if hours is not None else _UNKNOWN,
-        )
+        picked = np.asarray(slots, dtype=np.intp)
+        hits = []
+        for station_id, code, lat, lon, status, ref, distance in zip(
+            index.ids[picked].tolist(),
+            index.codes[picked].tolist(),
+            index.lat[picked].tolist(),
+            index.lon[picked].tolist(),
+            index.status[picked].tolist(),
+            index.hours_ref[picked].tolist(),
+            distances,
+            strict=True,
+        ):
+            hours = hours_table[ref]
+            hits.append(
+                NearbyHit(
+                    station_id=station_id,
+                    code=code.decode(),
+                    lat=lat,
+                    lon=lon,
+                    distance_m=distance,
+                    status=_STATUS_ENUM[status],
+                    hours=hours.status(at) if hours is not None else _UNKNOWN,
+                )
+            )
+        return hits
 
 
 def brute_force_nearest_open(

@@ -61,6 +61,13 @@ class StationService:
             raise StationNotFound(code)
         return station
 
+    async def get_by_id(self, station_id: int) -> Station:
+        async with self.sessions() as session:
+            station = await StationRepository(session).get(station_id)
+        if station is None:
+            raise StationNotFound(str(station_id))
+        return station
+
     async def get_many(self, ids: Sequence[int]) -> dict[int, Station]:
         async with self.sessions() as session:
             return await StationRepository(session).get_many(ids)

@@ -21,7 +21,8 @@ def effective_locale(user: User | None, language_code: str | None = None) -> str
 
 
 class UserService:
-    """Works inside the caller's session (one per update); the caller commits."""
+    """Works inside the caller's session (one per update). Choices (language, filter) are committed at
+    once, so that the rider's next tap, possibly handled concurrently, already sees them."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.repo = UserRepository(session)
@@ -35,14 +36,20 @@ class UserService:
     async def choose_locale(self, user_id: int, locale: str) -> User:
         if locale not in LOCALES:
             raise UnknownLocale(locale)
-        return await self.repo.set_locale(user_id, locale)
+        user = await self.repo.set_locale(user_id, locale)
+        await self.session.commit()
+        return user
 
     async def toggle_amenity(self, user: User, key: str) -> User:
         if key not in AMENITY_KEYS:
             raise UnknownAmenity(key)
         chosen = set(user.amenity_filter)
         chosen ^= {key}
-        return await self.repo.set_amenity_filter(user.id, tuple(k for k in AMENITY_KEYS if k in chosen))
+        user = await self.repo.set_amenity_filter(user.id, tuple(k for k in AMENITY_KEYS if k in chosen))
+        await self.session.commit()
+        return user
 
     async def clear_filter(self, user: User) -> User:
-        return await self.repo.set_amenity_filter(user.id, ())
+        user = await self.repo.set_amenity_filter(user.id, ())
+        await self.session.commit()
+        return user

@@ -1,0 +1,116 @@
+"""Middlewares, outermost first: throttling, a database session per update, the user, the locale.
+
+Throttling runs before anything touches the database so that a flood costs almost nothing: excess
+updates are dropped (not queued) and the user is told once per window to slow down.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import CallbackQuery, Message, TelegramObject, Update
+from aiogram.types import User as TgUser
+from aiogram.utils.i18n import I18n, I18nMiddleware
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.services.users import UserService, effective_locale
+
+log = logging.getLogger(__name__)
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class TokenBuckets:
+    """Per-key token buckets in memory, bounded in size (least recently used keys are forgotten)."""
+
+    def __init__(self, rate: float, burst: float, max_keys: int = 100_000) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.max_keys = max_keys
+        self._buckets: OrderedDict[int, tuple[float, float]] = OrderedDict()
+
+    def take(self, key: int, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        tokens, stamp = self._buckets.pop(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - stamp) * self.rate)
+        allowed = tokens >= 1.0
+        if allowed:
+            tokens -= 1.0
+        self._buckets[key] = (tokens, now)
+        if len(self._buckets) > self.max_keys:
+            self._buckets.popitem(last=False)
+        return allowed
+
+
+class ThrottlingMiddleware(BaseMiddleware):
+    """Outer middleware on updates: a user over the rate gets one polite refusal per window, then silence."""
+
+    def __init__(self, i18n: I18n, rate: float = 3.0, burst: float = 8.0, notice_every: float = 10.0) -> None:
+        self.i18n = i18n
+        self.buckets = TokenBuckets(rate, burst)
+        self.notice_every = notice_every
+        self._noticed: dict[int, float] = {}
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: TgUser | None = data.get("event_from_user")
+        if user is None or self.buckets.take(user.id):
+            return await handler(event, data)
+        now = time.monotonic()
+        if now - self._noticed.get(user.id, -1e9) >= self.notice_every:
+            self._noticed[user.id] = now
+            if len(self._noticed) > 10_000:
+                self._noticed.clear()
+            await self._refuse(event, data, user)
+        log.info("throttled user %s", user.id)
+        return None
+
+    async def _refuse(self, event: TelegramObject, data: dict[str, Any], user: TgUser) -> None:
+        # The locale middleware has not run yet (it needs the database); Telegram's language will do.
+        locale = effective_locale(None, user.language_code)
+        text = self.i18n.gettext("Too many requests, please wait a moment.", locale=locale)
+        inner = event.event if isinstance(event, Update) else event
+        if isinstance(inner, CallbackQuery):
+            await inner.answer(text)
+        elif isinstance(inner, Message) and inner.chat.type == "private":
+            await inner.answer(text)
+
+
+class DbSessionMiddleware(BaseMiddleware):
+    """One session per update, committed when the handler returns, rolled back when it raises."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        async with self.sessions() as session:
+            data["session"] = session
+            data["users"] = UserService(session)
+            result = await handler(event, data)
+            if session.in_transaction():
+                await session.commit()
+            return result
+
+
+class UserMiddleware(BaseMiddleware):
+    """Knows the user on every update (created on first contact, refreshed when Telegram says more)."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        tg_user: TgUser | None = data.get("event_from_user")
+        if tg_user is not None and not tg_user.is_bot:
+            users: UserService = data["users"]
+            data["user"] = await users.seen(
+                tg_user.id, tg_user.first_name or "", tg_user.username, tg_user.language_code
+            )
+        return await handler(event, data)
+
+
+class LocaleMiddleware(I18nMiddleware):
+    """The user's explicit choice, else Telegram's language_code mapped to zh_Hans, zh_Hant or en."""
+
+    async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
+        tg_user: TgUser | None = data.get("event_from_user")
+        return effective_locale(data.get("user"), tg_user.language_code if tg_user else None)

@@ -1,0 +1,169 @@
+"""The Telegram side of the composition root: Bot, Dispatcher, start-up calls, polling and webhook runners.
+
+Long-lived objects reach handlers as Dispatcher keyword arguments (`nearby`, `stations`, `clock`,
+`default_tz`); per-update ones (`session`, `users`, `user`, locale) come from the middlewares.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.filters import ExceptionTypeFilter
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.types import BotCommand, BotCommandScopeDefault, ErrorEvent, Message
+from aiogram.utils.i18n import I18n
+
+from bot.app import Core
+from bot.domain import User
+from bot.i18n import DEFAULT_LOCALE, DOMAIN, LOCALES_DIR
+from bot.middlewares import DbSessionMiddleware, LocaleMiddleware, ThrottlingMiddleware, UserMiddleware
+from bot.services.nearby import NearbyService
+from bot.services.users import effective_locale
+from handlers import search, start
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_bot(token: str, api_url: str | None = None) -> Bot:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(api_url)) if api_url else AiohttpSession()
+    return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+
+
+def build_i18n() -> I18n:
+    return I18n(path=LOCALES_DIR, default_locale=DEFAULT_LOCALE, domain=DOMAIN)
+
+
+def build_dispatcher(
+    core: Core,
+    *,
+    storage: BaseStorage | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    throttle_rate: float = 3.0,
+    throttle_burst: float = 8.0,
+) -> Dispatcher:
+    i18n = build_i18n()
+    dp = Dispatcher(
+        storage=storage or MemoryStorage(),
+        i18n=i18n,
+        nearby=NearbyService(core.search, core.stations),
+        stations=core.stations,
+        clock=clock,
+        default_tz=core.settings.default_tz,
+    )
+    dp.update.outer_middleware(ThrottlingMiddleware(i18n, rate=throttle_rate, burst=throttle_burst))
+    dp.update.outer_middleware(DbSessionMiddleware(core.sessions))
+    dp.update.outer_middleware(UserMiddleware())
+    dp.update.outer_middleware(LocaleMiddleware(i18n))
+    dp.include_routers(start.create_router(), search.create_router())
+    dp.errors.register(_on_error, ExceptionTypeFilter(Exception))
+    dp.startup.register(_on_startup)
+    return dp
+
+
+async def _on_error(event: ErrorEvent, bot: Bot, i18n: I18n, user: User | None = None) -> None:
+    update = event.update
+    user_id = None
+    language_code = None
+    chat_id = None
+    inner = update.event
+    if getattr(inner, "from_user", None) is not None:
+        user_id = inner.from_user.id  # type: ignore[union-attr]
+        language_code = inner.from_user.language_code  # type: ignore[union-attr]
+    if isinstance(inner, Message):
+        chat_id = inner.chat.id
+    elif getattr(inner, "message", None) is not None:
+        chat_id = inner.message.chat.id  # type: ignore[union-attr]
+    log.error(
+        "update %s from user %s failed: %r",
+        update.update_id,
+        user_id,
+        event.exception,
+        exc_info=event.exception,
+    )
+    if chat_id is None:
+        return
+    # The locale middleware's context is gone by now: translate explicitly.
+    text = i18n.gettext(
+        "Sorry, something went wrong. Please try again in a moment.",
+        locale=effective_locale(user, language_code),
+    )
+    try:
+        await bot.send_message(chat_id, text)
+    except Exception:
+        log.warning("could not tell chat %s about the error", chat_id, exc_info=True)
+
+
+async def _on_startup(bot: Bot) -> None:
+    """Commands and descriptions per language; failures here are logged and never stop the bot."""
+    i18n = build_i18n()
+    # Telegram keys these by two-letter language code: "zh" serves both scripts, so it gets zh_Hans,
+    # and the default (no code) is Simplified Chinese too.
+    for language_code, locale in ((None, "zh_Hans"), ("zh", "zh_Hans"), ("en", "en")):
+        commands = [
+            BotCommand(command="start", description=i18n.gettext("Find stations near me", locale=locale)),
+            BotCommand(command="help", description=i18n.gettext("How to use this bot", locale=locale)),
+            BotCommand(command="language", description=i18n.gettext("Change the language", locale=locale)),
+        ]
+        description = i18n.gettext(
+            "Share your location and find the nearest union service station for outdoor workers that is "
+            "open now: water, rest, a microwave, charging, a toilet.",
+            locale=locale,
+        )
+        for call in (
+            bot.set_my_commands(commands, scope=BotCommandScopeDefault(), language_code=language_code),
+            bot.set_my_description(description, language_code=language_code),
+        ):
+            try:
+                await call
+            except Exception:
+                log.warning("start-up call failed (language %s)", language_code, exc_info=True)
+
+
+def tune_runtime() -> None:
+    """After start-up: freeze what is loaded so far out of the collector and collect young objects less
+    often (the bot allocates many short-lived objects per update)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
+async def run_polling(core: Core, bot: Bot, dp: Dispatcher) -> None:
+    await bot.delete_webhook(drop_pending_updates=False)
+    tune_runtime()
+    await dp.start_polling(bot, handle_signals=True, tasks_concurrency_limit=64)
+
+
+async def serve_webhook(core: Core, bot: Bot, dp: Dispatcher, host: str, port: int) -> None:
+    from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+    from aiohttp import web
+
+    settings = core.settings
+    assert settings.webhook_url
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    app = web.Application()
+    SimpleRequestHandler(dp, bot, secret_token=secret, handle_in_background=False).register(app, "/webhook")
+    setup_application(app, dp, bot=bot)
+    await bot.set_webhook(settings.webhook_url, secret_token=secret, drop_pending_updates=False)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    tune_runtime()
+    log.info("webhook mode on %s:%d for %s", host, port, settings.webhook_url)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,40 @@
+"""Callback data of every inline button. Short prefixes keep them inside Telegram's 64 bytes.
+
+Buttons carry the query point (rounded to about a metre) instead of a server-side session, so results
+survive restarts and replicas, and a forged or stale button can do no more than run a search.
+"""
+
+from __future__ import annotations
+
+from aiogram.filters.callback_data import CallbackData
+
+
+class ResultsCb(CallbackData, prefix="r"):
+    lat: float
+    lon: float
+    page: int = 0
+    closed: bool = False
+
+
+class StationCb(CallbackData, prefix="st"):
+    id: int
+    lat: float
+    lon: float
+
+
+class FilterCb(CallbackData, prefix="f"):
+    """action: o = open the filter, t = toggle `key`, c = clear, d = done (show results)."""
+
+    action: str
+    key: str = ""
+    lat: float
+    lon: float
+    closed: bool = False
+
+
+class LanguageCb(CallbackData, prefix="lang"):
+    locale: str
+
+
+def round_point(lat: float, lon: float) -> tuple[float, float]:
+    return round(lat, 5), round(lon, 5)

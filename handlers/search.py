@@ -1,0 +1,238 @@
+"""The rider's journey: a location in, the nearest open stations out; pages, filter and station cards."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from aiogram import F, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import gettext as _
+
+from bot.domain import GeoPoint, InvalidLocation, StationNotFound, UnknownAmenity, User
+from bot.services.hours import hours_of
+from bot.services.nearby import NearbyService, ResultsPage, results_page
+from bot.services.search import geodesic_distances
+from bot.services.users import UserService
+from handlers.callbacks import FilterCb, ResultsCb, StationCb
+from handlers.common import own_message, safe_edit
+from handlers.views import (
+    card_keyboard,
+    card_text,
+    filter_keyboard,
+    filter_text,
+    location_keyboard,
+    results_keyboard,
+    results_text,
+)
+
+log = logging.getLogger(__name__)
+
+#: A live location refreshes its results message at most this often.
+LIVE_REFRESH_S = 30.0
+_COORDS = re.compile(r"^\s*\(?\s*(-?\d{1,3}(?:\.\d+)?)\s*[,，\s]\s*(-?\d{1,3}(?:\.\d+)?)\s*\)?\s*$")
+Clock = Callable[[], datetime]
+
+
+async def _render_results(
+    nearby: NearbyService, point: GeoPoint, user: User, now: datetime, page: int = 0, closed: bool = False
+) -> tuple[str, object]:
+    result: ResultsPage = await results_page(
+        nearby, point, page=page, amenities=user.amenity_filter, at=now, include_closed=closed
+    )
+    return (
+        results_text(result, user.amenity_filter, now),
+        results_keyboard(result, point.lat, point.lon, user.amenity_filter),
+    )
+
+
+async def _answer_point(
+    message: Message, lat: object, lon: object, user: User, nearby: NearbyService, clock: Clock
+) -> Message | None:
+    try:
+        point = GeoPoint.parse(lat, lon)
+    except InvalidLocation:
+        await message.answer(_("That location looks wrong. Please share it again."))
+        return None
+    text, keyboard = await _render_results(nearby, point, user, clock())
+    return await message.answer(text, reply_markup=keyboard)  # type: ignore[arg-type]
+
+
+async def venue_shared(message: Message, user: User, nearby: NearbyService, clock: Clock) -> None:
+    location = message.venue.location  # type: ignore[union-attr]
+    await _answer_point(message, location.latitude, location.longitude, user, nearby, clock)
+
+
+async def location_shared(
+    message: Message, user: User, nearby: NearbyService, clock: Clock, state: FSMContext
+) -> None:
+    location = message.location
+    assert location is not None
+    sent = await _answer_point(message, location.latitude, location.longitude, user, nearby, clock)
+    if sent is not None and location.live_period:
+        # Only message ids and a time are kept for a live location, never the positions themselves.
+        live = dict((await state.get_data()).get("live", {}))
+        live[str(message.message_id)] = [sent.message_id, clock().timestamp()]
+        await state.update_data(live=dict(list(live.items())[-5:]))
+
+
+async def live_location_moved(
+    message: Message, user: User, nearby: NearbyService, clock: Clock, state: FSMContext
+) -> None:
+    live = dict((await state.get_data()).get("live", {}))
+    entry = live.get(str(message.message_id))
+    now = clock()
+    if entry is None or now.timestamp() - entry[1] < LIVE_REFRESH_S:
+        return
+    location = message.location
+    assert location is not None
+    try:
+        point = GeoPoint.parse(location.latitude, location.longitude)
+    except InvalidLocation:
+        return
+    live[str(message.message_id)] = [entry[0], now.timestamp()]
+    await state.update_data(live=live)
+    text, keyboard = await _render_results(nearby, point, user, now)
+    try:
+        await message.bot.edit_message_text(  # type: ignore[union-attr]
+            text=text,
+            chat_id=message.chat.id,
+            message_id=entry[0],
+            reply_markup=keyboard,  # type: ignore[arg-type]
+        )
+    except TelegramBadRequest as exc:
+        if "not modified" not in exc.message:
+            raise
+
+
+async def other_edit_ignored(message: Message) -> None:
+    """Editing an old text changes nothing; the rider just sends a new message."""
+
+
+async def text_sent(message: Message, user: User, nearby: NearbyService, clock: Clock) -> None:
+    match = _COORDS.match(message.text or "") if len(message.text or "") <= 64 else None
+    if match:
+        await _answer_point(message, match.group(1), match.group(2), user, nearby, clock)
+        return
+    await message.answer(
+        _(
+            "Share your location with the button below to find stations near you, "
+            "or type coordinates like <code>23.13, 113.26</code>."
+        ),
+        reply_markup=location_keyboard(),
+    )
+
+
+async def anything_else(message: Message) -> None:
+    await message.answer(
+        _("I understand locations. Tap “📍 Share my location” below."), reply_markup=location_keyboard()
+    )
+
+
+async def _stale(query: CallbackQuery) -> None:
+    await query.answer(_("This button is out of date. Share your location again."), show_alert=True)
+
+
+async def results_paged(
+    query: CallbackQuery, callback_data: ResultsCb, user: User, nearby: NearbyService, clock: Clock
+) -> None:
+    message = own_message(query)
+    try:
+        point = GeoPoint.parse(callback_data.lat, callback_data.lon)
+    except InvalidLocation:
+        point = None
+    if message is None or point is None:
+        await _stale(query)
+        return
+    text, keyboard = await _render_results(
+        nearby, point, user, clock(), page=callback_data.page, closed=callback_data.closed
+    )
+    await safe_edit(message, text, keyboard)
+    await query.answer()
+
+
+async def filter_changed(
+    query: CallbackQuery,
+    callback_data: FilterCb,
+    user: User,
+    users: UserService,
+    nearby: NearbyService,
+    clock: Clock,
+) -> None:
+    message = own_message(query)
+    try:
+        point = GeoPoint.parse(callback_data.lat, callback_data.lon)
+    except InvalidLocation:
+        point = None
+    if message is None or point is None or callback_data.action not in ("o", "t", "c", "d"):
+        await _stale(query)
+        return
+    if callback_data.action == "t":
+        try:
+            user = await users.toggle_amenity(user, callback_data.key)
+        except UnknownAmenity:
+            await _stale(query)
+            return
+    elif callback_data.action == "c":
+        user = await users.clear_filter(user)
+    if callback_data.action in ("d", "c"):
+        text, keyboard = await _render_results(nearby, point, user, clock(), closed=callback_data.closed)
+    else:
+        text = filter_text(user.amenity_filter)
+        keyboard = filter_keyboard(user.amenity_filter, point.lat, point.lon, callback_data.closed)
+    await safe_edit(message, text, keyboard)
+    await query.answer()
+
+
+async def station_opened(
+    query: CallbackQuery, callback_data: StationCb, nearby: NearbyService, clock: Clock, default_tz: str
+) -> None:
+    message = own_message(query)
+    if message is None:
+        await _stale(query)
+        return
+    try:
+        station = await nearby.stations.get_by_id(callback_data.id)
+    except StationNotFound:
+        await query.answer(_("This station is no longer listed."), show_alert=True)
+        return
+    tz = ZoneInfo(station.timezone or default_tz)
+    hours = hours_of(station, default_tz)
+    distance: float | None = None
+    try:
+        rider = GeoPoint.parse(callback_data.lat, callback_data.lon)
+        distance = float(geodesic_distances(rider.lat, rider.lon, [station.lat], [station.lon])[0])  # type: ignore[arg-type]
+    except InvalidLocation:
+        pass
+    await query.answer()
+    await message.answer(
+        card_text(station, hours, clock(), tz, distance), reply_markup=card_keyboard(station)
+    )
+    await message.answer_venue(
+        latitude=station.lat,
+        longitude=station.lon,
+        title=station.name[:100],
+        address=(station.address or station.code)[:200],
+    )
+
+
+def create_router() -> Router:
+    """A fresh router per dispatcher (a router can belong to one dispatcher only)."""
+    router = Router(name="search")
+    router.message.filter(F.chat.type == "private")
+    router.edited_message.filter(F.chat.type == "private")
+    router.message.register(venue_shared, F.venue)
+    router.message.register(location_shared, F.location)
+    router.edited_message.register(live_location_moved, F.location)
+    router.edited_message.register(other_edit_ignored)
+    router.message.register(text_sent, F.text & ~F.text.startswith("/"))
+    router.message.register(anything_else)
+    router.callback_query.register(results_paged, ResultsCb.filter())
+    router.callback_query.register(filter_changed, FilterCb.filter())
+    router.callback_query.register(station_opened, StationCb.filter())
+    return router

@@ -1,0 +1,399 @@
+"""Rendering: results, station cards and keyboards as the rider sees them, in the current locale.
+
+Everything user-facing goes through gettext; values from the database are HTML-escaped here, once.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, timedelta
+from html import escape
+from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
+
+from aiogram.types import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+)
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import lazy_gettext as __
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.domain import AMENITY_KEYS, Station, StationStatus
+from bot.i18n import LOCALES
+from bot.services.hours import Hours, OpenState
+from bot.services.nearby import NearbyResult, ResultsPage
+from handlers.callbacks import FilterCb, LanguageCb, ResultsCb, StationCb, round_point
+
+WALKING_M_PER_MIN = 75.0  # 4.5 km/h
+
+AMENITY_ICONS: dict[str, str] = {
+    "drinking_water": "💧",
+    "food_heating": "🍱",
+    "rest_area": "🪑",
+    "toilet": "🚻",
+    "phone_charging": "🔌",
+    "ebike_charging": "🛵",
+    "first_aid": "🩹",
+    "umbrella": "☂️",
+    "air_conditioning": "❄️",
+    "heating": "🔥",
+    "wifi": "📶",
+    "reading": "📚",
+    "legal_aid": "⚖️",
+    "sewing": "🧵",
+}
+
+AMENITY_LABELS = {
+    "drinking_water": __("Drinking water"),
+    "food_heating": __("Food heating"),
+    "rest_area": __("Rest area"),
+    "toilet": __("Toilet"),
+    "phone_charging": __("Phone charging"),
+    "ebike_charging": __("E-bike charging"),
+    "first_aid": __("First aid kit"),
+    "umbrella": __("Umbrella loan"),
+    "air_conditioning": __("Air conditioning"),
+    "heating": __("Winter heating"),
+    "wifi": __("Wi-Fi"),
+    "reading": __("Reading corner"),
+    "legal_aid": __("Legal aid"),
+    "sewing": __("Sewing repairs"),
+}
+
+LANGUAGE_NAMES = {"zh_Hans": "简体中文", "zh_Hant": "繁體中文", "en": "English"}
+
+WEEKDAYS = (__("Mon"), __("Tue"), __("Wed"), __("Thu"), __("Fri"), __("Sat"), __("Sun"))
+
+
+def amenity_label(key: str) -> str:
+    return str(AMENITY_LABELS[key])
+
+
+def format_distance(metres: float) -> str:
+    if metres < 1000:
+        return _("{metres} m").format(metres=round(metres))
+    if metres < 100_000:
+        return _("{km} km").format(km=f"{metres / 1000:.1f}")
+    return _("{km} km").format(km=f"{metres / 1000:,.0f}")
+
+
+def walking_minutes(metres: float) -> int:
+    return max(1, math.ceil(metres / WALKING_M_PER_MIN))
+
+
+def format_when(when: datetime, now: datetime) -> str:
+    """A time of day, with the day when it is not today (both in the station's timezone)."""
+    local_now = now.astimezone(when.tzinfo)
+    clock = when.strftime("%H:%M")
+    days = (when.date() - local_now.date()).days
+    if days == 0:
+        return clock
+    if days == 1:
+        return _("tomorrow {time}").format(time=clock)
+    if 1 < days < 7:
+        return f"{WEEKDAYS[when.weekday()]} {clock}"
+    return _("{month}/{day} {time}").format(month=when.month, day=when.day, time=clock)
+
+
+def hours_phrase(result: NearbyResult, now: datetime) -> str:
+    hit = result.hit
+    if hit.status is not StationStatus.ACTIVE:
+        return _("⛔ temporarily closed")
+    if hit.open_now is None:
+        return _("❔ hours unknown")
+    change = hit.hours.next_change
+    if hit.open_now:
+        if change is None:
+            return _("🟢 open 24 h")
+        return _("🟢 open until {time}").format(time=format_when(change, now))
+    if change is None:
+        return _("🔴 closed")
+    return _("🔴 closed, opens {time}").format(time=format_when(change, now))
+
+
+def icons(amenities: tuple[str, ...] | list[str]) -> str:
+    return "".join(AMENITY_ICONS[key] for key in amenities if key in AMENITY_ICONS)
+
+
+def filter_summary(amenities: tuple[str, ...]) -> str:
+    return _("Filter: {amenities}").format(amenities="、".join(amenity_label(k) for k in amenities))
+
+
+def results_text(page: ResultsPage, amenities: tuple[str, ...], now: datetime) -> str:
+    lines: list[str] = []
+    if page.fallback:
+        lines.append(_("😔 No station is open near you right now. The nearest ones and when they open:"))
+    elif page.include_closed:
+        lines.append("📍 <b>" + _("Nearest stations, open or not") + "</b>")
+    else:
+        lines.append("📍 <b>" + _("Nearest open stations") + "</b>")
+    if amenities:
+        lines.append("🔎 " + filter_summary(amenities))
+    if not page.results:
+        if page.page > 0:
+            lines.append(_("No more stations."))
+        elif amenities:
+            lines.append(_("No station has everything in your filter. Try clearing it."))
+        else:
+            lines.append(_("No station is known here yet."))
+        return "\n".join(lines)
+    if page.far:
+        lines.append(
+            _("⚠️ The nearest one is {distance} away.").format(
+                distance=format_distance(page.results[0].hit.distance_m)
+            )
+        )
+    for n, result in enumerate(page.results, start=page.page * 5 + 1):
+        distance = result.hit.distance_m
+        lines.append("")
+        lines.append(f"{n}. <b>{escape(result.station.name)}</b>")
+        lines.append(
+            "    "
+            + " · ".join(
+                (
+                    format_distance(distance),
+                    _("🚶 {minutes} min").format(minutes=walking_minutes(distance)),
+                    hours_phrase(result, now),
+                )
+            )
+        )
+        if result.station.amenities:
+            lines.append("    " + icons(result.station.amenities))
+    return "\n".join(lines)
+
+
+def results_keyboard(
+    page: ResultsPage, lat: float, lon: float, amenities: tuple[str, ...]
+) -> InlineKeyboardMarkup:
+    lat, lon = round_point(lat, lon)
+    kb = InlineKeyboardBuilder()
+    for n, result in enumerate(page.results, start=page.page * 5 + 1):
+        name = result.station.name
+        label = f"{n}. {name if len(name) <= 24 else name[:23] + '…'}"
+        kb.row(
+            InlineKeyboardButton(
+                text=label, callback_data=StationCb(id=result.station.id, lat=lat, lon=lon).pack()
+            )
+        )
+    nav: list[InlineKeyboardButton] = []
+    if page.page > 0:
+        nav.append(
+            InlineKeyboardButton(
+                text=_("◀ Back"),
+                callback_data=ResultsCb(
+                    lat=lat, lon=lon, page=page.page - 1, closed=page.include_closed
+                ).pack(),
+            )
+        )
+    if page.has_more:
+        nav.append(
+            InlineKeyboardButton(
+                text=_("More ▶"),
+                callback_data=ResultsCb(
+                    lat=lat, lon=lon, page=page.page + 1, closed=page.include_closed
+                ).pack(),
+            )
+        )
+    if nav:
+        kb.row(*nav)
+    closed_label = _("Only open ones") if page.include_closed else _("Include closed")
+    filter_label = _("🔎 Filter ({count})").format(count=len(amenities)) if amenities else _("🔎 Filter")
+    kb.row(
+        InlineKeyboardButton(
+            text=closed_label,
+            callback_data=ResultsCb(lat=lat, lon=lon, page=0, closed=not page.include_closed).pack(),
+        ),
+        InlineKeyboardButton(
+            text=filter_label,
+            callback_data=FilterCb(action="o", lat=lat, lon=lon, closed=page.include_closed).pack(),
+        ),
+    )
+    return kb.as_markup()
+
+
+def filter_text(amenities: tuple[str, ...]) -> str:
+    text = (
+        "🔎 <b>"
+        + _("What do you need?")
+        + "</b>\n"
+        + _("Tap to choose; results show only stations with all of it.")
+    )
+    if amenities:
+        text += "\n\n" + filter_summary(amenities)
+    return text
+
+
+def filter_keyboard(amenities: tuple[str, ...], lat: float, lon: float, closed: bool) -> InlineKeyboardMarkup:
+    lat, lon = round_point(lat, lon)
+    kb = InlineKeyboardBuilder()
+    for key in AMENITY_KEYS:
+        mark = "✅ " if key in amenities else ""
+        kb.button(
+            text=f"{mark}{AMENITY_ICONS[key]} {amenity_label(key)}",
+            callback_data=FilterCb(action="t", key=key, lat=lat, lon=lon, closed=closed).pack(),
+        )
+    kb.adjust(2)
+    bottom = [
+        InlineKeyboardButton(
+            text=_("✔️ Show results"),
+            callback_data=FilterCb(action="d", lat=lat, lon=lon, closed=closed).pack(),
+        )
+    ]
+    if amenities:
+        bottom.insert(
+            0,
+            InlineKeyboardButton(
+                text=_("✖️ Clear"), callback_data=FilterCb(action="c", lat=lat, lon=lon, closed=closed).pack()
+            ),
+        )
+    kb.row(*bottom)
+    return kb.as_markup()
+
+
+def location_keyboard() -> ReplyKeyboardMarkup:
+    return ReplyKeyboardMarkup(
+        keyboard=[[KeyboardButton(text=_("📍 Share my location"), request_location=True)]],
+        resize_keyboard=True,
+        input_field_placeholder=_("Share a location or type coordinates"),
+    )
+
+
+def language_keyboard(current: str) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for locale in LOCALES:
+        mark = "✅ " if locale == current else ""
+        kb.button(text=mark + LANGUAGE_NAMES[locale], callback_data=LanguageCb(locale=locale).pack())
+    kb.adjust(1)
+    return kb.as_markup()
+
+
+def _intervals_text(hours: Hours | None, day: date) -> str:
+    if hours is None:
+        return _("unknown")
+    if hours.is_always_open:
+        return _("open 24 h")
+    parts = []
+    for start, end, state in hours.day_intervals(day):
+        span = f"{start.strftime('%H:%M')}–{end.strftime('%H:%M') if end else '24:00'}"
+        parts.append(span if state is OpenState.OPEN else _("{span} (unknown)").format(span=span))
+    return ", ".join(parts) if parts else _("closed")
+
+
+def week_text(hours: Hours | None, today: date) -> list[str]:
+    monday = today - timedelta(days=today.weekday())
+    lines = []
+    for offset in range(7):
+        day = monday + timedelta(days=offset)
+        marker = "▸ " if day == today else "   "
+        lines.append(f"{marker}{WEEKDAYS[offset]} {_intervals_text(hours, day)}")
+    return lines
+
+
+def navigation_links(station: Station) -> tuple[str, str, str]:
+    """Amap and Baidu marker pages declaring WGS-84 input, and a `geo:` URI."""
+    amap = "https://uri.amap.com/marker?" + urlencode(
+        {
+            "position": f"{station.lon:.6f},{station.lat:.6f}",
+            "name": station.name,
+            "coordinate": "wgs84",
+            "callnative": "1",
+            "src": "yizhan",
+        }
+    )
+    baidu = "https://api.map.baidu.com/marker?" + urlencode(
+        {
+            "location": f"{station.lat:.6f},{station.lon:.6f}",
+            "title": station.name,
+            "content": station.address or station.name,
+            "output": "html",
+            "coord_type": "wgs84",
+            "src": "yizhan",
+        }
+    )
+    point = f"{station.lat:.6f},{station.lon:.6f}"
+    geo = f"geo:{point}?q={point}({quote(station.name)})"
+    return amap, baidu, geo
+
+
+def card_text(
+    station: Station,
+    hours: Hours | None,
+    now: datetime,
+    tz: ZoneInfo,
+    distance_m: float | None,
+) -> str:
+    local_now = now.astimezone(tz)
+    lines = [f"🏠 <b>{escape(station.name)}</b>", _("No. {code}").format(code=escape(station.code))]
+    if station.address:
+        lines.append("📍 " + escape(station.address))
+    if distance_m is not None:
+        lines.append(
+            "📏 "
+            + _("{distance} away, about {minutes} min on foot").format(
+                distance=format_distance(distance_m), minutes=walking_minutes(distance_m)
+            )
+        )
+    if station.status is StationStatus.TEMPORARILY_CLOSED:
+        lines.append("⛔ " + _("Temporarily closed"))
+    elif station.status is StationStatus.CLOSED:
+        lines.append("⛔ " + _("This station has left the network"))
+    elif hours is None:
+        lines.append("❔ " + _("Opening hours unknown"))
+    else:
+        status = hours.status(now)
+        if status.state is OpenState.OPEN:
+            line = (
+                _("🟢 Open now, 24 hours")
+                if status.next_change is None
+                else _("🟢 Open now, until {time}").format(time=format_when(status.next_change, now))
+            )
+        elif status.state is OpenState.CLOSED:
+            line = (
+                _("🔴 Closed now")
+                if status.next_change is None
+                else _("🔴 Closed now, opens {time}").format(time=format_when(status.next_change, now))
+            )
+        else:
+            line = _("❔ Open now? Unknown")
+        if status.comment:
+            line += f" ({escape(status.comment)})"
+        lines.append(line)
+    lines.append("🕘 " + _("Today: {hours}").format(hours=_intervals_text(hours, local_now.date())))
+    if hours is not None and not hours.is_always_open:
+        lines.append("<pre>" + "\n".join(week_text(hours, local_now.date())) + "</pre>")
+    if station.amenities:
+        lines.append(
+            "🧰 "
+            + "、".join(
+                f"{AMENITY_ICONS[k]}{amenity_label(k)}" for k in station.amenities if k in AMENITY_ICONS
+            )
+        )
+    if station.host:
+        lines.append("🏢 " + _("Host: {host}").format(host=escape(station.host)))
+    if station.manager:
+        lines.append("👤 " + _("Manager: {name}").format(name=escape(station.manager)))
+    if station.phone:
+        lines.append("☎️ " + escape(station.phone))
+    if station.verified_at:
+        lines.append(
+            "✔️ "
+            + _("Last verified {date}").format(date=station.verified_at.astimezone(tz).date().isoformat())
+        )
+    _amap, _baidu, geo = navigation_links(station)
+    lines.append("🧭 <code>" + escape(geo.split("?")[0]) + "</code>")
+    return "\n".join(lines)
+
+
+def card_keyboard(station: Station) -> InlineKeyboardMarkup:
+    amap, baidu, _geo = navigation_links(station)
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(text=_("🗺 Amap"), url=amap),
+                InlineKeyboardButton(text=_("🗺 Baidu Maps"), url=baidu),
+            ]
+        ]
+    )
