@@ -108,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     nearby.add_argument("--json", action="store_true", help=_("machine-readable output"))
 
-    commands.add_parser("run", help=_("run the bot: polling, or webhook when WEBHOOK_URL is set"))
+    run = commands.add_parser("run", help=_("run the bot: polling, or webhook when WEBHOOK_URL is set"))
+    run.add_argument("--host", default="0.0.0.0", help=_("webhook mode: address to listen on"))  # noqa: S104
+    run.add_argument("--port", type=int, default=8080, help=_("webhook mode: port to listen on"))
     demo = commands.add_parser(
         "demo", help=_("the whole service on this machine, no Telegram account needed")
     )

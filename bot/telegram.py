@@ -147,15 +147,21 @@ async def run_polling(core: Core, bot: Bot, dp: Dispatcher) -> None:
     await dp.start_polling(bot, handle_signals=True, tasks_concurrency_limit=64)
 
 
-async def serve_webhook(core: Core, bot: Bot, dp: Dispatcher, host: str, port: int) -> None:
+async def serve_webhook(
+    core: Core, bot: Bot, dp: Dispatcher, host: str, port: int, ready: asyncio.Event | None = None
+) -> None:
     from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
     from aiohttp import web
 
     settings = core.settings
     assert settings.webhook_url
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    from urllib.parse import urlsplit
+
+    path = urlsplit(settings.webhook_url).path or "/webhook"
     app = web.Application()
-    SimpleRequestHandler(dp, bot, secret_token=secret, handle_in_background=False).register(app, "/webhook")
+    # Processing before answering 200 lets Telegram redeliver an update whose handling failed.
+    SimpleRequestHandler(dp, bot, secret_token=secret, handle_in_background=False).register(app, path)
     setup_application(app, dp, bot=bot)
     await bot.set_webhook(settings.webhook_url, secret_token=secret, drop_pending_updates=False)
     runner = web.AppRunner(app)
@@ -163,6 +169,8 @@ async def serve_webhook(core: Core, bot: Bot, dp: Dispatcher, host: str, port: i
     await web.TCPSite(runner, host, port).start()
     tune_runtime()
     log.info("webhook mode on %s:%d for %s", host, port, settings.webhook_url)
+    if ready is not None:
+        ready.set()
     try:
         await asyncio.Event().wait()
     finally:
