@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint catalogues bench clean
+.PHONY: install demo test lint catalogues extract bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) catalogues
 
 catalogues: $(STAMP)
-	$(BIN)/pybabel compile --use-fuzzy -d locales -D messages --statistics 2>&1 | tail -n 3 || true
+	$(BIN)/pybabel compile -d locales -D messages --statistics
 
 demo: install
 	$(BIN)/yizhan demo
@@ -33,8 +33,16 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy bot storage handlers
 
+extract: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k __ -k gettext -k lazy_gettext --no-location --sort-output \
+		--project yizhan -o locales/messages.pot .
+	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching
+
 bench: install
 	$(BIN)/python -m bench.search
+	$(BIN)/python -m bench.coldstart
+	$(BIN)/python -m bench.importing
+	$(BIN)/python -m bench.bot
 
 clean:
 	rm -rf $(VENV) yizhan.db yizhan.db-wal yizhan.db-shm
