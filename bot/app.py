@@ -16,7 +16,11 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from bot.services.ratings import RatingService
+from bot.services.reports import ReportService
+from bot.services.roles import RoleService
 from bot.services.search import SearchService
+from bot.services.station_admin import StationAdminService
 from bot.services.stations import StationService
 from storage.db import create_engine, session_factory, upgrade_database
 from storage.spatial import SpatialIndex
@@ -31,6 +35,10 @@ class Core:
     sessions: async_sessionmaker[AsyncSession]
     search: SearchService
     stations: StationService
+    roles: RoleService
+    reports: ReportService
+    station_admin: StationAdminService
+    ratings: RatingService
 
     async def reload_index(self) -> SpatialIndex:
         started = time.perf_counter()
@@ -52,7 +60,19 @@ async def open_core(
         sessions = session_factory(engine)
         search = SearchService(SpatialIndex(), default_tz=settings.default_tz)
         stations = StationService(sessions, search, default_tz=settings.default_tz)
-        core = Core(settings, engine, sessions, search, stations)
+        core = Core(
+            settings,
+            engine,
+            sessions,
+            search,
+            stations,
+            roles=RoleService(sessions),
+            reports=ReportService(sessions, stations, auto_hide_after=settings.auto_hide_reports),
+            station_admin=StationAdminService(sessions, stations),
+            ratings=RatingService(sessions),
+        )
+        if settings.admin_ids:
+            await core.roles.ensure_admins(settings.admin_ids)
         if load_index:
             await core.reload_index()
         yield core

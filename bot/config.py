@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     default_tz: str = "Asia/Shanghai"
     admin_ids: Annotated[tuple[int, ...], NoDecode] = ()
     broadcast_rate: float = 25.0
+    #: Different people reporting a station closed within 24 hours before it is hidden automatically.
+    auto_hide_reports: int = 3
     log_format: str = "auto"
 
     @field_validator("admin_ids", mode="before")

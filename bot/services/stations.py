@@ -145,6 +145,11 @@ class StationService:
         if index.needs_compaction:
             await asyncio.to_thread(index.compact)
 
+    def reflect(self, station: Station) -> None:
+        """Patch this process's index with a station changed elsewhere in a committed transaction."""
+        if self.search is not None:
+            self.search.index.upsert(index_entry(station))
+
     async def update(self, code: str, **values: object) -> Station:
         """Change some fields of one station and patch the index."""
         async with self.sessions() as session, session.begin():
@@ -153,8 +158,7 @@ class StationService:
             if station is None:
                 raise StationNotFound(code)
             updated = await repo.update_fields(station.id, **values)
-        if self.search is not None:
-            self.search.index.upsert(index_entry(updated))
+        self.reflect(updated)
         return updated
 
     # -- exporting --------------------------------------------------------------------------------------
