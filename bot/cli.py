@@ -20,7 +20,7 @@ from typing import Any
 from bot.config import Settings
 from bot.domain import AMENITY_KEYS, CRS, GeoPoint, InvalidLocation, YizhanError
 from bot.i18n import environment_locale, translator
-from bot.services.nearby import NearbyResult, NearbyService
+from bot.services.nearby import NearbyResult, NearbyService, nearby_json
 
 _ = translator(environment_locale()).gettext
 log = logging.getLogger("yizhan")
@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     nearby.add_argument("--json", action="store_true", help=_("machine-readable output"))
 
     run = commands.add_parser("run", help=_("run the bot: polling, or webhook when WEBHOOK_URL is set"))
-    run.add_argument("--host", default="0.0.0.0", help=_("webhook mode: address to listen on"))  # noqa: S104
+    run.add_argument("--host", default="0.0.0.0", help=_("webhook mode: address to listen on"))
     run.add_argument("--port", type=int, default=8080, help=_("webhook mode: port to listen on"))
     demo = commands.add_parser(
         "demo", help=_("the whole service on this machine, no Telegram account needed")
@@ -171,14 +171,6 @@ async def cmd_stations(args: argparse.Namespace) -> int:
             )
             return 0
     return 2
-
-
-def nearby_json(query_point: GeoPoint, at: datetime, results: Sequence[Any]) -> dict[str, Any]:
-    """The `--json` contract of ARCHITECTURE.md."""
-    return {
-        "query": {"lat": query_point.lat, "lon": query_point.lon, "at": at.isoformat()},
-        "results": [result.as_json() for result in results],
-    }
 
 
 async def cmd_nearby(args: argparse.Namespace) -> int:
