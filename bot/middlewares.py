@@ -18,7 +18,7 @@ from aiogram.types import User as TgUser
 from aiogram.utils.i18n import I18n, I18nMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.services.users import UserService, effective_locale
+from bot.services.users import UserCache, UserService, effective_locale
 
 log = logging.getLogger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
@@ -82,13 +82,16 @@ class ThrottlingMiddleware(BaseMiddleware):
 class DbSessionMiddleware(BaseMiddleware):
     """One session per update, committed when the handler returns, rolled back when it raises."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], users: UserCache) -> None:
         self.sessions = sessions
+        self.users = users
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        # A session takes a connection only when first used and gives it back when its transaction
+        # ends, so an update answered from caches and the index touches no connection at all.
         async with self.sessions() as session:
             data["session"] = session
-            data["users"] = UserService(session)
+            data["users"] = UserService(session, self.users)
             result = await handler(event, data)
             if session.in_transaction():
                 await session.commit()

@@ -28,8 +28,8 @@ from bot.domain import User
 from bot.i18n import DEFAULT_LOCALE, DOMAIN, LOCALES_DIR
 from bot.middlewares import DbSessionMiddleware, LocaleMiddleware, ThrottlingMiddleware, UserMiddleware
 from bot.services.nearby import NearbyService
-from bot.services.users import effective_locale
-from handlers import search, start
+from bot.services.users import UserCache, effective_locale
+from handlers import moderation, reports, search, start
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +61,35 @@ def build_dispatcher(
         i18n=i18n,
         nearby=NearbyService(core.search, core.stations),
         stations=core.stations,
+        roles=core.roles,
+        reports=core.reports,
+        station_admin=core.station_admin,
+        ratings=core.ratings,
         clock=clock,
         default_tz=core.settings.default_tz,
     )
     dp.update.outer_middleware(ThrottlingMiddleware(i18n, rate=throttle_rate, burst=throttle_burst))
-    dp.update.outer_middleware(DbSessionMiddleware(core.sessions))
+    dp.update.outer_middleware(DbSessionMiddleware(core.sessions, UserCache()))
     dp.update.outer_middleware(UserMiddleware())
     dp.update.outer_middleware(LocaleMiddleware(i18n))
-    dp.include_routers(start.create_router(), search.create_router())
+    dp.include_routers(
+        start.create_router(), moderation.create_router(), reports.create_router(), search.create_router()
+    )
     dp.errors.register(_on_error, ExceptionTypeFilter(Exception))
     dp.startup.register(_on_startup)
+    tasks: list[asyncio.Task[None]] = []
+
+    async def start_digests(bot: Bot) -> None:
+        tasks.append(asyncio.create_task(digest_loop(bot, core, i18n, clock)))
+
+    async def stop_digests() -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        tasks.clear()
+
+    dp.startup.register(start_digests)
+    dp.shutdown.register(stop_digests)
     return dp
 
 
@@ -131,6 +150,46 @@ async def _on_startup(bot: Bot) -> None:
                 await call
             except Exception:
                 log.warning("start-up call failed (language %s)", language_code, exc_info=True)
+
+
+DIGEST_POLL_S = 60.0
+
+
+async def send_digests(bot: Bot, core: Core, i18n: I18n, at: datetime) -> int:
+    """Tell each staff member about new cases in their region, at most every 10 minutes each."""
+    from aiogram.utils.i18n import gettext as _
+
+    from handlers.views import case_line
+    from storage.users_repo import UserRepository
+
+    due = await core.reports.due_digests(await core.roles.moderators(), at)
+    sent = 0
+    for user_id, cases in due.items():
+        async with core.sessions() as session:
+            user = await UserRepository(session).get(user_id)
+        with i18n.context(), i18n.use_locale(effective_locale(user)):
+            lines = [_("📬 <b>New reports in your region: {count}</b>").format(count=len(cases))]
+            lines += [case_line(case) for case in cases[:10]]
+            lines.append(_("Open the queue with /reports."))
+            text = "\n\n".join(lines)
+        try:
+            await bot.send_message(user_id, text)
+            await core.reports.digest_sent(user_id, at)
+            sent += 1
+        except Exception:
+            log.warning("could not send the digest to staff %s", user_id, exc_info=True)
+    return sent
+
+
+async def digest_loop(bot: Bot, core: Core, i18n: I18n, clock: Callable[[], datetime]) -> None:
+    while True:
+        try:
+            await send_digests(bot, core, i18n, clock())
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("staff digest round failed")
+        await asyncio.sleep(DIGEST_POLL_S)
 
 
 def tune_runtime() -> None:

@@ -38,3 +38,33 @@ class LanguageCb(CallbackData, prefix="lang"):
 
 def round_point(lat: float, lon: float) -> tuple[float, float]:
     return round(lat, 5), round(lon, 5)
+
+
+class ReportCb(CallbackData, prefix="rp"):
+    """action: s = start on a station, k = kind chosen, a = amenity chosen, go = send, x = cancel."""
+
+    action: str
+    station: int
+    value: str = ""
+
+
+class RateCb(CallbackData, prefix="rt"):
+    station: int
+    stars: int = 0
+
+
+class ModCb(CallbackData, prefix="md"):
+    """action: v = view, ok = approve, no = reject, ask = ask for details, p = page of the queue."""
+
+    action: str
+    case: int = 0
+    page: int = 0
+
+
+class StaffCb(CallbackData, prefix="sf"):
+    """action: ver, tc (temporarily close), ro (reopen), cl (close for good), hr, ph, am, hist;
+    at = toggle amenity `value`, ad = amenities done."""
+
+    action: str
+    station: int
+    value: str = ""

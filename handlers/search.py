@@ -17,6 +17,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.domain import GeoPoint, InvalidLocation, StationNotFound, UnknownAmenity, User
 from bot.services.hours import hours_of
 from bot.services.nearby import NearbyService, ResultsPage, results_page
+from bot.services.ratings import RatingService
 from bot.services.search import geodesic_distances
 from bot.services.users import UserService
 from handlers.callbacks import FilterCb, ResultsCb, StationCb
@@ -190,7 +191,12 @@ async def filter_changed(
 
 
 async def station_opened(
-    query: CallbackQuery, callback_data: StationCb, nearby: NearbyService, clock: Clock, default_tz: str
+    query: CallbackQuery,
+    callback_data: StationCb,
+    nearby: NearbyService,
+    ratings: RatingService,
+    clock: Clock,
+    default_tz: str,
 ) -> None:
     message = own_message(query)
     if message is None:
@@ -209,9 +215,10 @@ async def station_opened(
         distance = float(geodesic_distances(rider.lat, rider.lon, [station.lat], [station.lon])[0])  # type: ignore[arg-type]
     except InvalidLocation:
         pass
+    rating = await ratings.summary(station.id, query.from_user.id)
     await query.answer()
     await message.answer(
-        card_text(station, hours, clock(), tz, distance), reply_markup=card_keyboard(station)
+        card_text(station, hours, clock(), tz, distance, rating), reply_markup=card_keyboard(station)
     )
     await message.answer_venue(
         latitude=station.lat,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandStart
+from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
@@ -31,7 +32,8 @@ def help_text() -> str:
     )
 
 
-async def start(message: Message, user: User) -> None:
+async def start(message: Message, user: User, state: FSMContext) -> None:
+    await state.clear()
     name = user.first_name or _("friend")
     await message.answer(
         _(

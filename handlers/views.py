@@ -25,7 +25,19 @@ from bot.domain import AMENITY_KEYS, Station, StationStatus
 from bot.i18n import LOCALES
 from bot.services.hours import Hours, OpenState
 from bot.services.nearby import NearbyResult, ResultsPage
-from handlers.callbacks import FilterCb, LanguageCb, ResultsCb, StationCb, round_point
+from bot.services.ratings import RatingSummary
+from bot.services.reports import CaseView
+from handlers.callbacks import (
+    FilterCb,
+    LanguageCb,
+    ModCb,
+    RateCb,
+    ReportCb,
+    ResultsCb,
+    StaffCb,
+    StationCb,
+    round_point,
+)
 
 WALKING_M_PER_MIN = 75.0  # 4.5 km/h
 
@@ -168,50 +180,32 @@ def results_text(page: ResultsPage, amenities: tuple[str, ...], now: datetime) -
 def results_keyboard(
     page: ResultsPage, lat: float, lon: float, amenities: tuple[str, ...]
 ) -> InlineKeyboardMarkup:
+    # Built as plain rows: the keyboard builder deep-copies every button, which shows in the hot path.
     lat, lon = round_point(lat, lon)
-    kb = InlineKeyboardBuilder()
+    rows: list[list[InlineKeyboardButton]] = []
     for n, result in enumerate(page.results, start=page.page * 5 + 1):
         name = result.station.name
         label = f"{n}. {name if len(name) <= 24 else name[:23] + '…'}"
-        kb.row(
-            InlineKeyboardButton(
-                text=label, callback_data=StationCb(id=result.station.id, lat=lat, lon=lon).pack()
-            )
+        rows.append(
+            [InlineKeyboardButton(text=label, callback_data=f"st:{result.station.id}:{lat}:{lon}")]
         )
+    closed = int(page.include_closed)
     nav: list[InlineKeyboardButton] = []
     if page.page > 0:
-        nav.append(
-            InlineKeyboardButton(
-                text=_("◀ Back"),
-                callback_data=ResultsCb(
-                    lat=lat, lon=lon, page=page.page - 1, closed=page.include_closed
-                ).pack(),
-            )
-        )
+        nav.append(InlineKeyboardButton(text=_("◀ Back"), callback_data=f"r:{lat}:{lon}:{page.page - 1}:{closed}"))
     if page.has_more:
-        nav.append(
-            InlineKeyboardButton(
-                text=_("More ▶"),
-                callback_data=ResultsCb(
-                    lat=lat, lon=lon, page=page.page + 1, closed=page.include_closed
-                ).pack(),
-            )
-        )
+        nav.append(InlineKeyboardButton(text=_("More ▶"), callback_data=f"r:{lat}:{lon}:{page.page + 1}:{closed}"))
     if nav:
-        kb.row(*nav)
+        rows.append(nav)
     closed_label = _("Only open ones") if page.include_closed else _("Include closed")
     filter_label = _("🔎 Filter ({count})").format(count=len(amenities)) if amenities else _("🔎 Filter")
-    kb.row(
-        InlineKeyboardButton(
-            text=closed_label,
-            callback_data=ResultsCb(lat=lat, lon=lon, page=0, closed=not page.include_closed).pack(),
-        ),
-        InlineKeyboardButton(
-            text=filter_label,
-            callback_data=FilterCb(action="o", lat=lat, lon=lon, closed=page.include_closed).pack(),
-        ),
+    rows.append(
+        [
+            InlineKeyboardButton(text=closed_label, callback_data=f"r:{lat}:{lon}:0:{1 - closed}"),
+            InlineKeyboardButton(text=filter_label, callback_data=f"f:o::{lat}:{lon}:{closed}"),
+        ]
     )
-    return kb.as_markup()
+    return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def filter_text(amenities: tuple[str, ...]) -> str:
@@ -324,6 +318,7 @@ def card_text(
     now: datetime,
     tz: ZoneInfo,
     distance_m: float | None,
+    rating: RatingSummary | None = None,
 ) -> str:
     local_now = now.astimezone(tz)
     lines = [f"🏠 <b>{escape(station.name)}</b>", _("No. {code}").format(code=escape(station.code))]
@@ -377,6 +372,8 @@ def card_text(
         lines.append("👤 " + _("Manager: {name}").format(name=escape(station.manager)))
     if station.phone:
         lines.append("☎️ " + escape(station.phone))
+    if rating is not None:
+        lines.append(rating_line(rating))
     if station.verified_at:
         lines.append(
             "✔️ "
@@ -394,6 +391,189 @@ def card_keyboard(station: Station) -> InlineKeyboardMarkup:
             [
                 InlineKeyboardButton(text=_("🗺 Amap"), url=amap),
                 InlineKeyboardButton(text=_("🗺 Baidu Maps"), url=baidu),
+            ],
+            [
+                InlineKeyboardButton(
+                    text=_("⚠️ Report a problem"),
+                    callback_data=ReportCb(action="s", station=station.id).pack(),
+                ),
+                InlineKeyboardButton(text=_("⭐ Rate"), callback_data=RateCb(station=station.id).pack()),
+            ],
+        ]
+    )
+
+
+def rating_line(summary: RatingSummary) -> str:
+    if not summary.count or summary.average is None:
+        return "⭐ " + _("No ratings yet")
+    line = "⭐ " + _("{average} from {count} ratings").format(
+        average=f"{summary.average:.1f}", count=summary.count
+    )
+    if summary.mine:
+        line += " · " + _("yours: {stars}").format(stars=summary.mine)
+    return line
+
+
+REPORT_KIND_LABELS = {
+    "closed_now": __("🚪 Closed now"),
+    "closed_permanently": __("⛔ Closed for good"),
+    "amenity_broken": __("🔧 Something is broken"),
+    "wrong_location": __("📍 Wrong location"),
+    "wrong_hours": __("🕘 Wrong opening hours"),
+    "other": __("💬 Something else"),
+}
+
+
+def report_kind_keyboard(station_id: int) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for kind, label in REPORT_KIND_LABELS.items():
+        kb.button(text=str(label), callback_data=ReportCb(action="k", station=station_id, value=kind).pack())
+    kb.button(text=_("Cancel"), callback_data=ReportCb(action="x", station=station_id).pack())
+    kb.adjust(2)
+    return kb.as_markup()
+
+
+def report_amenity_keyboard(station: Station) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for key in station.amenities:
+        if key in AMENITY_ICONS:
+            kb.button(
+                text=f"{AMENITY_ICONS[key]} {amenity_label(key)}",
+                callback_data=ReportCb(action="a", station=station.id, value=key).pack(),
+            )
+    kb.button(text=_("Cancel"), callback_data=ReportCb(action="x", station=station.id).pack())
+    kb.adjust(2)
+    return kb.as_markup()
+
+
+def report_send_keyboard(station_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=_("✅ Send report"), callback_data=ReportCb(action="go", station=station_id).pack()
+                ),
+                InlineKeyboardButton(
+                    text=_("Cancel"), callback_data=ReportCb(action="x", station=station_id).pack()
+                ),
             ]
         ]
     )
+
+
+def stars_keyboard(station_id: int) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for stars in range(1, 6):
+        kb.button(text="⭐" * stars, callback_data=RateCb(station=station_id, stars=stars).pack())
+    kb.adjust(1)
+    return kb.as_markup()
+
+
+def case_line(case: CaseView) -> str:
+    kind = str(REPORT_KIND_LABELS[case.kind.value])
+    if case.topic in AMENITY_ICONS:
+        kind += f" ({amenity_label(case.topic)})"
+    people = _("{count} people report this").format(count=case.reporters)
+    if case.on_site:
+        people += ", " + _("{count} on site").format(count=case.on_site)
+    return f"#{case.id} <b>{escape(case.station.name)}</b> [{escape(case.station.code)}]\n{kind} · {people}"
+
+
+def case_text(case: CaseView) -> str:
+    lines = [case_line(case)]
+    if case.proposal:
+        lines.append(_("Proposed: {value}").format(value=f"<code>{escape(case.proposal)}</code>"))
+    if case.auto_hidden:
+        lines.append("🙈 " + _("Hidden from riders automatically until you decide."))
+    for text in case.texts:
+        lines.append("💬 " + escape(text))
+    if case.photos:
+        lines.append("📷 " + _("{count} photos").format(count=len(case.photos)))
+    lines.append(_("Reported {date}").format(date=case.created_at.strftime("%Y-%m-%d %H:%M UTC")))
+    return "\n".join(lines)
+
+
+def case_keyboard(case_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=_("✅ Approve"), callback_data=ModCb(action="ok", case=case_id).pack()
+                ),
+                InlineKeyboardButton(
+                    text=_("❌ Reject"), callback_data=ModCb(action="no", case=case_id).pack()
+                ),
+            ],
+            [
+                InlineKeyboardButton(
+                    text=_("❓ Ask for details"), callback_data=ModCb(action="ask", case=case_id).pack()
+                )
+            ],
+        ]
+    )
+
+
+def queue_keyboard(cases: list[CaseView], page: int, has_more: bool) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for case in cases:
+        label = f"#{case.id} {case.station.name[:20]}"
+        kb.row(InlineKeyboardButton(text=label, callback_data=ModCb(action="v", case=case.id).pack()))
+    if has_more:
+        kb.row(InlineKeyboardButton(text=_("More ▶"), callback_data=ModCb(action="p", page=page + 1).pack()))
+    return kb.as_markup()
+
+
+def staff_keyboard(station: Station) -> InlineKeyboardMarkup:
+    sid = station.id
+    rows = [
+        [
+            InlineKeyboardButton(
+                text=_("✔️ Verified today"), callback_data=StaffCb(action="ver", station=sid).pack()
+            )
+        ],
+    ]
+    if station.status is StationStatus.ACTIVE:
+        toggle = InlineKeyboardButton(
+            text=_("⏸ Close temporarily"), callback_data=StaffCb(action="tc", station=sid).pack()
+        )
+    else:
+        toggle = InlineKeyboardButton(
+            text=_("▶️ Reopen"), callback_data=StaffCb(action="ro", station=sid).pack()
+        )
+    rows.append([toggle])
+    if station.status is not StationStatus.CLOSED:
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    text=_("⛔ Close for good"), callback_data=StaffCb(action="cl", station=sid).pack()
+                )
+            ]
+        )
+    rows.append(
+        [
+            InlineKeyboardButton(text=_("🕘 Hours"), callback_data=StaffCb(action="hr", station=sid).pack()),
+            InlineKeyboardButton(text=_("☎️ Phone"), callback_data=StaffCb(action="ph", station=sid).pack()),
+            InlineKeyboardButton(
+                text=_("🧰 Amenities"), callback_data=StaffCb(action="am", station=sid).pack()
+            ),
+        ]
+    )
+    rows.append(
+        [InlineKeyboardButton(text=_("📜 History"), callback_data=StaffCb(action="hist", station=sid).pack())]
+    )
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def staff_amenity_keyboard(station: Station, chosen: tuple[str, ...]) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for key in AMENITY_KEYS:
+        mark = "✅ " if key in chosen else ""
+        kb.button(
+            text=f"{mark}{AMENITY_ICONS[key]} {amenity_label(key)}",
+            callback_data=StaffCb(action="at", station=station.id, value=key).pack(),
+        )
+    kb.adjust(2)
+    kb.row(
+        InlineKeyboardButton(text=_("💾 Save"), callback_data=StaffCb(action="ad", station=station.id).pack())
+    )
+    return kb.as_markup()

@@ -37,6 +37,12 @@ class RoleRepository:
         result = await self.session.execute(stmt)
         return int(result.rowcount)  # type: ignore[attr-defined]
 
+    async def all_grants(self, roles: tuple[str, ...]) -> list[tuple[int, str, str]]:
+        rows = await self.session.execute(
+            select(RoleRow.user_id, RoleRow.role, RoleRow.region).where(RoleRow.role.in_(roles))
+        )
+        return [(user_id, role, region) for user_id, role, region in rows.all()]
+
     async def staff_for_region(self, region: str) -> list[int]:
         """Users who moderate a station of `region`: staff whose prefix matches, and admins."""
         rows = await self.session.execute(select(RoleRow.user_id, RoleRow.role, RoleRow.region))

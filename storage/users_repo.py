@@ -30,8 +30,9 @@ class UserRepository:
 
     async def upsert(
         self, user_id: int, first_name: str, username: str | None, language_code: str | None
-    ) -> User:
-        """Create the user or refresh what Telegram tells about them; writes only when something changed."""
+    ) -> tuple[User, bool]:
+        """Create the user or refresh what Telegram tells about them; writes only when something changed
+        (the flag says whether it wrote)."""
         row = await self.session.get(UserRow, user_id)
         if row is None:
             # Several first updates of one user can arrive at once: insert-or-ignore, then read.
@@ -53,11 +54,13 @@ class UserRepository:
             )
             row = await self.session.get(UserRow, user_id, populate_existing=True)
             assert row is not None
+            return row_to_user(row), True
         elif (row.first_name, row.username, row.language_code) != (first_name, username, language_code):
             row.first_name, row.username, row.language_code = first_name, username, language_code
             row.updated_at = utcnow()
             await self.session.flush()
-        return row_to_user(row)
+            return row_to_user(row), True
+        return row_to_user(row), False
 
     async def set_locale(self, user_id: int, locale: str | None) -> User:
         row = await self._require(user_id)

@@ -6,134 +6,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiogram import Dispatcher
+from botkit import HOME, LANGS, NOON, STATIONS, Clock, Env, button_data, env, names_in, north
 
-from bot.app import Core, open_core
+from bot.app import open_core
 from bot.config import Settings
-from bot.domain import StationRecord, StationStatus
 from bot.i18n import translator
 from bot.localapi import LocalBotAPI
 from bot.telegram import build_bot, build_dispatcher
 from storage.users_repo import UserRepository
 
-HOME = (23.1300, 113.2600)
-NOON = datetime(2025, 6, 3, 4, 0, tzinfo=UTC)  # Tuesday 12:00 in China
-LANGS = {"zh-hans": "zh_Hans", "zh-hant": "zh_Hant", "en": "en"}
-
-
-def north(metres: float) -> tuple[float, float]:
-    return HOME[0] + metres / 111_000, HOME[1]
-
-
-def station(code: str, name: str, metres: float, **kw: Any) -> StationRecord:
-    lat, lon = north(metres)
-    base: dict[str, Any] = dict(
-        address=f"广州市中山路{code[-2:]}号",
-        opening_hours="24/7",
-        amenities=("drinking_water",),
-        phone="020-8888" + code[-4:],
-        manager="李华",
-        host="中国移动",
-        region="440104",
-    )
-    base.update(kw)
-    return StationRecord(code=code, name=name, lat=lat, lon=lon, **base)
-
-
-STATIONS = [
-    station("GZ0001", "天河移动营业厅工会驿站", 200, amenities=("drinking_water", "toilet")),
-    station(
-        "GZ0002",
-        "越秀建设银行爱心驿站",
-        500,
-        opening_hours="Mo-Su 08:00-20:00",
-        amenities=("drinking_water", "food_heating"),
-    ),
-    station("GZ0003", "海珠夜班驿站", 900, opening_hours="Mo-Su 22:00-06:00"),
-    station("GZ0004", "暂停服务的驿站", 100, status=StationStatus.TEMPORARILY_CLOSED),
-    *[station(f"GZ01{i:02d}", f"第{i}号驿站", 1000 + 150 * i) for i in range(1, 9)],
-    # Far away, in Hotan (Xinjiang).
-    StationRecord(code="XJ0001", name="和田工会驿站", lat=37.11, lon=79.93, opening_hours="24/7"),
-]
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@dataclass
-class Env:
-    api: LocalBotAPI
-    core: Core
-    clock: Clock
-    dp: Dispatcher
-    user_id: int = 501
-
-    def tr(self, lang: str, text: str) -> str:
-        return translator(LANGS[lang]).gettext(text)
-
-    async def location(self, lang: str, lat: float = HOME[0], lon: float = HOME[1], **kw: Any) -> Any:
-        mark = self.api.mark()
-        await self.api.send_location(self.user_id, lat, lon, language_code=lang, **kw)
-        return await self.api.wait_for_change(self.user_id, mark)
-
-    async def press(self, lang: str, message_id: int, data: str) -> Any:
-        mark = self.api.mark()
-        await self.api.press(self.user_id, message_id, data, language_code=lang)
-        return await self.api.wait_for_change(self.user_id, mark)
-
-    async def text(self, lang: str, text: str) -> Any:
-        mark = self.api.mark()
-        await self.api.send_text(self.user_id, text, language_code=lang)
-        return await self.api.wait_for_change(self.user_id, mark)
-
-    async def settle(self) -> None:
-        """Wait until every queued update was taken and handled."""
-        await self.api.wait_for(lambda: not self.api.pending_updates)
-        await asyncio.sleep(0.2)
-
-
-@pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", _env_file=None)  # type: ignore[call-arg]
-    async with open_core(settings) as core:
-        await core.stations.save_records(STATIONS)
-        await core.reload_index()
-        api = LocalBotAPI()
-        url = await api.start()
-        bot = build_bot(api.token, url)
-        clock = Clock(NOON)
-        dp = build_dispatcher(core, clock=clock, throttle_rate=50, throttle_burst=50)
-        task = asyncio.create_task(dp.start_polling(bot, handle_signals=False, polling_timeout=1))
-        await api.wait_for(lambda: api.calls_to("getUpdates"))
-        try:
-            yield Env(api, core, clock, dp)
-        finally:
-            await dp.stop_polling()
-            await asyncio.wait_for(task, 10)
-            await bot.session.close()
-            await api.stop()
-
-
-def names_in(text: str) -> list[str]:
-    """Station names in the order the text shows them."""
-    found = [(text.find(s.name), s.name) for s in STATIONS if s.name in text]
-    return [name for _, name in sorted(found)]
-
-
-def button_data(message: Any, startswith: str) -> list[str]:
-    return [b["callback_data"] for b in message.buttons if b.get("callback_data", "").startswith(startswith)]
+__all__ = ["env"]
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -450,3 +337,15 @@ async def test_a_failing_start_up_call_does_not_stop_the_bot(tmp_path: Path) -> 
             await task
             await bot.session.close()
             await api.stop()
+
+
+def test_hand_packed_result_buttons_equal_their_callback_data_classes() -> None:
+    """The results keyboard packs its buttons by hand for speed; they must stay what the classes pack."""
+    from handlers.callbacks import FilterCb, ResultsCb, StationCb
+
+    lat, lon = 23.13, 113.26
+    assert f"st:7:{lat}:{lon}" == StationCb(id=7, lat=lat, lon=lon).pack()
+    for page, closed in ((0, 0), (3, 1)):
+        assert f"r:{lat}:{lon}:{page}:{closed}" == ResultsCb(lat=lat, lon=lon, page=page, closed=bool(closed)).pack()
+    assert f"f:o::{lat}:{lon}:1" == FilterCb(action="o", lat=lat, lon=lon, closed=True).pack()
+    assert ResultsCb.unpack(f"r:{lat}:{lon}:2:1") == ResultsCb(lat=lat, lon=lon, page=2, closed=True)

@@ -13,7 +13,7 @@ from bot.config import Settings
 from bot.domain import GeoPoint, StationRecord, StationStatus
 from bot.services.ratings import InvalidRating
 from bot.services.reports import AlreadyDecided, InvalidReport, ReportTooSoon
-from bot.services.roles import Access, InvalidGrant, NotAllowed
+from bot.services.roles import InvalidGrant, NotAllowed
 from bot.services.station_admin import InvalidEdit
 
 AT = datetime(2025, 6, 3, 4, 0, tzinfo=UTC)
@@ -26,12 +26,27 @@ async def core(settings: Settings) -> AsyncIterator[Core]:
     async with open_core(settings) as core:
         await core.stations.save_records(
             [
-                StationRecord(code="GZ1", name="广州驿站", lat=GZ[0], lon=GZ[1], region="440106",
-                              opening_hours="24/7", amenities=("drinking_water", "toilet")),
-                StationRecord(code="GZ2", name="广州二号", lat=GZ[0] + 0.01, lon=GZ[1], region="440106",
-                              opening_hours="24/7", amenities=("drinking_water",)),
-                StationRecord(code="SZ1", name="深圳驿站", lat=22.54, lon=114.05, region="440304",
-                              opening_hours="24/7"),
+                StationRecord(
+                    code="GZ1",
+                    name="广州驿站",
+                    lat=GZ[0],
+                    lon=GZ[1],
+                    region="440106",
+                    opening_hours="24/7",
+                    amenities=("drinking_water", "toilet"),
+                ),
+                StationRecord(
+                    code="GZ2",
+                    name="广州二号",
+                    lat=GZ[0] + 0.01,
+                    lon=GZ[1],
+                    region="440106",
+                    opening_hours="24/7",
+                    amenities=("drinking_water",),
+                ),
+                StationRecord(
+                    code="SZ1", name="深圳驿站", lat=22.54, lon=114.05, region="440304", opening_hours="24/7"
+                ),
             ]
         )
         await core.reload_index()
@@ -71,8 +86,12 @@ async def test_one_person_reports_one_station_at_most_once_an_hour(core: Core) -
 
 async def test_a_report_within_300_m_is_on_site(core: Core) -> None:
     station = await sid(core, "GZ1")
-    near = await core.reports.submit(101, station, "closed_now", AT, reporter_point=GeoPoint(GZ[0] + 0.002, GZ[1]))
-    far = await core.reports.submit(102, station, "closed_now", AT, reporter_point=GeoPoint(GZ[0] + 0.004, GZ[1]))
+    near = await core.reports.submit(
+        101, station, "closed_now", AT, reporter_point=GeoPoint(GZ[0] + 0.002, GZ[1])
+    )
+    far = await core.reports.submit(
+        102, station, "closed_now", AT, reporter_point=GeoPoint(GZ[0] + 0.004, GZ[1])
+    )
     assert near.on_site and not far.on_site
 
 
@@ -113,7 +132,9 @@ async def test_three_people_reporting_closed_hide_the_station_until_staff_decide
     # Staff reject the closure: the station comes back.
     cases, _ = await core.reports.open_cases(await core.roles.access(STAFF_GZ))
     for case in cases:
-        await core.reports.decide(case.id, "reject", await core.roles.access(STAFF_GZ), AT + timedelta(hours=3))
+        await core.reports.decide(
+            case.id, "reject", await core.roles.access(STAFF_GZ), AT + timedelta(hours=3)
+        )
     assert nearest(core)[0] == "GZ1"
     assert (await core.stations.get("GZ1")).status is StationStatus.ACTIVE
 
@@ -135,7 +156,9 @@ async def test_reports_spread_over_more_than_a_day_do_not_trigger_the_safety_net
         ("wrong_hours", "Mo-Fr 09:00-17:00", lambda s: s.opening_hours == "Mo-Fr 09:00-17:00"),
     ],
 )
-async def test_approving_applies_the_change_with_an_audit_entry(core: Core, kind: str, detail: str, check) -> None:  # type: ignore[no-untyped-def]
+async def test_approving_applies_the_change_with_an_audit_entry(
+    core: Core, kind: str, detail: str, check
+) -> None:  # type: ignore[no-untyped-def]
     station = await sid(core, "GZ1")
     submitted = await core.reports.submit(101, station, kind, AT, detail=detail)
     staff = await core.roles.access(STAFF_GZ)
@@ -163,9 +186,14 @@ async def test_rejecting_leaves_the_station_as_it_was(core: Core) -> None:
 async def test_two_staff_approving_at_the_same_moment_apply_it_exactly_once(core: Core) -> None:
     station = await sid(core, "GZ1")
     submitted = await core.reports.submit(101, station, "amenity_broken", AT, detail="toilet")
-    deciders = [await core.roles.access(STAFF_GZ), await core.roles.access(STAFF_GD), await core.roles.access(ADMIN)]
+    deciders = [
+        await core.roles.access(STAFF_GZ),
+        await core.roles.access(STAFF_GD),
+        await core.roles.access(ADMIN),
+    ]
     outcomes = await asyncio.gather(
-        *(core.reports.decide(submitted.case_id, "approve", who, AT) for who in deciders), return_exceptions=True
+        *(core.reports.decide(submitted.case_id, "approve", who, AT) for who in deciders),
+        return_exceptions=True,
     )
     assert sum(not isinstance(o, Exception) for o in outcomes) == 1
     assert sum(isinstance(o, AlreadyDecided) for o in outcomes) == 2
@@ -242,7 +270,10 @@ async def test_stale_lists_the_regions_unverified_stations(core: Core) -> None:
     await core.station_admin.verify(await sid(core, "GZ2"), staff, AT - timedelta(days=10))
     stale = await core.station_admin.stale(staff, AT)
     assert [s.code for s in stale] == ["GZ1"]
-    assert {s.code for s in await core.station_admin.stale(await core.roles.access(ADMIN), AT)} == {"GZ1", "SZ1"}
+    assert {s.code for s in await core.station_admin.stale(await core.roles.access(ADMIN), AT)} == {
+        "GZ1",
+        "SZ1",
+    }
 
 
 async def test_ratings_are_one_per_rider_and_editable(core: Core) -> None:
@@ -267,7 +298,10 @@ async def test_staff_digests_come_at_most_every_ten_minutes(core: Core) -> None:
     await core.reports.submit(101, await sid(core, "GZ1"), "closed_now", AT)
     due = await core.reports.due_digests(moderators, AT)
     assert list(due) == [STAFF_GZ] and len(due[STAFF_GZ]) == 1
+    await core.reports.digest_sent(STAFF_GZ, AT)
     await core.reports.submit(102, await sid(core, "GZ2"), "closed_now", AT + timedelta(minutes=1))
     assert await core.reports.due_digests(moderators, AT + timedelta(minutes=5)) == {}
+    # Not recorded as sent (delivery failed): due again on the next round, with everything new.
+    assert (await core.reports.due_digests(moderators, AT + timedelta(minutes=5))) == {}
     later = await core.reports.due_digests(moderators, AT + timedelta(minutes=11))
     assert [c.station.code for c in later[STAFF_GZ]] == ["GZ2"]

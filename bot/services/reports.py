@@ -374,9 +374,9 @@ class ReportService:
 
     # -- staff digests ----------------------------------------------------------------------------------
     async def due_digests(self, moderators: dict[int, Access], at: datetime) -> dict[int, list[CaseView]]:
-        """New open cases per staff member not told for DIGEST_INTERVAL; records them as told."""
+        """New open cases per staff member not told for DIGEST_INTERVAL (see `digest_sent`)."""
         due: dict[int, list[CaseView]] = {}
-        async with self.sessions() as session, session.begin():
+        async with self.sessions() as session:
             reports = ReportRepository(session)
             for user_id, access in moderators.items():
                 last = await reports.digest_sent_at(user_id)
@@ -387,5 +387,9 @@ class ReportService:
                     continue
                 stations = await StationRepository(session).get_many([r.station_id for r in rows])
                 due[user_id] = [await self._view(reports, r, stations[r.station_id]) for r in rows]
-                await reports.record_digest(user_id, at)
         return due
+
+    async def digest_sent(self, user_id: int, at: datetime) -> None:
+        """Record a delivered digest; one that failed to send is tried again next round."""
+        async with self.sessions() as session, session.begin():
+            await ReportRepository(session).record_digest(user_id, at)

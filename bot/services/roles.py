@@ -116,6 +116,15 @@ class RoleService:
         for user_id in user_ids:
             await self.grant(user_id, Role.ADMIN.value)
 
+    async def moderators(self) -> dict[int, Access]:
+        """Everyone who moderates somewhere (staff and admins), with their access."""
+        async with self.sessions() as session:
+            rows = await RoleRepository(session).all_grants((Role.STAFF.value, Role.ADMIN.value))
+        grants: dict[int, list[tuple[Role, str]]] = {}
+        for user_id, role, region in rows:
+            grants.setdefault(user_id, []).append((Role(role), region))
+        return {user_id: Access(user_id, tuple(items)) for user_id, items in grants.items()}
+
     async def moderators_of(self, region: str) -> list[int]:
         async with self.sessions() as session:
             return await RoleRepository(session).staff_for_region(region)

@@ -1,0 +1,458 @@
+"""Union staff in the bot: the moderation queue, station lifecycle, stale stations, audit trail, grants.
+
+Every handler asks the services with the user's `Access`; the services refuse what the role or region
+does not allow, whatever buttons a client forges.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from html import escape
+from zoneinfo import ZoneInfo
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, CommandObject, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot.domain import StationNotFound, StationStatus, User
+from bot.services.hours import hours_of
+from bot.services.ratings import RatingService
+from bot.services.reports import AlreadyDecided, CaseNotFound, Decision, DecisionResult, ReportService
+from bot.services.roles import InvalidGrant, NotAllowed, RoleService
+from bot.services.station_admin import InvalidEdit, StationAdminService
+from bot.services.users import UserService, effective_locale
+from handlers.callbacks import ModCb, StaffCb
+from handlers.common import own_message, safe_edit
+from handlers.views import (
+    card_text,
+    case_keyboard,
+    case_line,
+    case_text,
+    queue_keyboard,
+    rating_line,
+    staff_amenity_keyboard,
+    staff_keyboard,
+)
+from storage.users_repo import UserRepository
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+PAGE = 8
+
+
+class StaffForm(StatesGroup):
+    close_reason = State()
+    hours = State()
+    phone = State()
+
+
+async def _not_allowed_message(message: Message) -> None:
+    await message.answer(_("This command is for union staff."))
+
+
+async def _not_allowed_query(query: CallbackQuery) -> None:
+    await query.answer(_("Not allowed."), show_alert=True)
+
+
+# -- the queue --------------------------------------------------------------------------------------------
+async def _queue(reports: ReportService, roles: RoleService, user_id: int, page: int) -> tuple[str, object]:
+    access = await roles.access(user_id)
+    cases, total = await reports.open_cases(access, limit=PAGE, offset=page * PAGE)
+    if not total:
+        return _("No open reports in your region. 👍"), None
+    lines = [_("<b>Open reports: {count}</b> (oldest first)").format(count=total), ""]
+    lines += [case_line(case) for case in cases]
+    return "\n\n".join(lines), queue_keyboard(cases, page, (page + 1) * PAGE < total)
+
+
+async def reports_command(message: Message, reports: ReportService, roles: RoleService) -> None:
+    try:
+        text, keyboard = await _queue(reports, roles, message.from_user.id, 0)  # type: ignore[union-attr]
+    except NotAllowed:
+        await _not_allowed_message(message)
+        return
+    await message.answer(text, reply_markup=keyboard)  # type: ignore[arg-type]
+
+
+async def queue_paged(
+    query: CallbackQuery, callback_data: ModCb, reports: ReportService, roles: RoleService
+) -> None:
+    message = own_message(query)
+    try:
+        text, keyboard = await _queue(
+            reports, roles, query.from_user.id, max(0, min(callback_data.page, 1000))
+        )
+    except NotAllowed:
+        await _not_allowed_query(query)
+        return
+    if message is not None:
+        await safe_edit(message, text, keyboard)  # type: ignore[arg-type]
+    await query.answer()
+
+
+async def case_viewed(
+    query: CallbackQuery, callback_data: ModCb, reports: ReportService, roles: RoleService
+) -> None:
+    try:
+        case = await reports.case(callback_data.case, await roles.access(query.from_user.id))
+    except (NotAllowed, CaseNotFound):
+        await _not_allowed_query(query)
+        return
+    await query.answer()
+    await query.message.answer(case_text(case), reply_markup=case_keyboard(case.id))  # type: ignore[union-attr]
+    for photo in case.photos:
+        await query.message.answer_photo(photo)  # type: ignore[union-attr]
+
+
+async def case_decided(
+    query: CallbackQuery,
+    callback_data: ModCb,
+    reports: ReportService,
+    roles: RoleService,
+    bot: Bot,
+    i18n: I18n,
+    users: UserService,
+    clock: Clock,
+) -> None:
+    decision = {"ok": Decision.APPROVE, "no": Decision.REJECT, "ask": Decision.ASK}[callback_data.action]
+    try:
+        result = await reports.decide(
+            callback_data.case, decision, await roles.access(query.from_user.id), clock()
+        )
+    except (NotAllowed, CaseNotFound):
+        await _not_allowed_query(query)
+        return
+    except AlreadyDecided:
+        await query.answer(_("Someone already decided this case."), show_alert=True)
+        return
+    outcome = {
+        Decision.APPROVE: _("✅ Approved: the change is live."),
+        Decision.REJECT: _("❌ Rejected."),
+        Decision.ASK: _("❓ Asked the reporters for details."),
+    }[decision]
+    await query.answer(outcome)
+    message = own_message(query)
+    if message is not None:
+        keyboard = case_keyboard(result.case.id) if decision is Decision.ASK else None
+        await safe_edit(message, case_text(result.case) + "\n\n" + outcome, keyboard)
+    await _tell_reporters(result, bot, i18n, users.repo)
+
+
+async def _tell_reporters(result: DecisionResult, bot: Bot, i18n: I18n, users: UserRepository) -> None:
+    """Each reporter hears the outcome in their own language."""
+    for reporter_id in result.reporters:
+        user = await users.get(reporter_id)
+        locale = effective_locale(user)
+        if result.decision is Decision.APPROVE:
+            text = i18n.gettext(
+                "✅ Thank you! Your report about {name} was confirmed "
+                "and the station's information is updated.",
+                locale=locale,
+            )
+        elif result.decision is Decision.REJECT:
+            text = i18n.gettext(
+                "Thank you for your report about {name}. "
+                "Union staff checked it and left the station as it is.",
+                locale=locale,
+            )
+        else:
+            text = i18n.gettext(
+                "Union staff need more details about your report on {name}. "
+                "Please report it again with a photo or a few words.",
+                locale=locale,
+            )
+        text = text.format(name=escape(result.case.station.name))
+        try:
+            await bot.send_message(reporter_id, text)
+        except Exception:  # a reporter who blocked the bot must not undo the decision
+            log.warning(
+                "could not tell reporter %s about case %s", reporter_id, result.case.id, exc_info=True
+            )
+
+
+# -- station lifecycle ------------------------------------------------------------------------------------
+async def _staff_card(
+    station_code: str,
+    admin: StationAdminService,
+    ratings: RatingService,
+    roles: RoleService,
+    user_id: int,
+    clock: Clock,
+    default_tz: str,
+) -> tuple[str, object]:
+    access = await roles.access(user_id)
+    station = await admin.station(station_code, access)
+    tz = station.timezone or default_tz
+    text = card_text(station, hours_of(station, default_tz), clock(), ZoneInfo(tz), None)
+    text += "\n" + rating_line(await ratings.summary(station.id))
+    comments = await ratings.recent_comments(station.id, access, station.region, limit=3)
+    for comment in comments:
+        text += "\n💬 " + "⭐" * comment.stars + " " + escape(comment.text)
+    status = {"active": _("active"), "temporarily_closed": _("temporarily closed"), "closed": _("closed for good")}
+    text += "\n" + _("Status: {status}").format(status=status[station.status.value])
+    return text, staff_keyboard(station)
+
+
+async def station_command(
+    message: Message,
+    command: CommandObject,
+    station_admin: StationAdminService,
+    ratings: RatingService,
+    roles: RoleService,
+    clock: Clock,
+    default_tz: str,
+) -> None:
+    code = (command.args or "").strip()
+    if not code:
+        await message.answer(_("Usage: /station CODE"))
+        return
+    try:
+        text, keyboard = await _staff_card(
+            code, station_admin, ratings, roles, message.from_user.id, clock, default_tz
+        )  # type: ignore[union-attr]
+    except StationNotFound:
+        await message.answer(_("No station with the code {code}.").format(code=escape(code[:64])))
+        return
+    except NotAllowed:
+        await _not_allowed_message(message)
+        return
+    await message.answer(text, reply_markup=keyboard)  # type: ignore[arg-type]
+
+
+async def staff_action(
+    query: CallbackQuery,
+    callback_data: StaffCb,
+    station_admin: StationAdminService,
+    roles: RoleService,
+    state: FSMContext,
+    clock: Clock,
+) -> None:
+    access = await roles.access(query.from_user.id)
+    action = callback_data.action
+    station_id = callback_data.station
+    try:
+        if action == "ver":
+            await station_admin.verify(station_id, access, clock())
+            await query.answer(_("Marked as verified today."))
+        elif action == "tc":
+            await station_admin.set_status(station_id, StationStatus.TEMPORARILY_CLOSED, access, clock())
+            await query.answer(_("Closed temporarily: riders no longer see it."))
+        elif action == "ro":
+            await station_admin.set_status(station_id, StationStatus.ACTIVE, access, clock())
+            await query.answer(_("Reopened: riders see it again."))
+        elif action in ("cl", "hr", "ph"):
+            # Check the right before asking for input, so a forged button learns nothing.
+            await station_admin.history(station_id, access, limit=1)
+            prompts = {
+                "cl": (StaffForm.close_reason, _("Why does the station close for good? Type the reason.")),
+                "hr": (
+                    StaffForm.hours,
+                    _("Type the new opening hours (OpenStreetMap syntax, e.g. Mo-Fr 08:00-18:00)."),
+                ),
+                "ph": (StaffForm.phone, _("Type the new phone number.")),
+            }
+            form, prompt = prompts[action]
+            await state.set_state(form)
+            await state.update_data(staff_station=station_id)
+            await query.answer()
+            await query.message.answer(prompt)  # type: ignore[union-attr]
+            return
+        elif action in ("am", "at", "ad"):
+            await _staff_amenities(query, callback_data, station_admin, access, state, clock)
+            return
+        elif action == "hist":
+            entries = await station_admin.history(station_id, access)
+            await query.answer()
+            await query.message.answer(_history_text(entries))  # type: ignore[union-attr]
+            return
+        else:
+            await _not_allowed_query(query)
+            return
+    except (NotAllowed, StationNotFound):
+        await _not_allowed_query(query)
+        return
+    except InvalidEdit as exc:
+        await query.answer(exc.reason, show_alert=True)
+        return
+
+
+async def _staff_amenities(query, callback_data, station_admin, access, state, clock) -> None:  # type: ignore[no-untyped-def]
+    message = own_message(query)
+    data = await state.get_data()
+    if callback_data.action == "am":
+        await station_admin.history(callback_data.station, access, limit=1)  # the right to edit it
+        station = await station_admin.stations.get_by_id(callback_data.station)
+        chosen = tuple(station.amenities)
+        await state.update_data(staff_amenities={"station": station.id, "chosen": list(chosen)})
+        await query.answer()
+        await query.message.answer(
+            _("Amenities of {name}:").format(name=escape(station.name)),  # type: ignore[union-attr]
+            reply_markup=staff_amenity_keyboard(station, chosen),
+        )
+        return
+    pending = data.get("staff_amenities")
+    if not pending or pending.get("station") != callback_data.station or message is None:
+        await query.answer(_("This button is out of date."), show_alert=True)
+        return
+    station = await station_admin.stations.get_by_id(callback_data.station)
+    chosen = set(pending["chosen"])
+    if callback_data.action == "at":
+        chosen ^= {callback_data.value}
+        pending["chosen"] = sorted(chosen)
+        await state.update_data(staff_amenities=pending)
+        await query.answer()
+        await safe_edit(message, message.html_text, staff_amenity_keyboard(station, tuple(chosen)))
+        return
+    await station_admin.edit_amenities(station.id, tuple(chosen), access, clock())
+    await state.update_data(staff_amenities=None)
+    await query.answer(_("Saved."))
+    await safe_edit(message, _("Amenities saved."), None)
+
+
+async def staff_text_entered(
+    message: Message, station_admin: StationAdminService, roles: RoleService, state: FSMContext, clock: Clock
+) -> None:
+    current = await state.get_state()
+    station_id = (await state.get_data()).get("staff_station")
+    text = (message.text or "").strip()
+    if station_id is None:
+        await state.clear()
+        return
+    access = await roles.access(message.from_user.id)  # type: ignore[union-attr]
+    try:
+        if current == StaffForm.close_reason.state:
+            await station_admin.set_status(station_id, StationStatus.CLOSED, access, clock(), reason=text)
+            reply = _("Closed for good. It stays in the records but no longer in results.")
+        elif current == StaffForm.hours.state:
+            await station_admin.edit_hours(station_id, text, access, clock())
+            reply = _("Opening hours saved.")
+        else:
+            await station_admin.edit_phone(station_id, text, access, clock())
+            reply = _("Phone number saved.")
+    except InvalidEdit as exc:
+        await message.answer(
+            _("Not saved: {reason}. Please type it again.").format(reason=escape(exc.reason))
+        )
+        return
+    except (NotAllowed, StationNotFound):
+        await state.clear()
+        await _not_allowed_message(message)
+        return
+    await state.clear()
+    await message.answer(reply)
+
+
+def _history_text(entries: list) -> str:  # type: ignore[type-arg]
+    if not entries:
+        return _("No changes recorded yet.")
+    lines = [_("<b>History</b> (newest first)")]
+    for entry in entries:
+        who = _("system") if entry.actor_id is None else str(entry.actor_id)
+        change = ", ".join(
+            f"{k}: {escape(str(entry.before.get(k)))} → {escape(str(v))}" for k, v in entry.after.items()
+        )
+        line = f"{entry.at.strftime('%Y-%m-%d %H:%M')} · {escape(entry.action)} · {who}\n   {change}"
+        if entry.reason:
+            line += f"\n   {escape(entry.reason)}"
+        lines.append(line)
+    return "\n".join(lines)[:4000]
+
+
+async def history_command(
+    message: Message, command: CommandObject, station_admin: StationAdminService, roles: RoleService
+) -> None:
+    code = (command.args or "").strip()
+    if not code:
+        await message.answer(_("Usage: /history CODE"))
+        return
+    access = await roles.access(message.from_user.id)  # type: ignore[union-attr]
+    try:
+        station = await station_admin.station(code, access)
+        entries = await station_admin.history(station.id, access)
+    except StationNotFound:
+        await message.answer(_("No station with the code {code}.").format(code=escape(code[:64])))
+        return
+    except NotAllowed:
+        await _not_allowed_message(message)
+        return
+    await message.answer(f"<b>{escape(station.name)}</b> [{escape(station.code)}]\n" + _history_text(entries))
+
+
+async def stale_command(
+    message: Message, station_admin: StationAdminService, roles: RoleService, clock: Clock
+) -> None:
+    try:
+        stale = await station_admin.stale(await roles.access(message.from_user.id), clock())  # type: ignore[union-attr]
+    except NotAllowed:
+        await _not_allowed_message(message)
+        return
+    if not stale:
+        await message.answer(_("Every station of your region was verified in the last 180 days. 👍"))
+        return
+    lines = [_("<b>Not verified for 180 days</b>")]
+    for station in stale:
+        when = station.verified_at.date().isoformat() if station.verified_at else _("never")
+        lines.append(f"<code>{escape(station.code)}</code> {escape(station.name)} · {when}")
+    lines.append(_("Open one with /station CODE."))
+    await message.answer("\n".join(lines))
+
+
+async def grant_command(message: Message, command: CommandObject, roles: RoleService, user: User) -> None:
+    await _grant_or_revoke(message, command, roles, user, grant=True)
+
+
+async def revoke_command(message: Message, command: CommandObject, roles: RoleService, user: User) -> None:
+    await _grant_or_revoke(message, command, roles, user, grant=False)
+
+
+async def _grant_or_revoke(
+    message: Message, command: CommandObject, roles: RoleService, user: User, grant: bool
+) -> None:
+    access = await roles.access(user.id)
+    if not access.is_admin:
+        await message.answer(_("This command is for admins."))
+        return
+    parts = (command.args or "").split()
+    if len(parts) not in (2, 3) or not parts[0].isdigit():
+        await message.answer(
+            _("Usage: /grant USER_ID volunteer|staff|admin [REGION] — /revoke USER_ID ROLE [REGION]")
+        )
+        return
+    target, role, region = int(parts[0]), parts[1], parts[2] if len(parts) == 3 else ""
+    try:
+        if grant:
+            await roles.grant(target, role, region, by=access)
+            await message.answer(_("Granted."))
+        else:
+            removed = await roles.revoke(target, role, region or None, by=access)
+            await message.answer(_("Revoked.") if removed else _("Nothing to revoke."))
+    except InvalidGrant as exc:
+        await message.answer(escape(str(exc)))
+
+
+def create_router() -> Router:
+    """A fresh router per dispatcher (a router can belong to one dispatcher only)."""
+    router = Router(name="moderation")
+    router.message.filter(F.chat.type == "private")
+    router.message.register(reports_command, Command("reports"))
+    router.message.register(station_command, Command("station"))
+    router.message.register(history_command, Command("history"))
+    router.message.register(stale_command, Command("stale"))
+    router.message.register(grant_command, Command("grant"))
+    router.message.register(revoke_command, Command("revoke"))
+    router.callback_query.register(queue_paged, ModCb.filter(F.action == "p"))
+    router.callback_query.register(case_viewed, ModCb.filter(F.action == "v"))
+    router.callback_query.register(case_decided, ModCb.filter(F.action.in_({"ok", "no", "ask"})))
+    router.callback_query.register(staff_action, StaffCb.filter())
+    router.message.register(
+        staff_text_entered,
+        F.text & ~F.text.startswith("/"),
+        StateFilter(StaffForm.close_reason, StaffForm.hours, StaffForm.phone),
+    )
+    return router

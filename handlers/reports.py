@@ -1,0 +1,343 @@
+"""Riders and volunteers report problems with a station and rate it, from the station card."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from aiogram import F, Router
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
+from aiogram.utils.i18n import gettext as _
+
+from bot.domain import GeoPoint, InvalidLocation, InvalidOpeningHours, StationNotFound, StationStatus
+from bot.services.hours import validate_hours
+from bot.services.ratings import InvalidRating, RatingService
+from bot.services.reports import MAX_TEXT, InvalidReport, ReportKind, ReportService, ReportTooSoon
+from bot.services.stations import StationService
+from handlers.callbacks import RateCb, ReportCb
+from handlers.common import own_message
+from handlers.views import (
+    location_keyboard,
+    rating_line,
+    report_amenity_keyboard,
+    report_kind_keyboard,
+    report_send_keyboard,
+    stars_keyboard,
+)
+
+Clock = Callable[[], datetime]
+
+
+class ReportForm(StatesGroup):
+    location = State()
+    hours = State()
+    text = State()
+    extras = State()
+
+
+class RatingForm(StatesGroup):
+    comment = State()
+
+
+async def _station_or_refuse(query: CallbackQuery, stations: StationService, station_id: int):  # type: ignore[no-untyped-def]
+    try:
+        station = await stations.get_by_id(station_id)
+    except StationNotFound:
+        station = None
+    if station is None or station.status is StationStatus.CLOSED:
+        await query.answer(_("This station is no longer listed."), show_alert=True)
+        return None
+    return station
+
+
+async def report_started(
+    query: CallbackQuery, callback_data: ReportCb, stations: StationService, state: FSMContext
+) -> None:
+    if own_message(query) is None:
+        await query.answer(_("This button is out of date. Share your location again."), show_alert=True)
+        return
+    station = await _station_or_refuse(query, stations, callback_data.station)
+    if station is None:
+        return
+    await state.clear()
+    await state.update_data(report={"station": station.id})
+    await query.answer()
+    await query.message.answer(  # type: ignore[union-attr]
+        _("What is wrong with {name}?").format(name=station.name),
+        reply_markup=report_kind_keyboard(station.id),
+    )
+
+
+async def report_kind_chosen(
+    query: CallbackQuery, callback_data: ReportCb, stations: StationService, state: FSMContext
+) -> None:
+    data = (await state.get_data()).get("report")
+    if own_message(query) is None or not data or data.get("station") != callback_data.station:
+        await query.answer(_("This button is out of date. Share your location again."), show_alert=True)
+        return
+    try:
+        kind = ReportKind(callback_data.value)
+    except ValueError:
+        await query.answer(_("This button is out of date. Share your location again."), show_alert=True)
+        return
+    station = await _station_or_refuse(query, stations, callback_data.station)
+    if station is None:
+        return
+    data["kind"] = kind.value
+    await state.update_data(report=data)
+    await query.answer()
+    message = query.message
+    assert message is not None
+    if kind is ReportKind.AMENITY_BROKEN:
+        await message.answer(_("Which one is broken?"), reply_markup=report_amenity_keyboard(station))
+    elif kind is ReportKind.WRONG_LOCATION:
+        await state.set_state(ReportForm.location)
+        await message.answer(
+            _("Share the right location of the station (stand at it, or pick it on the map)."),
+            reply_markup=location_keyboard(),
+        )
+    elif kind is ReportKind.WRONG_HOURS:
+        await state.set_state(ReportForm.hours)
+        await message.answer(
+            _(
+                "Type the right opening hours, for example "
+                "<code>Mo-Fr 08:00-18:00; Sa 09:00-12:00</code> or <code>24/7</code>."
+            )
+        )
+    elif kind is ReportKind.OTHER:
+        await state.set_state(ReportForm.text)
+        await message.answer(_("Describe the problem in a few words."))
+    else:
+        await _ask_extras(message, station.id, state)
+
+
+async def _ask_extras(message: Message, station_id: int, state: FSMContext) -> None:
+    await state.set_state(ReportForm.extras)
+    await message.answer(
+        _(
+            "Optional: send a photo, or share your location to show you are at the station. "
+            "Then tap “Send report”."
+        ),
+        reply_markup=report_send_keyboard(station_id),
+    )
+
+
+async def report_amenity_chosen(query: CallbackQuery, callback_data: ReportCb, state: FSMContext) -> None:
+    data = (await state.get_data()).get("report")
+    if own_message(query) is None or not data or data.get("station") != callback_data.station:
+        await query.answer(_("This button is out of date. Share your location again."), show_alert=True)
+        return
+    data["detail"] = callback_data.value
+    await state.update_data(report=data)
+    await query.answer()
+    await _ask_extras(query.message, callback_data.station, state)  # type: ignore[arg-type]
+
+
+async def report_location_given(message: Message, state: FSMContext) -> None:
+    data = (await state.get_data()).get("report") or {}
+    location = message.location
+    assert location is not None
+    try:
+        point = GeoPoint.parse(location.latitude, location.longitude)
+    except InvalidLocation:
+        await message.answer(_("That location looks wrong. Please share it again."))
+        return
+    data["detail"] = f"{point.lat:.6f},{point.lon:.6f}"
+    await state.update_data(report=data)
+    await message.answer(_("Got the location."), reply_markup=ReplyKeyboardRemove())
+    await _ask_extras(message, data["station"], state)
+
+
+async def report_hours_typed(message: Message, state: FSMContext) -> None:
+    text = (message.text or "").strip()
+    try:
+        validate_hours(text)
+        if not text:
+            raise InvalidOpeningHours(text, _("empty"))
+    except InvalidOpeningHours as exc:
+        await message.answer(
+            _("These hours cannot be read: {error}\nPlease type them again.").format(error=exc.message)
+        )
+        return
+    data = (await state.get_data()).get("report") or {}
+    data["detail"] = text
+    await state.update_data(report=data)
+    await _ask_extras(message, data["station"], state)
+
+
+async def report_text_typed(message: Message, state: FSMContext) -> None:
+    text = (message.text or "").strip()
+    if not text or len(text) > MAX_TEXT:
+        await message.answer(
+            _("Please describe the problem in at most {count} characters.").format(count=MAX_TEXT)
+        )
+        return
+    data = (await state.get_data()).get("report") or {}
+    data["text"] = text
+    await state.update_data(report=data)
+    await _ask_extras(message, data["station"], state)
+
+
+async def report_photo_added(message: Message, state: FSMContext) -> None:
+    data = (await state.get_data()).get("report") or {}
+    data["photo"] = message.photo[-1].file_id  # type: ignore[index]
+    await state.update_data(report=data)
+    await message.answer(
+        _("Photo added. Tap “Send report” when ready."), reply_markup=report_send_keyboard(data["station"])
+    )
+
+
+async def report_here_added(message: Message, state: FSMContext) -> None:
+    data = (await state.get_data()).get("report") or {}
+    location = message.location
+    assert location is not None
+    # Kept only until the report is sent, to tell whether it was made on site; never stored.
+    data["here"] = [location.latitude, location.longitude]
+    await state.update_data(report=data)
+    await message.answer(
+        _("Location added. Tap “Send report” when ready."), reply_markup=report_send_keyboard(data["station"])
+    )
+
+
+async def report_extras_other(message: Message, state: FSMContext) -> None:
+    data = (await state.get_data()).get("report") or {}
+    if message.text and not message.text.startswith("/") and len(message.text) <= MAX_TEXT:
+        data["text"] = message.text.strip()
+        await state.update_data(report=data)
+    await message.answer(
+        _("Tap “Send report”, or add a photo or your location first."),
+        reply_markup=report_send_keyboard(data.get("station", 0)),
+    )
+
+
+async def report_sent(
+    query: CallbackQuery, callback_data: ReportCb, reports: ReportService, state: FSMContext, clock: Clock
+) -> None:
+    data = (await state.get_data()).get("report")
+    if (
+        own_message(query) is None
+        or not data
+        or data.get("station") != callback_data.station
+        or "kind" not in data
+    ):
+        await query.answer(_("This button is out of date. Share your location again."), show_alert=True)
+        return
+    here = data.get("here")
+    point = None
+    if here:
+        try:
+            point = GeoPoint.parse(*here)
+        except InvalidLocation:
+            point = None
+    try:
+        result = await reports.submit(
+            query.from_user.id,
+            data["station"],
+            data["kind"],
+            clock(),
+            detail=data.get("detail", ""),
+            text=data.get("text", ""),
+            photo_file_id=data.get("photo"),
+            reporter_point=point,
+        )
+    except ReportTooSoon:
+        await state.clear()
+        await query.answer(_("You reported this station less than an hour ago. Thank you!"), show_alert=True)
+        return
+    except InvalidReport as exc:
+        await query.answer(
+            _("This report cannot be sent: {reason}").format(reason=exc.reason), show_alert=True
+        )
+        return
+    except StationNotFound:
+        await state.clear()
+        await query.answer(_("This station is no longer listed."), show_alert=True)
+        return
+    await state.clear()
+    await query.answer()
+    text = _("🙏 Thank you! Union staff will check it.")
+    if result.reporters > 1:
+        text += "\n" + _("{count} people report this problem.").format(count=result.reporters)
+    if result.on_site:
+        text += "\n" + _("📍 Marked as reported on site.")
+    if result.auto_hidden:
+        text += "\n" + _("The station is hidden from riders until staff confirm.")
+    await query.message.edit_text(text)  # type: ignore[union-attr]
+
+
+async def report_cancelled(query: CallbackQuery, state: FSMContext) -> None:
+    await state.clear()
+    await query.answer(_("Cancelled."))
+    if own_message(query) is not None:
+        await query.message.edit_text(_("Report cancelled."))  # type: ignore[union-attr]
+
+
+async def rate_pressed(
+    query: CallbackQuery,
+    callback_data: RateCb,
+    ratings: RatingService,
+    stations: StationService,
+    state: FSMContext,
+    clock: Clock,
+) -> None:
+    if own_message(query) is None:
+        await query.answer(_("This button is out of date. Share your location again."), show_alert=True)
+        return
+    station = await _station_or_refuse(query, stations, callback_data.station)
+    if station is None:
+        return
+    if callback_data.stars == 0:
+        await query.answer()
+        await query.message.answer(  # type: ignore[union-attr]
+            _("How was {name}?").format(name=station.name), reply_markup=stars_keyboard(station.id)
+        )
+        return
+    try:
+        summary = await ratings.rate(query.from_user.id, station.id, callback_data.stars, clock())
+    except InvalidRating as exc:
+        await query.answer(exc.reason, show_alert=True)
+        return
+    await state.set_state(RatingForm.comment)
+    await state.update_data(rating_station=station.id)
+    await query.answer(_("Thank you!"))
+    await query.message.edit_text(  # type: ignore[union-attr]
+        rating_line(summary) + "\n" + _("Add a comment? Type it now, or just carry on.")
+    )
+
+
+async def rating_comment_typed(
+    message: Message, ratings: RatingService, state: FSMContext, clock: Clock
+) -> None:
+    station_id = (await state.get_data()).get("rating_station")
+    await state.clear()
+    text = (message.text or "").strip()
+    if station_id is None or not text or text.startswith("/"):
+        return
+    try:
+        await ratings.comment(message.from_user.id, station_id, text, clock())  # type: ignore[union-attr]
+    except InvalidRating as exc:
+        await message.answer(exc.reason)
+        return
+    await message.answer(_("Comment saved. Thank you!"))
+
+
+def create_router() -> Router:
+    """A fresh router per dispatcher (a router can belong to one dispatcher only)."""
+    router = Router(name="reports")
+    router.message.filter(F.chat.type == "private")
+    router.callback_query.register(report_started, ReportCb.filter(F.action == "s"))
+    router.callback_query.register(report_kind_chosen, ReportCb.filter(F.action == "k"))
+    router.callback_query.register(report_amenity_chosen, ReportCb.filter(F.action == "a"))
+    router.callback_query.register(report_sent, ReportCb.filter(F.action == "go"))
+    router.callback_query.register(report_cancelled, ReportCb.filter())
+    router.callback_query.register(rate_pressed, RateCb.filter())
+    router.message.register(report_location_given, ReportForm.location, F.location)
+    router.message.register(report_hours_typed, ReportForm.hours, F.text)
+    router.message.register(report_text_typed, ReportForm.text, F.text)
+    router.message.register(report_photo_added, ReportForm.extras, F.photo)
+    router.message.register(report_here_added, ReportForm.extras, F.location)
+    router.message.register(report_extras_other, ReportForm.extras)
+    router.message.register(rating_comment_typed, RatingForm.comment, F.text & ~F.text.startswith("/"))
+    return router
