@@ -89,6 +89,10 @@ class StationNotFound(YizhanError):
         self.code = code
 
 
+class InvalidCursor(YizhanError):
+    """A paging cursor that this service did not hand out (or that was altered)."""
+
+
 @dataclass(frozen=True, slots=True)
 class GeoPoint:
     """A WGS-84 point. Construct with `GeoPoint.parse` for untrusted input."""
@@ -110,6 +114,33 @@ class GeoPoint:
         if not -180.0 <= flon <= 180.0:
             raise InvalidLocation("longitude out of range")
         return cls(flat, flon)
+
+
+@dataclass(frozen=True, slots=True)
+class BBox:
+    """A WGS-84 bounding box, edges included. It never crosses the antimeridian (China does not), so
+    `min_lon <= max_lon` and `min_lat <= max_lat` always hold; `BBox.parse` checks untrusted input."""
+
+    min_lon: float
+    min_lat: float
+    max_lon: float
+    max_lat: float
+
+    @classmethod
+    def parse(cls, text: str) -> BBox:
+        """`minLon,minLat,maxLon,maxLat` (the GeoJSON order); raises InvalidLocation."""
+        parts = text.split(",")
+        if len(parts) != 4:
+            raise InvalidLocation("a bounding box is four numbers: minLon,minLat,maxLon,maxLat")
+        try:
+            min_lon, min_lat, max_lon, max_lat = (float(part) for part in parts)
+        except ValueError:
+            raise InvalidLocation("a bounding box is four numbers: minLon,minLat,maxLon,maxLat") from None
+        for lat, lon in ((min_lat, min_lon), (max_lat, max_lon)):
+            GeoPoint.parse(lat, lon)  # finite and in range, or InvalidLocation
+        if min_lon > max_lon or min_lat > max_lat:
+            raise InvalidLocation("the minimum of a bounding box must not exceed its maximum")
+        return cls(min_lon, min_lat, max_lon, max_lat)
 
 
 @dataclass(frozen=True, slots=True)

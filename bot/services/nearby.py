@@ -40,6 +40,15 @@ class NearbyResult:
         }
 
 
+def nearby_json(query_point: GeoPoint, at: datetime, results: Iterable[NearbyResult]) -> dict[str, Any]:
+    """The whole answer as `yizhan nearby --json` prints it and `GET /api/v1/stations/nearby` returns it
+    (ARCHITECTURE.md's contract): the WGS-84 query point, the instant, the results nearest first."""
+    return {
+        "query": {"lat": query_point.lat, "lon": query_point.lon, "at": at.isoformat()},
+        "results": [result.as_json() for result in results],
+    }
+
+
 class NearbyService:
     def __init__(self, search: SearchService, stations: StationService) -> None:
         self.search = search

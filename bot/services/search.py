@@ -45,11 +45,16 @@ class NearbyHit:
     @property
     def open_now(self) -> bool | None:
         """True/False, or None when the hours are unknown; a temporarily closed station is never open."""
-        if self.status is not StationStatus.ACTIVE:
-            return False
-        if self.hours.state is OpenState.UNKNOWN:
-            return None
-        return self.hours.state is OpenState.OPEN
+        return open_now(self.status, self.hours)
+
+
+def open_now(status: StationStatus, hours: HoursStatus) -> bool | None:
+    """Whether a station is open: only an active one can be; None when its hours are unknown."""
+    if status is not StationStatus.ACTIVE:
+        return False
+    if hours.state is OpenState.UNKNOWN:
+        return None
+    return hours.state is OpenState.OPEN
 
 
 def geodesic_distances(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> np.ndarray:

@@ -1,26 +1,139 @@
-"""Station use cases: import, export, seed, look-up, and keeping the in-process index in step.
+"""Station use cases: import, export, seed, look-up, sync, and keeping the in-process index in step.
 
 Every write goes through here so that the spatial index of this process reflects it as soon as the
-transaction commits. Parsing and generation are CPU work and run in a worker thread.
+transaction commits. Parsing and generation are CPU work and run in a worker thread. `station_json` and
+`StationDetail.as_json` are the JSON shapes of a stored station for every channel that speaks JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import io
+import logging
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.domain import CRS, Station, StationNotFound, StationRecord
-from bot.services.search import SearchService
+from bot.domain import CRS, BBox, InvalidCursor, Station, StationNotFound, StationRecord
+from bot.services.hours import HoursStatus, OpenState, hours_of
+from bot.services.search import SearchService, open_now
 from storage.importers import RowError, parse_station_file, write_csv, write_geojson
+from storage.models import utcnow
 from storage.spatial import SpatialIndex
 from storage.stations_repo import RECORD_FIELDS, StationRepository, index_entry
 
 Progress = Callable[[int, int], None]
+log = logging.getLogger(__name__)
+_UNKNOWN_HOURS = HoursStatus(OpenState.UNKNOWN, None, "")
+#: Most stations a sync page may hold: a page is built in memory and sent in one response.
+MAX_SYNC_PAGE = 5000
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def station_json(station: Station) -> dict[str, Any]:
+    """Every ARCHITECTURE.md field of a stored station (times as ISO 8601, coordinates WGS-84)."""
+    return {
+        "code": station.code,
+        "name": station.name,
+        "address": station.address,
+        "lat": station.lat,
+        "lon": station.lon,
+        "region": station.region,
+        "host": station.host,
+        "opening_hours": station.opening_hours,
+        "amenities": list(station.amenities),
+        "phone": station.phone,
+        "manager": station.manager,
+        "status": station.status.value,
+        "timezone": station.timezone,
+        "verified_at": _iso(station.verified_at),
+        "created_at": _iso(station.created_at),
+        "updated_at": _iso(station.updated_at),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class StationDetail:
+    """A station with its state at one instant, for a station page."""
+
+    station: Station
+    hours: HoursStatus
+
+    @property
+    def open_now(self) -> bool | None:
+        return open_now(self.station.status, self.hours)
+
+    def as_json(self) -> dict[str, Any]:
+        # Same meaning as in a nearby result, so that a client renders both with one code path.
+        next_change = self.hours.next_change
+        return {
+            **station_json(self.station),
+            "open_now": self.open_now,
+            "next_change": next_change.isoformat() if next_change else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SyncCursor:
+    """Where a sync page ended: the (updated_at, id) key of its last station.
+
+    Clients get it as an opaque URL-safe string; its content may change between versions of the service.
+    """
+
+    updated_at: datetime
+    id: int
+
+    def encode(self) -> str:
+        raw = f"{self.updated_at.astimezone(UTC).isoformat()}|{self.id}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> SyncCursor:
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            when, _, number = raw.decode("ascii").partition("|")
+            updated_at = datetime.fromisoformat(when)
+            station_id = int(number)
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise InvalidCursor("not a cursor this service handed out") from None
+        # Both limits keep a forged cursor from reaching the database as an error (BIGINT, UTC shift).
+        if updated_at.utcoffset() != timedelta(0) or not 0 <= station_id < 2**63:
+            raise InvalidCursor("not a cursor this service handed out")
+        return cls(updated_at, station_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangesPage:
+    """One page of a sync. `server_time` was read before the query, so a client that syncs next with
+    `since=server_time` of its last page misses no change committed after this page was read."""
+
+    server_time: datetime
+    stations: list[Station]
+    next_cursor: SyncCursor | None
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkVersion:
+    """Identifies one state of the network cheaply: the station count and the latest change."""
+
+    count: int
+    last_change: datetime | None
+
+    @property
+    def token(self) -> str:
+        last = self.last_change.astimezone(UTC).strftime("%Y%m%dT%H%M%S%f") if self.last_change else "0"
+        return f"{self.count}-{last}"
 
 
 @dataclass(slots=True)
@@ -42,16 +155,46 @@ def _same(record: StationRecord, station: Station) -> bool:
     return all(getattr(record, name) == getattr(station, name) for name in RECORD_FIELDS)
 
 
+class StationCache:
+    """Recently shown stations by id, so that answering a rider needs no database round trip.
+
+    Every change made through this process refreshes it (`StationService.reflect`); entries expire after
+    `ttl` seconds so that a change made by another process shows up soon.
+    """
+
+    def __init__(self, ttl: float = 300.0, max_size: int = 50_000) -> None:
+        self.ttl = ttl
+        self.max_size = max_size
+        self._stations: OrderedDict[int, tuple[float, Station]] = OrderedDict()
+
+    def get(self, station_id: int) -> Station | None:
+        entry = self._stations.get(station_id)
+        if entry is None or time.monotonic() - entry[0] > self.ttl:
+            return None
+        return entry[1]
+
+    def put(self, station: Station) -> None:
+        self._stations[station.id] = (time.monotonic(), station)
+        self._stations.move_to_end(station.id)
+        if len(self._stations) > self.max_size:
+            self._stations.popitem(last=False)
+
+    def clear(self) -> None:
+        self._stations.clear()
+
+
 class StationService:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         search: SearchService | None = None,
         default_tz: str = "Asia/Shanghai",
+        cache: StationCache | None = None,
     ) -> None:
         self.sessions = sessions
         self.search = search
         self.default_tz = default_tz
+        self.cache = cache or StationCache()
 
     # -- reading ----------------------------------------------------------------------------------------
     async def get(self, code: str) -> Station:
@@ -62,15 +205,27 @@ class StationService:
         return station
 
     async def get_by_id(self, station_id: int) -> Station:
-        async with self.sessions() as session:
-            station = await StationRepository(session).get(station_id)
+        station = (await self.get_many([station_id])).get(station_id)
         if station is None:
             raise StationNotFound(str(station_id))
         return station
 
     async def get_many(self, ids: Sequence[int]) -> dict[int, Station]:
-        async with self.sessions() as session:
-            return await StationRepository(session).get_many(ids)
+        found: dict[int, Station] = {}
+        missing: list[int] = []
+        for station_id in ids:
+            cached = self.cache.get(station_id)
+            if cached is None:
+                missing.append(station_id)
+            else:
+                found[station_id] = cached
+        if missing:
+            async with self.sessions() as session:
+                fetched = await StationRepository(session).get_many(missing)
+            for station in fetched.values():
+                self.cache.put(station)
+            found.update(fetched)
+        return found
 
     async def count(self) -> int:
         async with self.sessions() as session:
@@ -79,6 +234,69 @@ class StationService:
     async def load_index(self) -> SpatialIndex:
         async with self.sessions() as session:
             return await StationRepository(session).load_index()
+
+    async def detail(self, code: str, at: datetime) -> StationDetail:
+        """A station by code with whether it is open at `at` and when that changes."""
+        station = await self.get(code)
+        hours = hours_of(station, self.default_tz)
+        return StationDetail(station, hours.status(at) if hours is not None else _UNKNOWN_HOURS)
+
+    async def changes(
+        self,
+        *,
+        since: datetime | None = None,
+        bbox: BBox | None = None,
+        limit: int = 1000,
+        after: SyncCursor | None = None,
+    ) -> ChangesPage:
+        """Stations changed after `since` (all when None), closed ones included so that copies drop them,
+        inside `bbox` when given, ordered by (updated_at, id), `limit` at a time from `after`."""
+        if not 1 <= limit <= MAX_SYNC_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_SYNC_PAGE}")
+        # Read the clock the writers stamp updated_at with, and before the query: see ChangesPage.
+        server_time = utcnow()
+        async with self.sessions() as session:
+            stations = await StationRepository(session).changed_page(
+                since=since,
+                after=(after.updated_at, after.id) if after else None,
+                bbox=bbox,
+                limit=limit + 1,  # one more tells whether another page follows
+            )
+        more = len(stations) > limit
+        del stations[limit:]
+        last = stations[-1] if more else None
+        next_cursor = SyncCursor(last.updated_at, last.id) if last and last.updated_at else None
+        return ChangesPage(server_time, stations, next_cursor)
+
+    async def network_version(self) -> NetworkVersion:
+        async with self.sessions() as session:
+            count, last_change = await StationRepository(session).network_version()
+        return NetworkVersion(count, last_change)
+
+    async def network_geojson(self) -> str:
+        """The current network (active and temporarily closed stations) as the GeoJSON of an export."""
+        records: list[StationRecord] = []
+        async with self.sessions() as session:
+            async for station in StationRepository(session).stream_all(include_closed=False):
+                records.append(as_record(station))
+
+        def render() -> str:
+            out = io.StringIO()
+            write_geojson(records, out)
+            return out.getvalue()
+
+        return await asyncio.to_thread(render)
+
+    async def database_ok(self, limit_s: float = 2.0) -> bool:
+        """Whether the database answers within `limit_s` seconds; a failure is logged, not raised
+        (health checks report it, and a hung database must not hang them)."""
+        try:
+            async with asyncio.timeout(limit_s), self.sessions() as session:
+                await StationRepository(session).ping()
+        except Exception:
+            log.exception("database check failed")
+            return False
+        return True
 
     # -- writing ----------------------------------------------------------------------------------------
     async def import_file(
@@ -137,16 +355,19 @@ class StationService:
         if len(codes) > SpatialIndex.OVERLAY_LIMIT:
             # A bulk change is cheaper to reload than to patch slot by slot.
             self.search.index = await self.load_index()
+            self.cache.clear()
             return
         async with self.sessions() as session:
             stations = await StationRepository(session).by_codes(codes)
         for station in stations.values():
             index.upsert(index_entry(station))
+            self.cache.put(station)
         if index.needs_compaction:
             await asyncio.to_thread(index.compact)
 
     def reflect(self, station: Station) -> None:
-        """Patch this process's index with a station changed elsewhere in a committed transaction."""
+        """Patch this process's index and cache with a station changed in a committed transaction."""
+        self.cache.put(station)
         if self.search is not None:
             self.search.index.upsert(index_entry(station))
 
