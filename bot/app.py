@@ -12,10 +12,12 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from bot.services.announcements import AnnouncementService, SubscriptionService
 from bot.services.ratings import RatingService
 from bot.services.reports import ReportService
 from bot.services.roles import RoleService
@@ -23,6 +25,7 @@ from bot.services.search import SearchService
 from bot.services.station_admin import StationAdminService
 from bot.services.stations import StationService
 from storage.db import create_engine, session_factory, upgrade_database
+from storage.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from storage.spatial import SpatialIndex
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,10 @@ class Core:
     reports: ReportService
     station_admin: StationAdminService
     ratings: RatingService
+    subscriptions: SubscriptionService
+    announcements: AnnouncementService
+    broadcast_limiter: RateLimiter
+    redis: Any = None
 
     async def reload_index(self) -> SpatialIndex:
         started = time.perf_counter()
@@ -54,6 +61,7 @@ async def open_core(
 ) -> AsyncIterator[Core]:
     settings = settings or Settings()
     engine = create_engine(settings.database_url)
+    core: Core | None = None
     try:
         if migrate:
             await upgrade_database(engine)
@@ -70,13 +78,24 @@ async def open_core(
             reports=ReportService(sessions, stations, auto_hide_after=settings.auto_hide_reports),
             station_admin=StationAdminService(sessions, stations),
             ratings=RatingService(sessions),
+            subscriptions=SubscriptionService(sessions, search),
+            announcements=AnnouncementService(sessions),
+            broadcast_limiter=LocalRateLimiter(settings.broadcast_rate),
         )
+        if settings.redis_url:
+            from redis.asyncio import Redis
+
+            core.redis = Redis.from_url(settings.redis_url)
+            # Every process shares one schedule, so together they stay under BROADCAST_RATE.
+            core.broadcast_limiter = RedisRateLimiter(core.redis, settings.broadcast_rate)
         if settings.admin_ids:
             await core.roles.ensure_admins(settings.admin_ids)
         if load_index:
             await core.reload_index()
         yield core
     finally:
+        if core is not None and core.redis is not None:
+            await core.redis.aclose()
         await engine.dispose()
 
 

@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help=_("the web app alone: API v1 and /healthz"))
     serve.add_argument("--host", default="127.0.0.1", help=_("address to listen on"))
     serve.add_argument("--port", type=int, default=8080, help=_("port to listen on (0: any free port)"))
+    commands.add_parser("worker", help=_("deliver announcements in a process of its own"))
     demo = commands.add_parser(
         "demo", help=_("the whole service on this machine, no Telegram account needed")
     )
@@ -298,6 +299,37 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_worker(args: argparse.Namespace) -> int:
+    import signal
+
+    from bot.app import open_core
+    from bot.broadcast import build_broadcaster
+    from bot.telegram import build_bot, build_i18n, utc_now
+
+    settings = Settings()
+    if settings.bot_token is None:
+        print(_("BOT_TOKEN is not set. Get a token from @BotFather, or try `yizhan demo`."), file=sys.stderr)
+        return 2
+    async with open_core(settings, load_index=False) as core:
+        bot = build_bot(settings.bot_token.get_secret_value(), settings.telegram_api_url)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        print(
+            _("worker: delivering announcements at up to {rate} messages/s").format(
+                rate=settings.broadcast_rate
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            await build_broadcaster(core, bot, build_i18n(), utc_now).run(stop)
+        finally:
+            await bot.session.close()
+    return 0
+
+
 DEMO_PLACE_LABELS = {
     "guangzhou_tianhe": "广州 天河 · Guangzhou Tianhe",
     "shenzhen_futian": "深圳 福田 · Shenzhen Futian",
@@ -351,6 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "nearby": cmd_nearby,
         "db": cmd_db,
         "run": cmd_run,
+        "worker": cmd_worker,
         "serve": cmd_serve,
         "demo": cmd_demo,
     }.get(args.command)

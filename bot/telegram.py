@@ -54,6 +54,7 @@ def build_dispatcher(
     clock: Callable[[], datetime] = utc_now,
     throttle_rate: float = 3.0,
     throttle_burst: float = 8.0,
+    deliver_announcements: bool = True,
 ) -> Dispatcher:
     i18n = build_i18n()
     dp = Dispatcher(
@@ -78,18 +79,25 @@ def build_dispatcher(
     dp.errors.register(_on_error, ExceptionTypeFilter(Exception))
     dp.startup.register(_on_startup)
     tasks: list[asyncio.Task[None]] = []
+    stop = asyncio.Event()
 
-    async def start_digests(bot: Bot) -> None:
+    async def start_background(bot: Bot) -> None:
+        stop.clear()
         tasks.append(asyncio.create_task(digest_loop(bot, core, i18n, clock)))
+        if deliver_announcements:
+            from bot.broadcast import build_broadcaster
 
-    async def stop_digests() -> None:
+            tasks.append(asyncio.create_task(build_broadcaster(core, bot, i18n, clock).run(stop)))
+
+    async def stop_background() -> None:
+        stop.set()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         tasks.clear()
 
-    dp.startup.register(start_digests)
-    dp.shutdown.register(stop_digests)
+    dp.startup.register(start_background)
+    dp.shutdown.register(stop_background)
     return dp
 
 

@@ -189,3 +189,79 @@ class StaffDigestRow(Base):
 
     user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     last_sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SubscriptionRow(Base):
+    """A rider's consent to announcements, with a coarse area only: a ~5 km geohash cell (or none) and
+    the region it lies in. Never a raw position."""
+
+    __tablename__ = "subscriptions"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    cell: Mapped[str] = mapped_column(String(12), default="", index=True)
+    region: Mapped[str] = mapped_column(String(12), default="", index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AnnouncementRow(Base):
+    __tablename__ = "announcements"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    author_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    text: Mapped[str] = mapped_column(Text)
+    photo_file_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Audience: every subscriber whose region starts with `region`, optionally only those whose cell
+    # centre lies within `radius_km` of (lat, lon).
+    region: Mapped[str] = mapped_column(String(12), default="")
+    lat: Mapped[float | None] = mapped_column(Float(precision=53), nullable=True)
+    lon: Mapped[float | None] = mapped_column(Float(precision=53), nullable=True)
+    radius_km: Mapped[float | None] = mapped_column(Float, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    progress_chat_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    progress_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class DeliveryRow(Base):
+    """The outbox: one row per (announcement, recipient), so nobody can be queued twice."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    announcement_id: Mapped[int] = mapped_column(ForeignKey("announcements.id"))
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    # pending → sending → sent | failed | blocked; "sending" left by a crash becomes "uncertain".
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str] = mapped_column(String(300), default="")
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("announcement_id", "user_id", name="uq_deliveries_announcement_user"),
+        Index("ix_deliveries_announcement_status", "announcement_id", "status"),
+    )
+
+
+class BotBlockRow(Base):
+    """Users who blocked the bot: announcements skip them from then on."""
+
+    __tablename__ = "bot_blocks"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    blocked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SubscriptionOfferRow(Base):
+    """Whom the bot already offered a subscription (once, after their first search)."""
+
+    __tablename__ = "subscription_offers"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    offered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

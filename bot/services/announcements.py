@@ -1,0 +1,519 @@
+"""Announcements: subscriptions with coarse areas, composing with an audience, and durable delivery.
+
+Delivery works from an outbox (one row per recipient, unique per announcement), through a rate limiter
+shared by all processes, honouring Telegram's `retry_after`, skipping people who blocked the bot and
+retrying transient errors with backoff. Rows are marked "sending" in small windows just before they go
+out and their outcome is recorded right after, so a crash or restart resumes where it stopped and never
+sends anyone a second copy. The price of never duplicating: a row caught "sending" by a crash may or may
+not have reached its recipient (the Bot API offers no way to ask); such rows are counted as "uncertain"
+in the author's report, at most one window's worth per crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.domain import GeoPoint, YizhanError
+from bot.services.roles import Access, NotAllowed
+from bot.services.search import SearchService, geodesic_distances
+from storage.announcements_repo import AnnouncementRepository
+from storage.ratelimit import RateLimiter
+from storage.stations_repo import StationRepository
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 4096
+MAX_CAPTION = 1024
+MAX_ATTEMPTS = 5
+CELL_PRECISION = 5  # geohash cells of about 4.9 km × 4.9 km
+_BASE32 = "0123456789bcdefghjkmnpqrstuvwxyz"
+
+
+# -- coarse cells ----------------------------------------------------------------------------------------
+def geohash(lat: float, lon: float, precision: int = CELL_PRECISION) -> str:
+    lat_lo, lat_hi, lon_lo, lon_hi = -90.0, 90.0, -180.0, 180.0
+    chars, bits, value, even = [], 0, 0, True
+    while len(chars) < precision:
+        if even:
+            mid = (lon_lo + lon_hi) / 2
+            value = value * 2 + (lon >= mid)
+            lon_lo, lon_hi = (mid, lon_hi) if lon >= mid else (lon_lo, mid)
+        else:
+            mid = (lat_lo + lat_hi) / 2
+            value = value * 2 + (lat >= mid)
+            lat_lo, lat_hi = (mid, lat_hi) if lat >= mid else (lat_lo, mid)
+        even = not even
+        bits += 1
+        if bits == 5:
+            chars.append(_BASE32[value])
+            bits, value = 0, 0
+    return "".join(chars)
+
+
+def geohash_centre(cell: str) -> tuple[float, float]:
+    lat_lo, lat_hi, lon_lo, lon_hi = -90.0, 90.0, -180.0, 180.0
+    even = True
+    for char in cell:
+        value = _BASE32.index(char)
+        for shift in range(4, -1, -1):
+            bit = (value >> shift) & 1
+            if even:
+                mid = (lon_lo + lon_hi) / 2
+                lon_lo, lon_hi = (mid, lon_hi) if bit else (lon_lo, mid)
+            else:
+                mid = (lat_lo + lat_hi) / 2
+                lat_lo, lat_hi = (mid, lat_hi) if bit else (lat_lo, mid)
+            even = not even
+    return (lat_lo + lat_hi) / 2, (lon_lo + lon_hi) / 2
+
+
+# -- errors and values ----------------------------------------------------------------------------------
+class AnnouncementError(YizhanError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class DeliveryError(Exception):
+    """Raised by a Transport; the broadcaster decides what follows."""
+
+
+class RecipientBlocked(DeliveryError):
+    pass
+
+
+class RetryLater(DeliveryError):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"retry after {seconds} s")
+        self.seconds = seconds
+
+
+class TransientFailure(DeliveryError):
+    pass
+
+
+class PermanentFailure(DeliveryError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Subscribers whose region starts with `region`, optionally within `radius_km` of a point."""
+
+    region: str
+    point: GeoPoint | None = None
+    radius_km: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    total: int = 0
+    sent: int = 0
+    failed: int = 0
+    blocked: int = 0
+    uncertain: int = 0
+    cancelled: int = 0
+
+    @property
+    def left(self) -> int:
+        return max(0, self.total - self.sent - self.failed - self.blocked - self.uncertain - self.cancelled)
+
+
+@dataclass(frozen=True, slots=True)
+class AnnouncementView:
+    id: int
+    author_id: int
+    text: str
+    photo_file_id: str | None
+    audience: Audience
+    status: str
+    scheduled_at: datetime | None
+    created_at: datetime
+    progress_chat_id: int | None = None
+    progress_message_id: int | None = None
+    counts: Counts = field(default_factory=Counts)
+
+
+def _view(row: object, counts: Counts | None = None) -> AnnouncementView:
+    point = GeoPoint(row.lat, row.lon) if row.lat is not None and row.lon is not None else None  # type: ignore[attr-defined]
+    return AnnouncementView(
+        id=row.id,  # type: ignore[attr-defined]
+        author_id=row.author_id,  # type: ignore[attr-defined]
+        text=row.text,  # type: ignore[attr-defined]
+        photo_file_id=row.photo_file_id,  # type: ignore[attr-defined]
+        audience=Audience(row.region, point, row.radius_km),  # type: ignore[attr-defined]
+        status=row.status,  # type: ignore[attr-defined]
+        scheduled_at=row.scheduled_at,  # type: ignore[attr-defined]
+        created_at=row.created_at,  # type: ignore[attr-defined]
+        progress_chat_id=row.progress_chat_id,  # type: ignore[attr-defined]
+        progress_message_id=row.progress_message_id,  # type: ignore[attr-defined]
+        counts=counts or Counts(total=row.total),  # type: ignore[attr-defined]
+    )
+
+
+def _counts(raw: dict[str, int], total: int) -> Counts:
+    return Counts(
+        total=total,
+        sent=raw.get("sent", 0),
+        failed=raw.get("failed", 0),
+        blocked=raw.get("blocked", 0),
+        uncertain=raw.get("uncertain", 0),
+        cancelled=raw.get("cancelled", 0),
+    )
+
+
+# -- subscriptions --------------------------------------------------------------------------------------
+class SubscriptionService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], search: SearchService) -> None:
+        self.sessions = sessions
+        self.search = search
+
+    async def subscribe_near(self, user_id: int, point: GeoPoint, at: datetime) -> str:
+        """Subscribe with the ~5 km cell of `point` (the point itself is not kept); returns the cell."""
+        cell = geohash(point.lat, point.lon)
+        lat, lon = geohash_centre(cell)
+        region = await self._nearest_region(GeoPoint(lat, lon))
+        async with self.sessions() as session, session.begin():
+            await AnnouncementRepository(session).subscribe(user_id, cell, region, at)
+        return cell
+
+    async def subscribe_region(self, user_id: int, region: str, at: datetime) -> None:
+        if not region.isdigit() or len(region) not in (2, 4, 6):
+            raise AnnouncementError("a region is an adcode prefix of 2, 4 or 6 digits")
+        async with self.sessions() as session, session.begin():
+            await AnnouncementRepository(session).subscribe(user_id, "", region, at)
+
+    async def unsubscribe(self, user_id: int, at: datetime) -> bool:
+        async with self.sessions() as session, session.begin():
+            return await AnnouncementRepository(session).unsubscribe(user_id, at)
+
+    async def is_subscribed(self, user_id: int) -> bool:
+        async with self.sessions() as session:
+            row = await AnnouncementRepository(session).subscription(user_id)
+        return bool(row and row.active)
+
+    async def offer_once(self, user_id: int, at: datetime) -> bool:
+        """True exactly once per user (and never for someone already subscribed)."""
+        async with self.sessions() as session, session.begin():
+            repo = AnnouncementRepository(session)
+            if await repo.subscription(user_id) is not None:
+                await repo.mark_offered(user_id, at)
+                return False
+            return await repo.mark_offered(user_id, at)
+
+    async def _nearest_region(self, point: GeoPoint) -> str:
+        index = self.search.index
+        candidates = index.nearest(point.lat, point.lon, 1)
+        if not len(candidates.slots):
+            return ""
+        station_id = int(index.ids[candidates.slots[0]])
+        async with self.sessions() as session:
+            station = await StationRepository(session).get(station_id)
+        return station.region if station else ""
+
+
+# -- composing and managing -----------------------------------------------------------------------------
+class AnnouncementService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    @staticmethod
+    def check_audience(access: Access, audience: Audience) -> None:
+        if not access.is_staff:
+            raise NotAllowed(f"user {access.user_id} is not staff")
+        if not any(audience.region.startswith(prefix) for prefix in access.regions):
+            raise NotAllowed(f"user {access.user_id} may not address region {audience.region or 'all'}")
+        if (audience.point is None) != (audience.radius_km is None):
+            raise AnnouncementError("a radius needs a centre and a centre needs a radius")
+        if audience.radius_km is not None and not 0 < audience.radius_km <= 500:
+            raise AnnouncementError("the radius is between 0 and 500 km")
+
+    async def recipients(self, access: Access, audience: Audience) -> list[int]:
+        self.check_audience(access, audience)
+        async with self.sessions() as session:
+            subscribers = await AnnouncementRepository(session).subscribers(audience.region)
+        if audience.point is None or audience.radius_km is None:
+            return sorted(user_id for user_id, _ in subscribers)
+        with_cell = [(user_id, cell) for user_id, cell in subscribers if cell]
+        if not with_cell:
+            return []
+        centres = np.array([geohash_centre(cell) for _, cell in with_cell])
+        distances = geodesic_distances(audience.point.lat, audience.point.lon, centres[:, 0], centres[:, 1])
+        limit = audience.radius_km * 1000
+        return sorted(user_id for (user_id, _), d in zip(with_cell, distances, strict=True) if d <= limit)
+
+    async def audience_size(self, access: Access, audience: Audience) -> int:
+        return len(await self.recipients(access, audience))
+
+    async def create(
+        self,
+        access: Access,
+        text: str,
+        audience: Audience,
+        at: datetime,
+        *,
+        photo_file_id: str | None = None,
+        scheduled_at: datetime | None = None,
+        progress_chat_id: int | None = None,
+        progress_message_id: int | None = None,
+    ) -> AnnouncementView:
+        text = text.strip()
+        if not text:
+            raise AnnouncementError("the announcement has no text")
+        if len(text) > (MAX_CAPTION if photo_file_id else MAX_TEXT):
+            raise AnnouncementError("the text is too long for one message")
+        if scheduled_at is not None and scheduled_at <= at:
+            raise AnnouncementError("the scheduled time has passed")
+        recipients = await self.recipients(access, audience)
+        async with self.sessions() as session, session.begin():
+            repo = AnnouncementRepository(session)
+            row = await repo.add(
+                author_id=access.user_id,
+                text=text,
+                photo_file_id=photo_file_id,
+                region=audience.region,
+                lat=audience.point.lat if audience.point else None,
+                lon=audience.point.lon if audience.point else None,
+                radius_km=audience.radius_km,
+                status="scheduled" if scheduled_at else "sending",
+                scheduled_at=scheduled_at,
+                progress_chat_id=progress_chat_id,
+                progress_message_id=progress_message_id,
+                total=len(recipients),
+                created_at=at,
+            )
+            await repo.enqueue(row.id, recipients)
+            return _view(row)
+
+    async def set_progress_message(self, announcement_id: int, chat_id: int, message_id: int) -> None:
+        async with self.sessions() as session, session.begin():
+            await AnnouncementRepository(session).update_values(
+                announcement_id, progress_chat_id=chat_id, progress_message_id=message_id
+            )
+
+    async def get(self, announcement_id: int, access: Access) -> AnnouncementView:
+        async with self.sessions() as session:
+            repo = AnnouncementRepository(session)
+            row = await repo.get(announcement_id)
+            if row is None:
+                raise AnnouncementError("no such announcement")
+            self._require_owner(access, row)
+            return _view(row, _counts(await repo.counts(row.id), row.total))
+
+    @staticmethod
+    def _require_owner(access: Access, row: object) -> None:
+        if not access.is_staff or not any(row.region.startswith(p) for p in access.regions):  # type: ignore[attr-defined]
+            raise NotAllowed(f"user {access.user_id} may not manage this announcement")
+
+    async def _transition(
+        self, announcement_id: int, access: Access, status: str, allowed: Sequence[str]
+    ) -> bool:
+        async with self.sessions() as session, session.begin():
+            repo = AnnouncementRepository(session)
+            row = await repo.get(announcement_id)
+            if row is None:
+                raise AnnouncementError("no such announcement")
+            self._require_owner(access, row)
+            changed = await repo.set_status(announcement_id, status, allowed)
+            if changed and status == "cancelled":
+                await repo.cancel_pending(announcement_id)
+            return changed
+
+    async def pause(self, announcement_id: int, access: Access) -> bool:
+        return await self._transition(announcement_id, access, "paused", ("sending", "scheduled"))
+
+    async def resume(self, announcement_id: int, access: Access) -> bool:
+        return await self._transition(announcement_id, access, "sending", ("paused",))
+
+    async def cancel(self, announcement_id: int, access: Access) -> bool:
+        return await self._transition(
+            announcement_id, access, "cancelled", ("sending", "scheduled", "paused")
+        )
+
+    async def list(self, access: Access, limit: int = 20) -> list[AnnouncementView]:
+        if not access.is_staff:
+            raise NotAllowed(f"user {access.user_id} is not staff")
+        async with self.sessions() as session:
+            repo = AnnouncementRepository(session)
+            rows = [
+                r
+                for r in await repo.list_for(None, limit * 5)
+                if any(r.region.startswith(p) for p in access.regions)
+            ]
+            return [_view(r, _counts(await repo.counts(r.id), r.total)) for r in rows[:limit]]
+
+
+# -- delivery ---------------------------------------------------------------------------------------------
+class Transport(Protocol):
+    async def deliver(self, user_id: int, announcement: AnnouncementView) -> None: ...
+
+
+class ProgressSink(Protocol):
+    async def report(self, announcement: AnnouncementView, eta_s: float | None, final: bool) -> None: ...
+
+
+class Broadcaster:
+    """Works through due announcements until told to stop; safe to run in several processes only with a
+    shared (Redis) limiter, and in one process per announcement at a time (the bot or `yizhan worker`)."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        transport: Transport,
+        limiter: RateLimiter,
+        rate: float,
+        *,
+        progress: ProgressSink | None = None,
+        clock: Callable[[], datetime],
+        progress_every: float = 2.0,
+        idle_poll: float = 1.0,
+    ) -> None:
+        self.sessions = sessions
+        self.transport = transport
+        self.limiter = limiter
+        self.rate = rate
+        # How many rows are marked "sending" at once: about 50 ms of sending, at least one. A crash can
+        # leave at most this many rows uncertain.
+        self.window = max(1, min(64, int(rate * 0.05)))
+        self.progress = progress
+        self.clock = clock
+        self.progress_every = progress_every
+        self.idle_poll = idle_poll
+
+    async def recover(self) -> int:
+        """After a crash: rows caught "sending" may have gone out; never send them again."""
+        async with self.sessions() as session, session.begin():
+            uncertain = await AnnouncementRepository(session).mark_uncertain()
+        if uncertain:
+            log.warning("%d deliveries were in flight when the sender stopped; marked uncertain", uncertain)
+        return uncertain
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.recover()
+        while not stop.is_set():
+            worked = await self.run_once(stop)
+            if not worked:
+                try:
+                    await asyncio.wait_for(stop.wait(), self.idle_poll)
+                except TimeoutError:
+                    pass
+
+    async def run_once(self, stop: asyncio.Event | None = None) -> bool:
+        async with self.sessions() as session, session.begin():
+            repo = AnnouncementRepository(session)
+            due = await repo.due(self.clock())
+            for row in due:
+                if row.status == "scheduled":
+                    await repo.set_status(row.id, "sending", ("scheduled",), started_at=self.clock())
+                elif row.started_at is None:
+                    await repo.update_values(row.id, started_at=self.clock())
+            ids = [row.id for row in due]
+        for announcement_id in ids:
+            if stop is not None and stop.is_set():
+                break
+            await self.send_announcement(announcement_id, stop)
+        return bool(ids)
+
+    async def _load(self, announcement_id: int) -> AnnouncementView | None:
+        async with self.sessions() as session:
+            repo = AnnouncementRepository(session)
+            row = await repo.get(announcement_id)
+            if row is None:
+                return None
+            return _view(row, _counts(await repo.counts(announcement_id), row.total))
+
+    async def send_announcement(self, announcement_id: int, stop: asyncio.Event | None = None) -> None:
+        started = time.monotonic()
+        last_report = 0.0
+        sent_here = 0
+        while stop is None or not stop.is_set():
+            view = await self._load(announcement_id)
+            if view is None or view.status != "sending":
+                return
+            now = self.clock()
+            async with self.sessions() as session, session.begin():
+                claimed = await AnnouncementRepository(session).claim(announcement_id, now, self.window)
+            if not claimed:
+                async with self.sessions() as session:
+                    retry_at = await AnnouncementRepository(session).next_attempt(announcement_id)
+                if retry_at is None:
+                    await self._finish(announcement_id)
+                    return
+                await asyncio.sleep(min(max((retry_at - now).total_seconds(), 0.05), self.idle_poll))
+                continue
+            outcomes = await asyncio.gather(*(self._deliver_one(d, view) for d in claimed))
+            async with self.sessions() as session, session.begin():
+                repo = AnnouncementRepository(session)
+                await repo.finish([o for o in outcomes if o is not None])
+                for (_, user_id, _), outcome in zip(claimed, outcomes, strict=True):
+                    if outcome is not None and outcome[1] == "blocked":
+                        await repo.block(user_id, self.clock())
+            sent_here += sum(1 for o in outcomes if o is not None and o[1] == "sent")
+            if self.progress is not None and time.monotonic() - last_report >= self.progress_every:
+                last_report = time.monotonic()
+                fresh = await self._load(announcement_id)
+                if fresh is not None:
+                    elapsed = time.monotonic() - started
+                    speed = sent_here / elapsed if elapsed > 0 and sent_here else self.rate
+                    await self._report(fresh, fresh.counts.left / max(speed, 1e-6), final=False)
+
+    async def _deliver_one(
+        self, claimed: tuple[int, int, int], view: AnnouncementView
+    ) -> tuple[int, str, dict[str, object]] | None:
+        delivery_id, user_id, attempts = claimed
+        await self.limiter.acquire()
+        now = self.clock()
+        try:
+            await self.transport.deliver(user_id, view)
+        except RecipientBlocked:
+            return delivery_id, "blocked", {"attempts": attempts + 1, "last_error": "blocked the bot"}
+        except RetryLater as exc:
+            # Telegram asked everyone to wait: stop all sending, then try this one again.
+            await self.limiter.pause(exc.seconds)
+            return delivery_id, "pending", {"last_error": f"retry after {exc.seconds:g} s"}
+        except PermanentFailure as exc:
+            return delivery_id, "failed", {"attempts": attempts + 1, "last_error": str(exc)[:300]}
+        except Exception as exc:  # transient: network, 5xx, timeouts
+            attempts += 1
+            if attempts >= MAX_ATTEMPTS:
+                return delivery_id, "failed", {"attempts": attempts, "last_error": repr(exc)[:300]}
+            backoff = timedelta(seconds=min(300, 2**attempts))
+            log.info("delivery %s to %s failed (%r); retry in %s", delivery_id, user_id, exc, backoff)
+            return (
+                delivery_id,
+                "pending",
+                {
+                    "attempts": attempts,
+                    "next_attempt_at": now + backoff,
+                    "last_error": repr(exc)[:300],
+                },
+            )
+        return delivery_id, "sent", {"attempts": attempts + 1, "sent_at": now}
+
+    async def _finish(self, announcement_id: int) -> None:
+        async with self.sessions() as session, session.begin():
+            finished = await AnnouncementRepository(session).set_status(
+                announcement_id, "done", ("sending",), finished_at=self.clock()
+            )
+        if finished:
+            view = await self._load(announcement_id)
+            if view is not None:
+                await self._report(view, 0.0, final=True)
+
+    async def _report(self, view: AnnouncementView, eta_s: float | None, final: bool) -> None:
+        if self.progress is None:
+            return
+        try:
+            await self.progress.report(view, None if eta_s is None or math.isinf(eta_s) else eta_s, final)
+        except Exception:
+            log.warning("progress report for announcement %s failed", view.id, exc_info=True)
