@@ -216,8 +216,9 @@ async def main():
     async with open_core(settings, load_index=False) as core:
         bot = build_bot(sys.argv[2], sys.argv[3])
         rate = float(sys.argv[4])
-        b = Broadcaster(core.sessions, TelegramTransport(bot, core, build_i18n()), LocalRateLimiter(rate), rate,
-                        clock=lambda: datetime.now(UTC))
+        transport = TelegramTransport(bot, core, build_i18n())
+        clock = lambda: datetime.now(UTC)  # noqa: E731
+        b = Broadcaster(core.sessions, transport, LocalRateLimiter(rate), rate, clock=clock)
         print("READY", flush=True)
         await b.run(asyncio.Event())
 
