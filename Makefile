@@ -34,7 +34,7 @@ lint: install
 	$(BIN)/mypy bot storage handlers
 
 extract: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k __ -k gettext -k lazy_gettext --no-location --sort-output \
+	$(BIN)/pybabel extract -F babel.cfg -k __ -k gettext -k lazy_gettext -k N_ --no-location --sort-output \
 		--project yizhan -o locales/messages.pot .
 	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching
 

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     #: Different people reporting a station closed within 24 hours before it is hidden automatically.
     auto_hide_reports: int = 3
     log_format: str = "auto"
+    #: Leaflet tile template for the H5 page's map (`{z}/{x}/{y}`); OpenStreetMap's standard tiles when unset.
+    map_tile_url: str | None = None
 
     @field_validator("admin_ids", mode="before")
     @classmethod

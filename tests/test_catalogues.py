@@ -25,7 +25,7 @@ LOCALES_DIR = ROOT / "locales"
 POT = LOCALES_DIR / "messages.pot"
 LOCALES = ("zh_Hans", "zh_Hant", "en")
 SOURCE_DIRS = ("bot", "handlers")
-KEYWORDS = {**DEFAULT_KEYWORDS, "_": None, "gettext": None, "__": None, "lazy_gettext": None}
+KEYWORDS = {**DEFAULT_KEYWORDS, "_": None, "gettext": None, "__": None, "lazy_gettext": None, "N_": None}
 
 PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 HTML_TAG = re.compile(r"</?[a-zA-Z][^<>]*>")

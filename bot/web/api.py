@@ -1,0 +1,226 @@
+"""API v1 routes: thin handlers that parse the query, call one service and render JSON.
+
+The shapes come from the services (`nearby_json`, `station_json`, `StationDetail.as_json`) so that the HTTP
+API, the command line and the bot cannot drift apart; this module only adds HTTP concerns: parameters,
+status codes, caching headers and the GeoJSON document's ETag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from bot.domain import InvalidLocation, StationNotFound
+from bot.services.nearby import nearby_json
+from bot.services.stations import NetworkVersion, StationService, station_json
+from bot.web import params
+from bot.web.keys import CLOCK, CORE, GEOJSON_CACHE, NEARBY
+from bot.web.responses import BadParameter, NotFound, json_body, json_response, raw_json_response
+
+API_PREFIX = "/api/v1"
+MAX_K = 50
+DEFAULT_K = 5
+MAX_SYNC_LIMIT = 5000
+DEFAULT_SYNC_LIMIT = 1000
+#: Longest station code the database holds; a longer one cannot exist, so it is not looked up.
+MAX_CODE_LENGTH = 64
+#: Bumped when the GeoJSON representation changes, so that caches holding the old one revalidate.
+GEOJSON_FORMAT = "v1"
+GEOJSON_CACHE_CONTROL = "public, max-age=300"
+#: Sync pages with more stations than this are encoded in a worker thread.
+ENCODE_IN_THREAD = 200
+
+
+async def nearby_stations(request: web.Request) -> web.Response:
+    query = request.query
+    app = request.app
+    point = params.required_point(query)
+    k = params.integer(query, "k", default=DEFAULT_K, low=1, high=MAX_K)
+    amenities = params.amenities(query)
+    include_closed = params.boolean(query, "include_closed")
+    crs = params.crs(query)
+    at = params.instant(query, "at", default_tz=app[CORE].settings.default_tz, now=app[CLOCK])
+    service = app[NEARBY]
+    try:
+        point = service.to_wgs84(point, crs)
+    except InvalidLocation as exc:
+        raise BadParameter("crs", exc.reason) from None
+    results = await service.nearby(point, k=k, amenities=amenities, at=at, include_closed=include_closed)
+    # Depends on the instant, so no cache may keep it.
+    return json_response(nearby_json(point, at, results), cache="no-store")
+
+
+async def station_detail(request: web.Request) -> web.Response:
+    code = request.match_info["code"]
+    if len(code) > MAX_CODE_LENGTH or not code.isprintable():
+        raise NotFound(f"no station with code {code[:MAX_CODE_LENGTH]!r}")
+    app = request.app
+    try:
+        detail = await app[CORE].stations.detail(code, app[CLOCK]())
+    except StationNotFound:
+        raise NotFound(f"no station with code {code!r}") from None
+    # open_now may be up to a minute stale in a cache; clients that need it exact ask nearby.
+    return json_response(detail.as_json(), cache="public, max-age=60")
+
+
+async def stations_changed(request: web.Request) -> web.Response:
+    query = request.query
+    bbox = params.bbox(query)
+    since = params.since(query)
+    limit = params.integer(query, "limit", default=DEFAULT_SYNC_LIMIT, low=1, high=MAX_SYNC_LIMIT)
+    after = params.cursor(query)
+    page = await request.app[CORE].stations.changes(since=since, bbox=bbox, limit=limit, after=after)
+
+    def render() -> bytes:
+        return json_body(
+            {
+                "server_time": page.server_time.isoformat(),
+                "stations": [station_json(station) for station in page.stations],
+                "next_cursor": page.next_cursor.encode() if page.next_cursor else None,
+            }
+        )
+
+    # A full page is tens of milliseconds of encoding: in a thread, the event loop gets its turn every
+    # few milliseconds instead of waiting for the whole page.
+    body = await asyncio.to_thread(render) if len(page.stations) > ENCODE_IN_THREAD else render()
+    # A sync answer changes with every write: caches must revalidate (and have no validator to do it).
+    return raw_json_response(body, cache="no-cache")
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedNetwork:
+    """The GeoJSON document of one network version, gzipped once. `etag` is None when the network changed
+    while it was read, so the document belongs to no single version.
+
+    Only the gzipped form is kept (about 15 MB for the national network instead of 113 MB more in every
+    process); the rare client that refuses gzip gets it decompressed in a thread."""
+
+    etag: str | None
+    gzipped: bytes
+
+    async def identity(self) -> bytes:
+        return await asyncio.to_thread(gzip.decompress, self.gzipped)
+
+
+def geojson_etag(version: NetworkVersion) -> str:
+    return f"{GEOJSON_FORMAT}-{version.token}"
+
+
+def _gzip(body: bytes) -> bytes:
+    # Level 6 costs a few seconds once per version (zlib releases the GIL) and cuts the file sevenfold.
+    return gzip.compress(body, compresslevel=6, mtime=0)
+
+
+class GeoJSONCache:
+    """The latest network document this process built. Reading 186,100 stations and encoding them takes
+    seconds, so it is done once per version, by one request while concurrent ones wait for it."""
+
+    def __init__(self, stations: StationService) -> None:
+        self.stations = stations
+        self._lock = asyncio.Lock()
+        self._current: RenderedNetwork | None = None
+
+    async def get(self, version: NetworkVersion) -> RenderedNetwork:
+        tag = geojson_etag(version)
+        current = self._current
+        if current is not None and current.etag == tag:
+            return current
+        async with self._lock:
+            current = self._current
+            if current is not None and current.etag == tag:
+                return current
+            gzipped = await asyncio.to_thread(_gzip, await self.stations.network_geojson())
+            if await self.stations.network_version() != version:
+                return RenderedNetwork(None, gzipped)
+            self._current = RenderedNetwork(tag, gzipped)
+            return self._current
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding header admits gzip (`gzip;q=0` refuses it)."""
+    for item in accept_encoding.split(","):
+        coding, *parameters = (part.strip() for part in item.split(";"))
+        if coding.lower() not in ("gzip", "x-gzip"):
+            continue
+        quality = 1.0
+        for parameter in parameters:
+            if parameter.lower().startswith("q="):
+                try:
+                    quality = float(parameter[2:])
+                except ValueError:
+                    quality = 0.0
+        if quality > 0:
+            return True
+    return False
+
+
+def _quoted(tag: str, gzipped: bool) -> str:
+    # A gzipped body is a different representation, so under a strong ETag it needs a tag of its own.
+    return f'"{tag}-gzip"' if gzipped else f'"{tag}"'
+
+
+def _not_modified(request: web.Request, tag: str) -> bool:
+    """If-None-Match uses weak comparison: either representation's tag, W/ or not, matches."""
+    candidates = request.if_none_match
+    if not candidates:
+        return False
+    return any(etag.value in ("*", tag, f"{tag}-gzip") for etag in candidates)
+
+
+async def network_geojson(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    stations = app[CORE].stations
+    version = await stations.network_version()
+    tag = geojson_etag(version)
+    gzipped = accepts_gzip(request.headers.get("Accept-Encoding", ""))
+    headers = {"Cache-Control": GEOJSON_CACHE_CONTROL, "Vary": "Accept-Encoding"}
+    if _not_modified(request, tag):
+        return web.Response(status=304, headers={**headers, "ETag": _quoted(tag, gzipped)})
+    rendered = await app[GEOJSON_CACHE].get(version)
+    if rendered.etag is not None:
+        headers["ETag"] = _quoted(rendered.etag, gzipped)
+    else:
+        headers["Cache-Control"] = "no-store"
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    return web.Response(
+        body=rendered.gzipped if gzipped else await rendered.identity(),
+        content_type="application/geo+json",
+        charset="utf-8",
+        headers=headers,
+    )
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    from bot.web.openapi import openapi_json
+
+    return web.Response(
+        body=openapi_json(),
+        content_type="application/json",
+        charset="utf-8",
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    core = request.app[CORE]
+    ok = await core.stations.database_ok()
+    body = {
+        "status": "ok" if ok else "error",
+        "stations": len(core.search.index),
+        "database": "ok" if ok else "error",
+    }
+    return json_response(body, status=200 if ok else 503, cache="no-store")
+
+
+def add_routes(app: web.Application) -> None:
+    """Mount API v1 and the health check. `nearby` precedes `{code}`, which would otherwise take it."""
+    app.router.add_get(f"{API_PREFIX}/stations/nearby", nearby_stations, name="nearby")
+    app.router.add_get(f"{API_PREFIX}/stations.geojson", network_geojson, name="network_geojson")
+    app.router.add_get(f"{API_PREFIX}/stations/{{code}}", station_detail, name="station")
+    app.router.add_get(f"{API_PREFIX}/stations", stations_changed, name="stations")
+    app.router.add_get(f"{API_PREFIX}/openapi.json", openapi_document, name="openapi")
+    app.router.add_get("/healthz", healthz, name="healthz")

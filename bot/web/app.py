@@ -1,0 +1,100 @@
+"""The web application: composition of the HTTP side, its middlewares and its routes.
+
+`build_web_app(core)` is what `yizhan serve`, tests and (later) webhook mode mount. It stores the long-lived
+objects under typed `AppKey`s (bot/web/keys.py) and adds the route groups; a new group (reports, the H5
+page) is one more `add_routes(app)` call here. Two middlewares give every route the same edges:
+- errors: an `ApiError` becomes its JSON body, an aiohttp HTTP error (unknown route, wrong method) becomes
+  the same JSON shape, and anything unexpected is logged and answered with a JSON 500;
+- CORS: API v1 is a public read API, so any origin may read it and preflights are answered here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from bot.app import Core
+from bot.services.nearby import NearbyService
+from bot.web import api
+from bot.web.keys import CLOCK, CORE, GEOJSON_CACHE, NEARBY, Clock
+from bot.web.responses import ApiError, error_response, json_response
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    # Without it a cross-origin script could not read the ETag to revalidate the GeoJSON itself.
+    "Access-Control-Expose-Headers": "ETag",
+}
+PREFLIGHT_HEADERS = {
+    **CORS_HEADERS,
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type",
+    "Access-Control-Max-Age": "86400",
+}
+_ERROR_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@web.middleware
+async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith(api.API_PREFIX + "/"):
+        return await handler(request)
+    if request.method == "OPTIONS" and isinstance(
+        request.match_info.http_exception, web.HTTPMethodNotAllowed
+    ):
+        # A known path: the browser asks before a POST with a JSON body (or any non-simple request).
+        return web.Response(status=204, headers=PREFLIGHT_HEADERS)
+    response = await handler(request)
+    response.headers.update(CORS_HEADERS)
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return error_response(error)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # redirects and the like are answers, not errors
+        code = _ERROR_CODES.get(exc.status, "http_error")
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return json_response(
+            {"error": {"code": code, "message": f"{exc.reason}: {request.method} {request.path}"}},
+            status=exc.status,
+            headers=headers,
+        )
+    except asyncio.CancelledError:
+        raise  # the client went away; nothing to answer
+    except Exception:
+        log.exception("unhandled error for %s %s", request.method, request.path_qs)
+        return json_response(
+            {"error": {"code": "internal_error", "message": "internal error; it has been logged"}},
+            status=500,
+        )
+
+
+def build_web_app(core: Core, *, clock: Clock | None = None) -> web.Application:
+    """The aiohttp application over an open core. `clock` is "now" for opening hours (tests pin it)."""
+    app = web.Application(middlewares=[cors_middleware, error_middleware])
+    app[CORE] = core
+    app[CLOCK] = clock or _utc_now
+    app[NEARBY] = NearbyService(core.search, core.stations)
+    app[GEOJSON_CACHE] = api.GeoJSONCache(core.stations)
+    api.add_routes(app)
+    return app

@@ -1,0 +1,266 @@
+"""The H5 page: a phone-first web page for riders, opened from WeChat's in-app browser or any other.
+
+`setup_h5` adds three things to the web app: the page itself at `/` (rendered in the visitor's language with
+its UI strings embedded, so it shows text before any script runs), its static files under `/h5/` (plain JS
+and CSS, no build step, plus Leaflet 1.9.4 vendored from npm under `vendor/leaflet/`), and
+`/api/v1/ui/{locale}.json`, the same strings in another locale for the page's language switch. The page
+asks the public JSON API (`/api/v1/stations/nearby`) for stations; it needs nothing else from the server.
+
+Every string goes through the project's gettext catalogues. They are declared here with the no-op marker
+`N_` (extracted with `pybabel extract -k N_`) and translated per request; amenity labels, units, hours
+phrases and weekday names reuse the bot's msgids so one translation serves both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bot.domain import AMENITY_KEYS
+from bot.i18n import DEFAULT_LOCALE, LOCALES, locale_for, translator
+from storage.seed import DEMO_PLACES
+
+__all__ = ["DEFAULT_TILE_URL", "STATIC_DIR", "UI_STRINGS", "setup_h5", "ui_catalogue"]
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+DEFAULT_TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+DEFAULT_TILE_ATTRIBUTION = "© OpenStreetMap contributors"
+LANGUAGE_NAMES = {"zh_Hans": "简体中文", "zh_Hant": "繁體中文", "en": "English"}
+HTML_LANG = {"zh_Hans": "zh-Hans", "zh_Hant": "zh-Hant", "en": "en"}
+
+
+def N_(message: str) -> str:
+    """Marks a string for extraction; it is translated later, per request."""
+    return message
+
+
+UI_STRINGS: dict[str, str] = {
+    "title": N_("Union stations open near you"),
+    "subtitle": N_("Water, rest, a microwave, charging, a toilet: free for outdoor workers."),
+    "language": N_("Language"),
+    "locate": N_("Use my location"),
+    "locating": N_("Finding your location…"),
+    "geo_denied": N_("Location is off. Type coordinates or pick a place below."),
+    "geo_unavailable": N_("Location is not available here. Type coordinates or pick a place below."),
+    "coords_label": N_("Latitude, longitude"),
+    "coords_submit": N_("Search"),
+    "coords_invalid": N_("Type latitude, longitude, for example 23.13, 113.26"),
+    "presets": N_("Or pick a place:"),
+    "change_place": N_("Change place"),
+    "near_you": N_("Near you"),
+    "near_place": N_("Near {place}"),
+    "filters": N_("What do you need?"),
+    "clear": N_("Clear"),
+    "include_closed": N_("Include closed"),
+    "results_open": N_("Nearest open stations"),
+    "results_all": N_("Nearest stations, open or not"),
+    "none_open": N_("No station is open near you right now. The nearest ones and when they open:"),
+    "empty": N_("No station found."),
+    "empty_filter": N_("No station has everything in your filter. Try clearing it."),
+    "searching": N_("Searching…"),
+    "walk": N_("{minutes} min on foot"),
+    "open_until": N_("open until {time}"),
+    "open_24h": N_("open 24 h"),
+    "closed": N_("closed"),
+    "closed_opens": N_("closed, opens {time}"),
+    "hours_unknown": N_("hours unknown"),
+    "temporarily_closed": N_("Temporarily closed"),
+    "tomorrow": N_("tomorrow {time}"),
+    "month_day": N_("{month}/{day} {time}"),
+    "call": N_("Call"),
+    "amap": N_("Amap"),
+    "baidu": N_("Baidu Maps"),
+    "map": N_("Map of the stations"),
+    "you_are_here": N_("You are here"),
+    "error_network": N_("Cannot reach the server. Check your connection and try again."),
+    "error_generic": N_("Sorry, something went wrong. Please try again in a moment."),
+    "retry": N_("Try again"),
+    "metres": N_("{metres} m"),
+    "km": N_("{km} km"),
+}
+
+#: The same msgids as the bot's `handlers.views.AMENITY_LABELS`, so the translations are shared.
+AMENITY_LABELS: dict[str, str] = {
+    "drinking_water": N_("Drinking water"),
+    "food_heating": N_("Food heating"),
+    "rest_area": N_("Rest area"),
+    "toilet": N_("Toilet"),
+    "phone_charging": N_("Phone charging"),
+    "ebike_charging": N_("E-bike charging"),
+    "first_aid": N_("First aid kit"),
+    "umbrella": N_("Umbrella loan"),
+    "air_conditioning": N_("Air conditioning"),
+    "heating": N_("Winter heating"),
+    "wifi": N_("Wi-Fi"),
+    "reading": N_("Reading corner"),
+    "legal_aid": N_("Legal aid"),
+    "sewing": N_("Sewing repairs"),
+}
+
+WEEKDAYS = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
+
+#: The demo's preset places: the demo data set guarantees open stations near each of them.
+PLACE_LABELS: dict[str, str] = {
+    "guangzhou_tianhe": N_("Guangzhou Tianhe"),
+    "shenzhen_futian": N_("Shenzhen Futian"),
+    "beijing_chaoyang": N_("Beijing Chaoyang"),
+    "shanghai_peoples_square": N_("Shanghai People's Square"),
+    "chengdu_chunxi_road": N_("Chengdu Chunxi Road"),
+    "wuhan": N_("Wuhan"),
+}
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)(?::([a-z_]+))?\s*\}\}")
+_TEMPLATE_FILES = ("app.js", "style.css", "vendor/leaflet/leaflet.js", "vendor/leaflet/leaflet.css")
+
+
+def resolve_locale(value: str) -> str | None:
+    """One of LOCALES for `zh_Hans`, `zh-hans`, `EN`…; None for anything else."""
+    wanted = value.replace("-", "_").lower()
+    return next((locale for locale in LOCALES if locale.lower() == wanted), None)
+
+
+@cache
+def ui_catalogue(locale: str) -> dict[str, Any]:
+    """Everything the page shows, in `locale` (one of LOCALES); built once per locale, never mutated."""
+    gettext = translator(locale).gettext
+    return {
+        "locale": locale,
+        "strings": {key: gettext(source) for key, source in UI_STRINGS.items()},
+        "amenities": {key: gettext(AMENITY_LABELS[key]) for key in AMENITY_KEYS},
+        "weekdays": [gettext(day) for day in WEEKDAYS],
+        "places": [
+            {"key": key, "label": gettext(PLACE_LABELS.get(key, key)), "lat": lat, "lon": lon}
+            for key, lat, lon in DEMO_PLACES
+        ],
+        "languages": LANGUAGE_NAMES,
+    }
+
+
+def preferred_locale(accept_language: str | None) -> str:
+    """The locale for an Accept-Language header: the tag with the highest q that maps to one of ours."""
+    if not accept_language:
+        return DEFAULT_LOCALE
+    ranked: list[tuple[float, int, str]] = []
+    for position, item in enumerate(accept_language.split(",")):
+        tag, _, params = item.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if tag and tag != "*" and quality > 0:
+            ranked.append((-quality, position, tag))
+    for _quality, _position, tag in sorted(ranked):
+        language = tag.split("-")[0].lower()
+        if language == "zh" or resolve_locale(tag) or resolve_locale(language):
+            return locale_for(tag)
+    return DEFAULT_LOCALE
+
+
+def _asset_version() -> str:
+    """A short hash of the page's assets: WeChat's browser caches hard, a new version gets new URLs."""
+    digest = hashlib.sha256()
+    for name in _TEMPLATE_FILES:
+        digest.update((STATIC_DIR / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _json_for_script(value: object) -> str:
+    """JSON safe inside <script type="application/json">: no `</script>` or `<!--` can close it."""
+    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+class H5Page:
+    """Renders `index.html`: `{{ text:key }}` placeholders become the translated strings (escaped)."""
+
+    def __init__(self, tile_url: str, tile_attribution: str) -> None:
+        self.template = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+        self.values = {
+            "version": _asset_version(),
+            "tile_url": tile_url,
+            "tile_attribution": tile_attribution,
+        }
+
+    def render(self, locale: str) -> str:
+        ui = ui_catalogue(locale)
+
+        def substitute(match: re.Match[str]) -> str:
+            kind, key = match.group(1), match.group(2)
+            if kind == "text" and key is not None:
+                return html.escape(ui["strings"][key])
+            if kind == "ui_json":
+                return _json_for_script(ui)
+            if kind == "html_lang":
+                return HTML_LANG[locale]
+            if kind == "locale":
+                return locale
+            return html.escape(self.values[kind])
+
+        return _PLACEHOLDER.sub(substitute, self.template)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        locale = preferred_locale(request.headers.get("Accept-Language"))
+        return web.Response(
+            text=self.render(locale),
+            content_type="text/html",
+            charset="utf-8",
+            headers={
+                "Cache-Control": "no-cache",
+                "Vary": "Accept-Language",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+                # Tiles may come from any configured server; scripts, styles and API calls only from here.
+                "Content-Security-Policy": (
+                    "default-src 'self'; img-src 'self' data: https: http:; "
+                    "style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'; "
+                    "base-uri 'none'; form-action 'self'"
+                ),
+            },
+        )
+
+
+async def ui_strings(request: web.Request) -> web.Response:
+    requested = request.match_info["locale"]
+    locale = resolve_locale(requested)
+    if locale is None:
+        return web.json_response(
+            {
+                "error": {
+                    "code": "unknown_locale",
+                    "parameter": "locale",
+                    "message": f"unknown locale {requested!r}; one of: {', '.join(LOCALES)}",
+                }
+            },
+            status=404,
+        )
+    return web.json_response(
+        ui_catalogue(locale),
+        dumps=lambda value: json.dumps(value, ensure_ascii=False),
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
+def setup_h5(
+    app: web.Application, *, tile_url: str | None = None, tile_attribution: str | None = None
+) -> None:
+    """Add the page (`/`), its files (`/h5/…`) and its strings (`/api/v1/ui/{locale}.json`) to `app`.
+
+    `tile_url` is a Leaflet tile template (`MAP_TILE_URL`); OpenStreetMap's standard tiles by default.
+    `tile_attribution` is shown on the map; OpenStreetMap's when the default tiles are used.
+    """
+    if tile_attribution is None:
+        tile_attribution = DEFAULT_TILE_ATTRIBUTION if not tile_url else ""
+    page = H5Page(tile_url or DEFAULT_TILE_URL, tile_attribution)
+    app.router.add_get("/", page.handle, name="h5_page")
+    app.router.add_get(r"/api/v1/ui/{locale}.json", ui_strings, name="h5_ui_strings")
+    app.router.add_static("/h5/", STATIC_DIR, name="h5_static")

@@ -1,0 +1,27 @@
+"""Typed keys under which `build_web_app` stores the long-lived objects its handlers use.
+
+Handlers read `request.app[NEARBY]` and so on; nothing in the web layer is a module-level singleton, so
+tests build as many apps as they like, each on its own core and clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from bot.app import Core
+from bot.services.nearby import NearbyService
+
+if TYPE_CHECKING:
+    from bot.web.api import GeoJSONCache
+
+Clock = Callable[[], datetime]
+
+CORE = web.AppKey("core", Core)
+NEARBY = web.AppKey("nearby", NearbyService)
+#: "Now" for opening hours; tests pin it. Sync times come from the database writers' clock instead.
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+GEOJSON_CACHE: web.AppKey[GeoJSONCache] = web.AppKey("geojson_cache")

@@ -1,0 +1,83 @@
+"""JSON responses and the one error shape of the HTTP API.
+
+Every error a client can cause is an `ApiError` raised by a handler or a parser and rendered by the error
+middleware as `{"error": {"code", "message", "parameter"?}}`, so clients branch on `code` and show
+`message`, and no handler builds an error body of its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+NO_STORE = "no-store"
+
+
+def json_body(data: Any) -> bytes:
+    """UTF-8 JSON with Chinese text as it is (not \\u escapes) and no insignificant spaces."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def json_response(
+    data: Any,
+    *,
+    status: int = 200,
+    cache: str = NO_STORE,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    return raw_json_response(json_body(data), status=status, cache=cache, headers=headers)
+
+
+def raw_json_response(
+    body: bytes,
+    *,
+    status: int = 200,
+    cache: str = NO_STORE,
+    headers: Mapping[str, str] | None = None,
+    content_type: str = "application/json",
+) -> web.Response:
+    """A response from an already encoded JSON body (documents built once and served many times)."""
+    response = web.Response(body=body, status=status, content_type=content_type, charset="utf-8")
+    response.headers["Cache-Control"] = cache
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+class ApiError(Exception):
+    """An error the client caused (or may retry), with its HTTP status and a stable machine code."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.parameter = parameter
+
+    def as_json(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code}
+        if self.parameter is not None:
+            error["parameter"] = self.parameter
+        error["message"] = self.message
+        return {"error": error}
+
+
+class BadParameter(ApiError):
+    status = 400
+    code = "bad_parameter"
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(message, parameter=parameter)
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "not_found"
+
+
+def error_response(error: ApiError, headers: Mapping[str, str] | None = None) -> web.Response:
+    return json_response(error.as_json(), status=error.status, headers=headers)
