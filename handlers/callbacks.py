@@ -68,3 +68,33 @@ class StaffCb(CallbackData, prefix="sf"):
     action: str
     station: int
     value: str = ""
+
+
+class SubscribeCb(CallbackData, prefix="sb"):
+    """action: p = subscribe to province `region`, here = subscribe with the area of (lat, lon) (the
+    one-time offer after a search), no = decline the offer. Only a ~5 km cell of the point is stored."""
+
+    action: str
+    region: str = ""
+    lat: float = 0.0
+    lon: float = 0.0
+
+
+class UnsubscribeCb(CallbackData, prefix="unsub"):
+    """Packs to plain "unsub": the button bot/broadcast.py puts on every announcement."""
+
+
+class ComposeCb(CallbackData, prefix="ac"):
+    """Composing an announcement. action: np = no photo, all = every subscriber of region `value`,
+    sub = type a sub-region, pt = near a shared point, stn = near a station, km = radius `value`,
+    go = send now, at = schedule, x = cancel."""
+
+    action: str
+    value: str = ""
+
+
+class AnnouncementCb(CallbackData, prefix="an"):
+    """Managing a sent or scheduled announcement. action: p = pause, r = resume, x = cancel."""
+
+    action: str
+    id: int

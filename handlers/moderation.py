@@ -194,7 +194,11 @@ async def _staff_card(
     comments = await ratings.recent_comments(station.id, access, station.region, limit=3)
     for comment in comments:
         text += "\n💬 " + "⭐" * comment.stars + " " + escape(comment.text)
-    status = {"active": _("active"), "temporarily_closed": _("temporarily closed"), "closed": _("closed for good")}
+    status = {
+        "active": _("active"),
+        "temporarily_closed": _("temporarily closed"),
+        "closed": _("closed for good"),
+    }
     text += "\n" + _("Status: {status}").format(status=status[station.status.value])
     return text, staff_keyboard(station)
 

@@ -15,11 +15,13 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.domain import GeoPoint, InvalidLocation, StationNotFound, UnknownAmenity, User
+from bot.services.announcements import SubscriptionService
 from bot.services.hours import hours_of
 from bot.services.nearby import NearbyService, ResultsPage, results_page
 from bot.services.ratings import RatingService
 from bot.services.search import geodesic_distances
 from bot.services.users import UserService
+from handlers.announce_views import offer_keyboard, offer_text
 from handlers.callbacks import FilterCb, ResultsCb, StationCb
 from handlers.common import own_message, safe_edit
 from handlers.views import (
@@ -53,28 +55,48 @@ async def _render_results(
 
 
 async def _answer_point(
-    message: Message, lat: object, lon: object, user: User, nearby: NearbyService, clock: Clock
+    message: Message,
+    lat: object,
+    lon: object,
+    user: User,
+    nearby: NearbyService,
+    subscriptions: SubscriptionService,
+    clock: Clock,
 ) -> Message | None:
     try:
         point = GeoPoint.parse(lat, lon)
     except InvalidLocation:
         await message.answer(_("That location looks wrong. Please share it again."))
         return None
-    text, keyboard = await _render_results(nearby, point, user, clock())
-    return await message.answer(text, reply_markup=keyboard)  # type: ignore[arg-type]
+    now = clock()
+    text, keyboard = await _render_results(nearby, point, user, now)
+    sent = await message.answer(text, reply_markup=keyboard)  # type: ignore[arg-type]
+    # After the first search only, and nothing is pushed unless the rider taps "subscribe".
+    if await subscriptions.offer_once(user.id, now):
+        await message.answer(offer_text(), reply_markup=offer_keyboard(point.lat, point.lon))
+    return sent
 
 
-async def venue_shared(message: Message, user: User, nearby: NearbyService, clock: Clock) -> None:
+async def venue_shared(
+    message: Message, user: User, nearby: NearbyService, subscriptions: SubscriptionService, clock: Clock
+) -> None:
     location = message.venue.location  # type: ignore[union-attr]
-    await _answer_point(message, location.latitude, location.longitude, user, nearby, clock)
+    await _answer_point(message, location.latitude, location.longitude, user, nearby, subscriptions, clock)
 
 
 async def location_shared(
-    message: Message, user: User, nearby: NearbyService, clock: Clock, state: FSMContext
+    message: Message,
+    user: User,
+    nearby: NearbyService,
+    subscriptions: SubscriptionService,
+    clock: Clock,
+    state: FSMContext,
 ) -> None:
     location = message.location
     assert location is not None
-    sent = await _answer_point(message, location.latitude, location.longitude, user, nearby, clock)
+    sent = await _answer_point(
+        message, location.latitude, location.longitude, user, nearby, subscriptions, clock
+    )
     if sent is not None and location.live_period:
         # Only message ids and a time are kept for a live location, never the positions themselves.
         live = dict((await state.get_data()).get("live", {}))
@@ -115,10 +137,12 @@ async def other_edit_ignored(message: Message) -> None:
     """Editing an old text changes nothing; the rider just sends a new message."""
 
 
-async def text_sent(message: Message, user: User, nearby: NearbyService, clock: Clock) -> None:
+async def text_sent(
+    message: Message, user: User, nearby: NearbyService, subscriptions: SubscriptionService, clock: Clock
+) -> None:
     match = _COORDS.match(message.text or "") if len(message.text or "") <= 64 else None
     if match:
-        await _answer_point(message, match.group(1), match.group(2), user, nearby, clock)
+        await _answer_point(message, match.group(1), match.group(2), user, nearby, subscriptions, clock)
         return
     await message.answer(
         _(

@@ -27,6 +27,7 @@ def help_text() -> str:
             _("You can also type coordinates, for example: 23.13, 113.26"),
             _("Share a live location and the results follow you."),
             "",
+            _("/subscribe: news from the union about your area; /unsubscribe stops it."),
             _("/language changes the language, /help shows this text."),
         )
     )

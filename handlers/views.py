@@ -33,9 +33,7 @@ from handlers.callbacks import (
     ModCb,
     RateCb,
     ReportCb,
-    ResultsCb,
     StaffCb,
-    StationCb,
     round_point,
 )
 
@@ -186,15 +184,17 @@ def results_keyboard(
     for n, result in enumerate(page.results, start=page.page * 5 + 1):
         name = result.station.name
         label = f"{n}. {name if len(name) <= 24 else name[:23] + '…'}"
-        rows.append(
-            [InlineKeyboardButton(text=label, callback_data=f"st:{result.station.id}:{lat}:{lon}")]
-        )
+        rows.append([InlineKeyboardButton(text=label, callback_data=f"st:{result.station.id}:{lat}:{lon}")])
     closed = int(page.include_closed)
     nav: list[InlineKeyboardButton] = []
     if page.page > 0:
-        nav.append(InlineKeyboardButton(text=_("◀ Back"), callback_data=f"r:{lat}:{lon}:{page.page - 1}:{closed}"))
+        nav.append(
+            InlineKeyboardButton(text=_("◀ Back"), callback_data=f"r:{lat}:{lon}:{page.page - 1}:{closed}")
+        )
     if page.has_more:
-        nav.append(InlineKeyboardButton(text=_("More ▶"), callback_data=f"r:{lat}:{lon}:{page.page + 1}:{closed}"))
+        nav.append(
+            InlineKeyboardButton(text=_("More ▶"), callback_data=f"r:{lat}:{lon}:{page.page + 1}:{closed}")
+        )
     if nav:
         rows.append(nav)
     closed_label = _("Only open ones") if page.include_closed else _("Include closed")

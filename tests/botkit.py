@@ -4,7 +4,7 @@ the local Bot API server, with a fixed clock and a small station set around a po
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ from bot.domain import StationRecord, StationStatus
 from bot.i18n import translator
 from bot.localapi import LocalBotAPI
 from bot.telegram import build_bot, build_dispatcher
+from storage.models import SubscriptionOfferRow, SubscriptionRow
 
 HOME = (23.1300, 113.2600)
 NOON = datetime(2025, 6, 3, 4, 0, tzinfo=UTC)  # Tuesday 12:00 in China
@@ -80,10 +81,35 @@ class Env:
     def tr(self, lang: str, text: str) -> str:
         return translator(LANGS[lang]).gettext(text)
 
-    async def location(self, lang: str, lat: float = HOME[0], lon: float = HOME[1], **kw: Any) -> Any:
+    async def offer_due(self, user_id: int) -> bool:
+        """Whether this user's next search brings the one-time subscription offer."""
+        async with self.core.sessions() as session:
+            subscribed = await session.get(SubscriptionRow, user_id)
+            offered = await session.get(SubscriptionOfferRow, user_id)
+        return subscribed is None and offered is None
+
+    async def act(self, action: Awaitable[Any], user_id: int | None = None) -> Any:
+        """Run a user action and return the bot's newest message after it.
+
+        A rider's first search is followed by the one-time subscription offer. Then the answer is the
+        results, and the offer is waited for too, so that it cannot arrive in the middle of the next action.
+        """
+        user_id = self.user_id if user_id is None else user_id
+        offer_due = await self.offer_due(user_id)
         mark = self.api.mark()
-        await self.api.send_location(self.user_id, lat, lon, language_code=lang, **kw)
-        return await self.api.wait_for_change(self.user_id, mark)
+        await action
+        reply = await self.api.wait_for_change(user_id, mark)
+        if not offer_due or not (is_results(reply) or is_offer(reply)):
+            return reply
+        await self.api.wait_for(lambda: self._after(user_id, mark, is_offer))
+        return self._after(user_id, mark, is_results) or reply
+
+    def _after(self, user_id: int, mark: int, kind: Any) -> Any:
+        fresh = [m for m in self.api.changes_since(user_id, mark)[0] if m.from_bot and kind(m)]
+        return fresh[-1] if fresh else None
+
+    async def location(self, lang: str, lat: float = HOME[0], lon: float = HOME[1], **kw: Any) -> Any:
+        return await self.act(self.api.send_location(self.user_id, lat, lon, language_code=lang, **kw))
 
     async def press(self, lang: str, message_id: int, data: str) -> Any:
         mark = self.api.mark()
@@ -91,9 +117,7 @@ class Env:
         return await self.api.wait_for_change(self.user_id, mark)
 
     async def text(self, lang: str, text: str) -> Any:
-        mark = self.api.mark()
-        await self.api.send_text(self.user_id, text, language_code=lang)
-        return await self.api.wait_for_change(self.user_id, mark)
+        return await self.act(self.api.send_text(self.user_id, text, language_code=lang))
 
     async def settle(self) -> None:
         """Wait until every queued update was taken and handled."""
@@ -133,3 +157,11 @@ def button_data(message: Any, startswith: str) -> list[str]:
     return [b["callback_data"] for b in message.buttons if b.get("callback_data", "").startswith(startswith)]
 
 
+def is_results(message: Any) -> bool:
+    """A search answer: every one carries the filter button."""
+    return bool(button_data(message, "f:o:"))
+
+
+def is_offer(message: Any) -> bool:
+    """The one-time subscription offer after a rider's first search."""
+    return bool(button_data(message, "sb:no"))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botkit import HOME, LANGS, NOON, STATIONS, Clock, Env, button_data, env, names_in, north
+from botkit import HOME, LANGS, NOON, STATIONS, Clock, Env, button_data, env, is_offer, names_in, north
 
 from bot.app import open_core
 from bot.config import Settings
@@ -54,7 +54,10 @@ async def test_rider_gets_the_nearest_open_stations_in_one_message(env: Env, lan
     assert env.tr(lang, "🟢 open until {time}").format(time="20:00") in reply.text
     assert len(button_data(reply, "st:")) == 5
     assert button_data(reply, "r:") and button_data(reply, "f:")
-    assert len(env.api.bot_messages(env.user_id)) == 1
+    # One message of results, then (after the first search only) the subscription offer.
+    messages = env.api.bot_messages(env.user_id)
+    assert [m.message_id for m in messages if not is_offer(m)] == [reply.message_id]
+    assert len(messages) == 2 and is_offer(messages[1])
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -142,9 +145,7 @@ async def test_typed_coordinates_work_and_other_text_gets_help(env: Env, lang: s
 
 
 async def test_a_venue_is_answered_like_a_location(env: Env) -> None:
-    mark = env.api.mark()
-    await env.api.send_venue(env.user_id, HOME[0], HOME[1], "广州塔", "阅江西路222号")
-    reply = await env.api.wait_for_change(env.user_id, mark)
+    reply = await env.act(env.api.send_venue(env.user_id, HOME[0], HOME[1], "广州塔", "阅江西路222号"))
     assert names_in(reply.text)[0] == "天河移动营业厅工会驿站"
 
 
@@ -160,7 +161,7 @@ async def test_live_location_refreshes_the_same_message_at_most_every_30_seconds
     edited = await env.api.wait_for_change(env.user_id, mark)
     assert edited.message_id == first.message_id and edited.edits == 1
     assert names_in(edited.text)[0] == "第6号驿站"
-    assert len(env.api.bot_messages(env.user_id)) == 1
+    assert [m.message_id for m in env.api.bot_messages(env.user_id) if not is_offer(m)] == [first.message_id]
 
 
 async def test_far_away_riders_are_told_plainly(env: Env) -> None:
@@ -198,7 +199,13 @@ async def test_language_choice_is_remembered(env: Env, lang: str) -> None:
 
 async def test_start_up_registers_commands_per_language(env: Env) -> None:
     await env.api.wait_for(lambda: env.api.commands_for("en"))
-    assert [c["command"] for c in env.api.commands_for("en")] == ["start", "help", "language"]
+    assert [c["command"] for c in env.api.commands_for("en")] == [
+        "start",
+        "help",
+        "language",
+        "subscribe",
+        "unsubscribe",
+    ]
     zh = env.api.commands_for("zh")
     assert zh and zh[0]["description"] == translator("zh_Hans").gettext("Find stations near me")
 
@@ -255,9 +262,7 @@ async def test_an_impossible_location_gets_a_clear_message(env: Env, lat: float,
 
 
 async def test_an_empty_venue_and_a_huge_text_and_an_edit_change_nothing(env: Env) -> None:
-    mark = env.api.mark()
-    await env.api.send_venue(env.user_id, HOME[0], HOME[1], "", "")
-    assert names_in((await env.api.wait_for_change(env.user_id, mark)).text)
+    assert names_in((await env.act(env.api.send_venue(env.user_id, HOME[0], HOME[1], "", ""))).text)
     reply = await env.text("en", "x" * 4000)
     assert "Share your location" in reply.text and len(reply.text) < 300
     sent = await env.api.send_text(env.user_id, "hello", language_code="en")
@@ -328,10 +333,9 @@ async def test_a_failing_start_up_call_does_not_stop_the_bot(tmp_path: Path) -> 
         dp = build_dispatcher(core, clock=Clock(NOON))
         task = asyncio.create_task(dp.start_polling(bot, handle_signals=False, polling_timeout=1))
         try:
-            mark = api.mark()
             await api.send_location(5, HOME[0], HOME[1], language_code="en")
-            reply = await api.wait_for_change(5, mark)
-            assert "天河移动营业厅工会驿站" in reply.text
+            # The results (the one-time subscription offer follows them).
+            await api.wait_for(lambda: any("天河移动营业厅工会驿站" in m.text for m in api.bot_messages(5)))
         finally:
             await dp.stop_polling()
             await task
@@ -346,6 +350,9 @@ def test_hand_packed_result_buttons_equal_their_callback_data_classes() -> None:
     lat, lon = 23.13, 113.26
     assert f"st:7:{lat}:{lon}" == StationCb(id=7, lat=lat, lon=lon).pack()
     for page, closed in ((0, 0), (3, 1)):
-        assert f"r:{lat}:{lon}:{page}:{closed}" == ResultsCb(lat=lat, lon=lon, page=page, closed=bool(closed)).pack()
+        assert (
+            f"r:{lat}:{lon}:{page}:{closed}"
+            == ResultsCb(lat=lat, lon=lon, page=page, closed=bool(closed)).pack()
+        )
     assert f"f:o::{lat}:{lon}:1" == FilterCb(action="o", lat=lat, lon=lon, closed=True).pack()
     assert ResultsCb.unpack(f"r:{lat}:{lon}:2:1") == ResultsCb(lat=lat, lon=lon, page=2, closed=True)

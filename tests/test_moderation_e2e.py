@@ -32,7 +32,7 @@ async def act(env: Env, user: int, action: Any, lang: str = "en") -> Any:
 
 
 async def open_card(env: Env, user: int, code: str = "GZ0001", lang: str = "en") -> Any:
-    results = await act(env, user, env.api.send_location(user, 23.13, 113.26, language_code=lang))
+    results = await env.act(env.api.send_location(user, 23.13, 113.26, language_code=lang), user)
     station = await env.core.stations.get(code)
     data = next(d for d in button_data(results, "st:") if d.startswith(f"st:{station.id}:"))
     await env.api.press(user, results.message_id, data, language_code=lang)
@@ -86,7 +86,7 @@ async def test_report_then_approval_hides_the_station_and_thanks_the_reporter(en
     )
     assert told.text == expected.format(name="天河移动营业厅工会驿站")
     assert not riders_see(env)
-    results = await act(env, 502, env.api.send_location(502, 23.13, 113.26, language_code="en"))
+    results = await env.act(env.api.send_location(502, 23.13, 113.26, language_code="en"), 502)
     assert "天河移动营业厅工会驿站" not in names_in(results.text)
 
 

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -177,6 +178,7 @@ class SubscriptionService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], search: SearchService) -> None:
         self.sessions = sessions
         self.search = search
+        self._settled: OrderedDict[int, None] = OrderedDict()
 
     async def subscribe_near(self, user_id: int, point: GeoPoint, at: datetime) -> str:
         """Subscribe with the ~5 km cell of `point` (the point itself is not kept); returns the cell."""
@@ -203,7 +205,13 @@ class SubscriptionService:
         return bool(row and row.active)
 
     async def offer_once(self, user_id: int, at: datetime) -> bool:
-        """True exactly once per user (and never for someone already subscribed)."""
+        """True exactly once per user (and never for someone already subscribed). Every search asks, so
+        users already settled are remembered in memory and cost no database round trip."""
+        if user_id in self._settled:
+            return False
+        self._settled[user_id] = None
+        if len(self._settled) > 200_000:
+            self._settled.popitem(last=False)
         async with self.sessions() as session, session.begin():
             repo = AnnouncementRepository(session)
             if await repo.subscription(user_id) is not None:
