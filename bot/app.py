@@ -24,6 +24,7 @@ from bot.services.roles import RoleService
 from bot.services.search import SearchService
 from bot.services.station_admin import StationAdminService
 from bot.services.stations import StationService
+from storage.changes import RedisChangeFeed
 from storage.db import create_engine, session_factory, upgrade_database
 from storage.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from storage.spatial import SpatialIndex
@@ -47,6 +48,11 @@ class Core:
     broadcast_limiter: RateLimiter
     redis: Any = None
 
+    async def resync(self) -> None:
+        """After missed change notifications: reload everything derived from the stations table."""
+        await self.reload_index()
+        self.stations.cache.clear()
+
     async def reload_index(self) -> SpatialIndex:
         started = time.perf_counter()
         index = await self.stations.load_index()
@@ -57,11 +63,19 @@ class Core:
 
 @asynccontextmanager
 async def open_core(
-    settings: Settings | None = None, *, migrate: bool = True, load_index: bool = True
+    settings: Settings | None = None,
+    *,
+    migrate: bool = True,
+    load_index: bool = True,
+    follow_changes: bool = False,
 ) -> AsyncIterator[Core]:
+    """The core of one process. With REDIS_URL, station changes are announced to other processes, and
+    with `follow_changes` (the bot and web processes) this one follows theirs."""
     settings = settings or Settings()
     engine = create_engine(settings.database_url)
     core: Core | None = None
+    follower: asyncio.Task[None] | None = None
+    stop_following = asyncio.Event()
     try:
         if migrate:
             await upgrade_database(engine)
@@ -85,15 +99,24 @@ async def open_core(
         if settings.redis_url:
             from redis.asyncio import Redis
 
-            core.redis = Redis.from_url(settings.redis_url)
+            core.redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
             # Every process shares one schedule, so together they stay under BROADCAST_RATE.
             core.broadcast_limiter = RedisRateLimiter(core.redis, settings.broadcast_rate)
+            stations.change_feed = RedisChangeFeed(core.redis)
         if settings.admin_ids:
             await core.roles.ensure_admins(settings.admin_ids)
         if load_index:
             await core.reload_index()
+        if follow_changes and core.redis is not None:
+            follower = asyncio.create_task(
+                stations.change_feed.follow(stations.apply_remote_changes, core.resync, stop_following)
+            )
         yield core
+        await stations.flush_changes()
     finally:
+        stop_following.set()
+        if follower is not None:
+            await asyncio.gather(follower, return_exceptions=True)
         if core is not None and core.redis is not None:
             await core.redis.aclose()
         await engine.dispose()

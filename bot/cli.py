@@ -245,12 +245,12 @@ async def cmd_run(args: argparse.Namespace) -> int:
     if settings.bot_token is None:
         print(_("BOT_TOKEN is not set. Get a token from @BotFather, or try `yizhan demo`."), file=sys.stderr)
         return 2
-    async with open_core(settings) as core:
+    async with open_core(settings, follow_changes=True) as core:
         bot = build_bot(settings.bot_token.get_secret_value(), settings.telegram_api_url)
         dp = build_dispatcher(core)
         try:
             if settings.webhook_url:
-                await serve_webhook(core, bot, dp, "0.0.0.0", 8080)
+                await serve_webhook(core, bot, dp, args.host, args.port)
             else:
                 await run_polling(core, bot, dp)
         finally:
@@ -267,7 +267,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     from bot.app import open_core
     from bot.web import build_web_app
 
-    async with open_core() as core:
+    async with open_core(follow_changes=True) as core:
         runner = web.AppRunner(build_web_app(core))
         await runner.setup()
         try:

@@ -33,6 +33,9 @@ class TokenBuckets:
         self.max_keys = max_keys
         self._buckets: OrderedDict[int, tuple[float, float]] = OrderedDict()
 
+    async def allow(self, key: int) -> bool:
+        return self.take(key)
+
     def take(self, key: int, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
         tokens, stamp = self._buckets.pop(key, (self.burst, now))
@@ -49,15 +52,23 @@ class TokenBuckets:
 class ThrottlingMiddleware(BaseMiddleware):
     """Outer middleware on updates: a user over the rate gets one polite refusal per window, then silence."""
 
-    def __init__(self, i18n: I18n, rate: float = 3.0, burst: float = 8.0, notice_every: float = 10.0) -> None:
+    def __init__(
+        self,
+        i18n: I18n,
+        rate: float = 3.0,
+        burst: float = 8.0,
+        notice_every: float = 10.0,
+        buckets: Any = None,
+    ) -> None:
         self.i18n = i18n
-        self.buckets = TokenBuckets(rate, burst)
+        # Shared buckets (Redis) when several processes serve the bot; local ones otherwise.
+        self.buckets = buckets or TokenBuckets(rate, burst)
         self.notice_every = notice_every
         self._noticed: dict[int, float] = {}
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: TgUser | None = data.get("event_from_user")
-        if user is None or self.buckets.take(user.id):
+        if user is None or await self.buckets.allow(user.id):
             return await handler(event, data)
         now = time.monotonic()
         if now - self._noticed.get(user.id, -1e9) >= self.notice_every:
@@ -77,6 +88,30 @@ class ThrottlingMiddleware(BaseMiddleware):
             await inner.answer(text)
         elif isinstance(inner, Message) and inner.chat.type == "private":
             await inner.answer(text)
+
+
+class UpdateOnceMiddleware(BaseMiddleware):
+    """Outermost: an update Telegram delivers twice (a retried webhook) is handled once. A failed update
+    is released so that Telegram's retry gets handled."""
+
+    def __init__(self, ledger: Any) -> None:
+        self.ledger = ledger
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        update_id = event.update_id if isinstance(event, Update) else None
+        if update_id is None:
+            return await handler(event, data)
+        bot_id = data["bot"].id
+        if not await self.ledger.claim(bot_id, update_id):
+            log.info("update %s already handled or in progress; skipped", update_id)
+            return None
+        try:
+            result = await handler(event, data)
+        except BaseException:
+            await self.ledger.release(bot_id, update_id)
+            raise
+        await self.ledger.done(bot_id, update_id)
+        return result
 
 
 class DbSessionMiddleware(BaseMiddleware):

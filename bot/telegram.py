@@ -1,7 +1,8 @@
 """The Telegram side of the composition root: Bot, Dispatcher, start-up calls, polling and webhook runners.
 
-Long-lived objects reach handlers as Dispatcher keyword arguments (`nearby`, `stations`, `clock`,
-`default_tz`); per-update ones (`session`, `users`, `user`, locale) come from the middlewares.
+Long-lived objects reach handlers as Dispatcher keyword arguments (`nearby`, `stations`, `subscriptions`,
+`announcements`, `clock`, `default_tz`); per-update ones (`session`, `users`, `user`, locale) come from the
+middlewares.
 """
 
 from __future__ import annotations
@@ -26,10 +27,17 @@ from aiogram.utils.i18n import I18n
 from bot.app import Core
 from bot.domain import User
 from bot.i18n import DEFAULT_LOCALE, DOMAIN, LOCALES_DIR
-from bot.middlewares import DbSessionMiddleware, LocaleMiddleware, ThrottlingMiddleware, UserMiddleware
+from bot.middlewares import (
+    DbSessionMiddleware,
+    LocaleMiddleware,
+    ThrottlingMiddleware,
+    TokenBuckets,
+    UpdateOnceMiddleware,
+    UserMiddleware,
+)
 from bot.services.nearby import NearbyService
 from bot.services.users import UserCache, effective_locale
-from handlers import moderation, reports, search, start
+from handlers import announcements, moderation, reports, search, start
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +65,20 @@ def build_dispatcher(
     deliver_announcements: bool = True,
 ) -> Dispatcher:
     i18n = build_i18n()
+    isolation = None
+    buckets = None
+    if core.redis is not None:
+        # Several processes serve the bot: conversation state, locks and rate limits live in Redis.
+        from storage.redis_state import RedisBuckets, ResilientEventIsolation, ResilientRedisStorage
+
+        storage = storage or ResilientRedisStorage(core.redis)
+        isolation = ResilientEventIsolation(core.redis)
+        buckets = RedisBuckets(
+            core.redis, throttle_rate, throttle_burst, fallback=TokenBuckets(throttle_rate, throttle_burst)
+        )
     dp = Dispatcher(
         storage=storage or MemoryStorage(),
+        events_isolation=isolation,
         i18n=i18n,
         nearby=NearbyService(core.search, core.stations),
         stations=core.stations,
@@ -66,15 +86,28 @@ def build_dispatcher(
         reports=core.reports,
         station_admin=core.station_admin,
         ratings=core.ratings,
+        subscriptions=core.subscriptions,
+        announcements=core.announcements,
         clock=clock,
         default_tz=core.settings.default_tz,
     )
-    dp.update.outer_middleware(ThrottlingMiddleware(i18n, rate=throttle_rate, burst=throttle_burst))
+    if core.redis is not None:
+        from storage.redis_state import UpdateLedger
+
+        dp.update.outer_middleware(UpdateOnceMiddleware(UpdateLedger(core.redis)))
+    dp.update.outer_middleware(
+        ThrottlingMiddleware(i18n, rate=throttle_rate, burst=throttle_burst, buckets=buckets)
+    )
     dp.update.outer_middleware(DbSessionMiddleware(core.sessions, UserCache()))
     dp.update.outer_middleware(UserMiddleware())
     dp.update.outer_middleware(LocaleMiddleware(i18n))
     dp.include_routers(
-        start.create_router(), moderation.create_router(), reports.create_router(), search.create_router()
+        start.create_router(),
+        moderation.create_router(),
+        reports.create_router(),
+        # Before search: its location and text handlers take whatever no state claimed.
+        announcements.create_router(),
+        search.create_router(),
     )
     dp.errors.register(_on_error, ExceptionTypeFilter(Exception))
     dp.startup.register(_on_startup)
@@ -124,10 +157,15 @@ async def _on_error(event: ErrorEvent, bot: Bot, i18n: I18n, user: User | None =
     if chat_id is None:
         return
     # The locale middleware's context is gone by now: translate explicitly.
-    text = i18n.gettext(
-        "Sorry, something went wrong. Please try again in a moment.",
-        locale=effective_locale(user, language_code),
-    )
+    from storage.redis_state import StateUnavailable
+
+    locale = effective_locale(user, language_code)
+    if isinstance(event.exception, StateUnavailable):
+        text = i18n.gettext(
+            "This step cannot be saved right now. Please try again in a moment.", locale=locale
+        )
+    else:
+        text = i18n.gettext("Sorry, something went wrong. Please try again in a moment.", locale=locale)
     try:
         await bot.send_message(chat_id, text)
     except Exception:
@@ -144,6 +182,11 @@ async def _on_startup(bot: Bot) -> None:
             BotCommand(command="start", description=i18n.gettext("Find stations near me", locale=locale)),
             BotCommand(command="help", description=i18n.gettext("How to use this bot", locale=locale)),
             BotCommand(command="language", description=i18n.gettext("Change the language", locale=locale)),
+            BotCommand(
+                command="subscribe",
+                description=i18n.gettext("News from the union about my area", locale=locale),
+            ),
+            BotCommand(command="unsubscribe", description=i18n.gettext("Stop the news", locale=locale)),
         ]
         description = i18n.gettext(
             "Share your location and find the nearest union service station for outdoor workers that is "
@@ -200,6 +243,35 @@ async def digest_loop(bot: Bot, core: Core, i18n: I18n, clock: Callable[[], date
         await asyncio.sleep(DIGEST_POLL_S)
 
 
+async def ensure_webhook(bot: Bot, core: Core, url: str, secret: str | None) -> bool:
+    """Point Telegram at `url` once, not from every replica at every start: with Redis the replicas agree
+    through a lock and a fingerprint of (url, secret); without it, an unchanged URL is left alone.
+    Stopping a replica never removes the webhook. True when this call set it."""
+    import hashlib
+
+    fingerprint = hashlib.sha256(f"{url}\n{secret or ''}".encode()).hexdigest()
+    if core.redis is not None:
+        key = f"yizhan:webhook:{bot.id}"
+        try:
+            if (await core.redis.get(key) or b"").decode() == fingerprint:
+                return False
+            async with core.redis.lock(key + ":lock", timeout=30, blocking_timeout=30):
+                if (await core.redis.get(key) or b"").decode() == fingerprint:
+                    return False
+                await bot.set_webhook(url, secret_token=secret, drop_pending_updates=False)
+                await core.redis.set(key, fingerprint)
+                return True
+        except Exception:
+            log.warning(
+                "could not coordinate the webhook through Redis; checking Telegram instead", exc_info=True
+            )
+    info = await bot.get_webhook_info()
+    if info.url == url and secret is None:
+        return False
+    await bot.set_webhook(url, secret_token=secret, drop_pending_updates=False)
+    return True
+
+
 def tune_runtime() -> None:
     """After start-up: freeze what is loaded so far out of the collector and collect young objects less
     often (the bot allocates many short-lived objects per update)."""
@@ -225,12 +297,17 @@ async def serve_webhook(
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     from urllib.parse import urlsplit
 
+    from bot.web import build_web_app
+    from bot.web.h5 import setup_h5
+
     path = urlsplit(settings.webhook_url).path or "/webhook"
-    app = web.Application()
+    # One app per replica: the webhook beside the public API, the H5 page and /healthz.
+    app = build_web_app(core)
+    setup_h5(app, tile_url=settings.map_tile_url)
     # Processing before answering 200 lets Telegram redeliver an update whose handling failed.
     SimpleRequestHandler(dp, bot, secret_token=secret, handle_in_background=False).register(app, path)
     setup_application(app, dp, bot=bot)
-    await bot.set_webhook(settings.webhook_url, secret_token=secret, drop_pending_updates=False)
+    await ensure_webhook(bot, core, settings.webhook_url, secret)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import io
+import functools
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -25,10 +26,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.domain import CRS, BBox, InvalidCursor, Station, StationNotFound, StationRecord
 from bot.services.hours import HoursStatus, OpenState, hours_of
 from bot.services.search import SearchService, open_now
-from storage.importers import RowError, parse_station_file, write_csv, write_geojson
+from storage.importers import (
+    GEOJSON_HEAD,
+    GEOJSON_SEPARATOR,
+    GEOJSON_TAIL,
+    RowError,
+    geojson_feature,
+    parse_station_file,
+    write_csv,
+    write_geojson,
+)
 from storage.models import utcnow
 from storage.spatial import SpatialIndex
-from storage.stations_repo import RECORD_FIELDS, StationRepository, index_entry
+from storage.stations_repo import RECORD_FIELDS, StationRepository, index_entry, record_from_raw
 
 Progress = Callable[[int, int], None]
 log = logging.getLogger(__name__)
@@ -39,6 +49,19 @@ MAX_SYNC_PAGE = 5000
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+@functools.cache
+def _province_names() -> dict[str, str]:
+    # Imported on first use: the seed module loads the GeoNames tables, which only seeding needs.
+    from storage.seed import PROVINCES
+
+    return {f"{p.adcode:02d}": p.name for p in PROVINCES.values()}
+
+
+def province_name(adcode: str) -> str:
+    """The Chinese name of a province by its 2-digit adcode prefix; the code itself when unknown."""
+    return _province_names().get(adcode[:2], adcode) if len(adcode) == 2 else adcode
 
 
 def station_json(station: Station) -> dict[str, Any]:
@@ -195,6 +218,10 @@ class StationService:
         self.search = search
         self.default_tz = default_tz
         self.cache = cache or StationCache()
+        # Set when several processes share the data (Redis): changes are announced to the others.
+        self.change_feed: Any = None
+        self._unpublished: set[int] = set()
+        self._publishing: asyncio.Task[None] | None = None
 
     # -- reading ----------------------------------------------------------------------------------------
     async def get(self, code: str) -> Station:
@@ -230,6 +257,12 @@ class StationService:
     async def count(self) -> int:
         async with self.sessions() as session:
             return await StationRepository(session).count()
+
+    async def provinces(self) -> list[tuple[str, str]]:
+        """(2-digit adcode, name) of the provinces that have stations in service, by adcode."""
+        async with self.sessions() as session:
+            prefixes = await StationRepository(session).province_prefixes()
+        return [(prefix, province_name(prefix)) for prefix in prefixes]
 
     async def load_index(self) -> SpatialIndex:
         async with self.sessions() as session:
@@ -273,19 +306,30 @@ class StationService:
             count, last_change = await StationRepository(session).network_version()
         return NetworkVersion(count, last_change)
 
-    async def network_geojson(self) -> str:
-        """The current network (active and temporarily closed stations) as the GeoJSON of an export."""
-        records: list[StationRecord] = []
+    async def network_geojson(self) -> bytes:
+        """The current network (active and temporarily closed stations) as the GeoJSON of an export, UTF-8.
+
+        Built batch by batch: raw rows from the database, each batch turned into features in a worker thread
+        and kept only as bytes. For the national network that is seconds of CPU which must not stall the
+        event loop, and holding every row and record at once would make each garbage collection pass
+        walk millions of objects while the loop waits for it.
+        """
+
+        def render(rows: Sequence[Any]) -> bytes:
+            return GEOJSON_SEPARATOR.join(
+                json.dumps(geojson_feature(record_from_raw(row)), ensure_ascii=False) for row in rows
+            ).encode()
+
+        chunks: list[bytes] = []
         async with self.sessions() as session:
-            async for station in StationRepository(session).stream_all(include_closed=False):
-                records.append(as_record(station))
-
-        def render() -> str:
-            out = io.StringIO()
-            write_geojson(records, out)
-            return out.getvalue()
-
-        return await asyncio.to_thread(render)
+            async for batch in StationRepository(session).network_rows():
+                chunks.append(await asyncio.to_thread(render, batch))
+        # The bytes write_geojson would write, joined in one copy rather than one per concatenation.
+        parts = [GEOJSON_HEAD.encode()]
+        for n, chunk in enumerate(chunks):
+            parts += (b"\n" if n == 0 else GEOJSON_SEPARATOR.encode(), chunk)
+        parts.append(GEOJSON_TAIL.encode())
+        return b"".join(parts)
 
     async def database_ok(self, limit_s: float = 2.0) -> bool:
         """Whether the database answers within `limit_s` seconds; a failure is logged, not raised
@@ -356,20 +400,59 @@ class StationService:
             # A bulk change is cheaper to reload than to patch slot by slot.
             self.search.index = await self.load_index()
             self.cache.clear()
+            if self.change_feed is not None:
+                try:
+                    await self.change_feed.publish_reload()
+                except Exception:
+                    log.warning("could not announce a bulk change", exc_info=True)
             return
         async with self.sessions() as session:
             stations = await StationRepository(session).by_codes(codes)
         for station in stations.values():
-            index.upsert(index_entry(station))
-            self.cache.put(station)
+            self.reflect(station)
         if index.needs_compaction:
             await asyncio.to_thread(index.compact)
 
     def reflect(self, station: Station) -> None:
-        """Patch this process's index and cache with a station changed in a committed transaction."""
+        """Patch this process's index and cache with a station changed in a committed transaction, and
+        tell the other processes."""
         self.cache.put(station)
         if self.search is not None:
             self.search.index.upsert(index_entry(station))
+        if self.change_feed is not None:
+            self._unpublished.add(station.id)
+            if self._publishing is None or self._publishing.done():
+                self._publishing = asyncio.get_running_loop().create_task(self._publish())
+
+    async def _publish(self) -> None:
+        while self._unpublished:
+            ids = sorted(self._unpublished)
+            self._unpublished.clear()
+            try:
+                await self.change_feed.publish(ids)
+            except Exception:
+                # The other processes resynchronise from the database when Redis comes back.
+                log.warning("could not announce changes of %d stations", len(ids), exc_info=True)
+                return
+
+    async def flush_changes(self) -> None:
+        """Wait until every change is announced (before a short-lived process exits)."""
+        if self._publishing is not None:
+            await self._publishing
+
+    async def apply_remote_changes(self, station_ids: Sequence[int]) -> None:
+        """Changes announced by another process: read them afresh and patch index and cache."""
+        async with self.sessions() as session:
+            fresh = await StationRepository(session).get_many(list(station_ids))
+        for station_id in station_ids:
+            station = fresh.get(station_id)
+            if station is None:
+                if self.search is not None:
+                    self.search.index.remove(station_id)
+                continue
+            self.cache.put(station)
+            if self.search is not None:
+                self.search.index.upsert(index_entry(station))
 
     async def update(self, code: str, **values: object) -> Station:
         """Change some fields of one station and patch the index."""
