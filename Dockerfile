@@ -1,23 +1,25 @@
-# Multi-stage build: wheels and compiled catalogues in the builder, a slim non-root runtime.
+# Multi-stage build: the builder makes a wheel and compiles the catalogues; the runtime image installs
+# them into a slim Python and runs as an unprivileged user.
 FROM python:3.11-slim AS builder
 WORKDIR /src
-COPY pyproject.toml README.md babel.cfg ./
+RUN pip install --no-cache-dir build babel
+COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY handlers ./handlers
 COPY storage ./storage
 COPY locales ./locales
-RUN pip install --no-cache-dir --prefix=/install . \
- && pip install --no-cache-dir babel \
- && pybabel compile -d locales -D messages
+RUN pybabel compile -d locales -D messages --statistics \
+ && python -m build --wheel --outdir /wheels
 
 FROM python:3.11-slim
-RUN useradd --create-home --uid 10001 yizhan
-COPY --from=builder /install /usr/local
-# The catalogues are looked up next to the packages (bot/i18n.py: LOCALES_DIR).
+ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 LOG_FORMAT=json
+COPY --from=builder /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
+ && useradd --create-home --uid 10001 yizhan
+# bot/i18n.py looks for the catalogues next to the installed packages.
 COPY --from=builder /src/locales /usr/local/lib/python3.11/site-packages/locales
 USER yizhan
 WORKDIR /home/yizhan
-ENV PYTHONUNBUFFERED=1
 EXPOSE 8080
 ENTRYPOINT ["yizhan"]
 CMD ["run"]
