@@ -121,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8080)
 
+    admin = commands.add_parser("admin", help=_("grant and revoke roles"))
+    admin_cmds = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
+    for action in ("grant", "revoke"):
+        sub = admin_cmds.add_parser(action, help=_("{action} a role").format(action=action))
+        sub.add_argument("telegram_id", type=int)
+        sub.add_argument("--role", required=True, choices=["volunteer", "staff", "admin"])
+        sub.add_argument("--region", default=None, help=_("adcode prefix for staff, e.g. 44 or 4401"))
+
     db = commands.add_parser("db", help=_("database schema"))
     db_cmds = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_cmds.add_parser("upgrade", help=_("migrate the database to the newest schema"))
@@ -223,6 +231,24 @@ def describe(n: int, result: NearbyResult) -> str:
             else _("closed, opens {time}").format(time=hit.hours.next_change.strftime("%m-%d %H:%M"))
         )
     return f"{n}. {station.name} [{station.code}] {round(hit.distance_m):,} m · {state}\n   {station.address}"
+
+
+async def cmd_admin(args: argparse.Namespace) -> int:
+    from bot.app import open_core
+    from bot.services.roles import InvalidGrant
+
+    async with open_core(load_index=False) as core:
+        try:
+            if args.admin_command == "grant":
+                new = await core.roles.grant(args.telegram_id, args.role, args.region or "")
+                print(_("granted") if new else _("already granted"))
+            else:
+                removed = await core.roles.revoke(args.telegram_id, args.role, args.region)
+                print(_("revoked {count}").format(count=removed) if removed else _("nothing to revoke"))
+        except InvalidGrant as exc:
+            print(_("error: {message}").format(message=exc), file=sys.stderr)
+            return 2
+    return 0
 
 
 async def cmd_db(args: argparse.Namespace) -> int:
@@ -382,6 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stations": cmd_stations,
         "nearby": cmd_nearby,
         "db": cmd_db,
+        "admin": cmd_admin,
         "run": cmd_run,
         "worker": cmd_worker,
         "serve": cmd_serve,

@@ -81,3 +81,20 @@ def test_run_without_a_token_exits_with_a_clear_message(capsys, monkeypatch) -> 
     monkeypatch.chdir(Path(__file__).parent)
     assert main(["run"]) == 2
     assert "BOT_TOKEN" in capsys.readouterr().err
+
+
+def test_admin_grant_and_revoke_on_the_command_line(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from bot.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'a.db'}")
+    monkeypatch.setattr("bot.app.install_event_loop_policy", lambda: None)
+    monkeypatch.chdir(tmp_path)
+    assert main(["admin", "grant", "42", "--role", "staff", "--region", "4401"]) == 0
+    assert main(["admin", "grant", "42", "--role", "staff", "--region", "4401"]) == 0
+    assert main(["admin", "grant", "43", "--role", "staff"]) == 2
+    assert main(["admin", "revoke", "42", "--role", "staff"]) == 0
+    out = capsys.readouterr()
+    from bot.cli import _ as t
+
+    assert out.out.splitlines() == [t("granted"), t("already granted"), t("revoked {count}").format(count=1)]
+    assert "region" in out.err
