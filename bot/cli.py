@@ -123,8 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     admin = commands.add_parser("admin", help=_("grant and revoke roles"))
     admin_cmds = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
-    for action in ("grant", "revoke"):
-        sub = admin_cmds.add_parser(action, help=_("{action} a role").format(action=action))
+    for action, help_text in (("grant", _("grant a role")), ("revoke", _("revoke a role"))):
+        sub = admin_cmds.add_parser(action, help=help_text)
         sub.add_argument("telegram_id", type=int)
         sub.add_argument("--role", required=True, choices=["volunteer", "staff", "admin"])
         sub.add_argument("--region", default=None, help=_("adcode prefix for staff, e.g. 44 or 4401"))
