@@ -64,6 +64,22 @@ def postgres_url() -> Iterator[str]:
         run_in_thread(lambda: _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+async def empty_postgres(url: str) -> None:
+    """Empty every table of the run's database (the schema stays; identities restart)."""
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        if await conn.scalar(text("SELECT to_regclass('public.stations') IS NOT NULL")):
+            result = await conn.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename NOT IN ('alembic_version', 'spatial_ref_sys')"
+                )
+            )
+            tables = result.scalars().all()
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """Each storage test runs on a new SQLite file and on the run's PostgreSQL database, emptied."""
@@ -71,24 +87,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield f"sqlite+aiosqlite:///{tmp_path / 'yizhan.db'}"
         return
     url: str = request.getfixturevalue("postgres_url")
-    engine = create_engine(url)
-    async with engine.begin() as conn:
-        exists = await conn.scalar(text("SELECT to_regclass('public.stations') IS NOT NULL"))
-        if exists:
-            tables = (
-                (
-                    await conn.execute(
-                        text(
-                            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                            "AND tablename NOT IN ('alembic_version', 'spatial_ref_sys')"
-                        )
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-    await engine.dispose()
+    await empty_postgres(url)
     yield url
 
 

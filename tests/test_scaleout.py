@@ -19,14 +19,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import REDIS_URL, service_missing
-from sqlalchemy import text
+from conftest import REDIS_URL, empty_postgres, service_missing
 
 from bot.app import open_core
 from bot.config import Settings
 from bot.domain import StationRecord
 from bot.localapi import LocalBotAPI
-from storage.db import create_engine
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,26 +72,6 @@ class Cluster:
     settings: Settings
 
 
-async def _reset_postgres(url: str) -> None:
-    engine = create_engine(url)
-    async with engine.begin() as conn:
-        if await conn.scalar(text("SELECT to_regclass('public.stations') IS NOT NULL")):
-            tables = (
-                (
-                    await conn.execute(
-                        text(
-                            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                            "AND tablename NOT IN ('alembic_version', 'spatial_ref_sys')"
-                        )
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-    await engine.dispose()
-
-
 @pytest.fixture(scope="module")
 async def cluster(postgres_url: str) -> AsyncIterator[Cluster]:
     """Started once for the module: replicas take seconds to start (imports, migrations, index)."""
@@ -104,7 +82,7 @@ async def cluster(postgres_url: str) -> AsyncIterator[Cluster]:
         await redis.flushdb()
     except Exception as exc:
         service_missing("Redis", exc)
-    await _reset_postgres(postgres_url)
+    await empty_postgres(postgres_url)
     settings = Settings(database_url=postgres_url, redis_url=REDIS_URL, _env_file=None)  # type: ignore[call-arg]
     async with open_core(settings) as core:
         await core.stations.save_records(
