@@ -78,7 +78,8 @@ class Candidates:
     """Slots nearest a point, ordered by sphere distance; `complete` means there are no others."""
 
     slots: NDArray[np.intp]
-    sphere_m: NDArray[np.float64]
+    #: Sphere distance of the farthest candidate: nothing left out is nearer (when not complete).
+    farthest_m: float
     complete: bool
 
 
@@ -396,7 +397,8 @@ class SpatialIndex:
             slots = np.concatenate((slots, over_slots))
             order = np.argsort(chord, kind="stable")
             chord, slots = chord[order], slots[order]
-        return Candidates(slots, chord_to_metres(chord), complete)
+        farthest = float(chord_to_metres(chord[-1:])[0]) if len(chord) else 0.0
+        return Candidates(slots, farthest, complete)
 
     def memory_bytes(self) -> int:
         cols = self._cols

@@ -178,3 +178,13 @@ def test_empty_index_and_unknown_amenity() -> None:
         search.find_nearest_open(GeoPoint(0, 0), 5, ["beer"], datetime(2025, 1, 1, tzinfo=UTC))
     with pytest.raises(ValueError):
         search.find_nearest_open(GeoPoint(0, 0), 5, (), datetime(2025, 1, 1))
+
+
+def test_a_reloaded_index_with_other_expressions_is_evaluated_with_its_own_hours() -> None:
+    at = datetime(2025, 1, 6, 4, 0, tzinfo=UTC)  # Monday noon in China
+    first = [IndexEntry(1, "A", 23.13, 113.26, "active", (), "Mo-Su 00:00-01:00", None)]
+    search = SearchService(SpatialIndex(first))
+    assert search.find_nearest_open(GeoPoint(23.13, 113.26), 1, (), at) == []
+    # The new index numbers its expressions differently: "24/7" is now reference 0.
+    search.index = SpatialIndex([IndexEntry(2, "B", 23.13, 113.26, "active", (), "24/7", None)])
+    assert [h.code for h in search.find_nearest_open(GeoPoint(23.13, 113.26), 1, (), at)] == ["B"]

@@ -359,6 +359,12 @@ class Hours:
             return state
         return self._evaluate(ts)[0]
 
+    def window_at_timestamp(self, ts: float) -> tuple[float, float, OpenState]:
+        """(valid_from, valid_until, state): the state at `ts` and an interval around it over which it holds
+        (POSIX seconds; valid_from may be later than the true last change)."""
+        self.state_at_timestamp(ts)
+        return self._memo
+
     def status(self, at: datetime) -> HoursStatus:
         """State, next change (aware, in the station's timezone) and comment at an aware instant."""
         if at.tzinfo is None:

@@ -12,6 +12,7 @@ within nanometres) because it is vectorised: about 1 µs a pair instead of geopy
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -72,10 +73,20 @@ class SearchService:
         self.index = index
         self.default_tz = default_tz
         self._compiled: list[Hours | None] = []
+        self._compiled_for = id(index)
         self._shares: dict[tuple[int, int], float] = {}
+        self._open_cache: tuple[int, float, float, np.ndarray] | None = None
+        self._ref_counts: np.ndarray = np.zeros(0, dtype=np.int64)
+        self._ref_counts_key: tuple[int, int, int] | None = None
+        self._open_share_for: tuple[np.ndarray | None, int, float] = (None, -1, 1.0)
 
     def _hours_table(self) -> list[Hours | None]:
         keys = self.index.hours_keys
+        if self._compiled_for != id(self.index):
+            # A reloaded index numbers its expressions afresh.
+            self._compiled = []
+            self._open_cache = None
+            self._compiled_for = id(self.index)
         compiled = self._compiled
         # The index only ever appends distinct (expression, tz) pairs, so compiling the new tail suffices.
         for expression, tz in keys[len(compiled) :]:
@@ -111,15 +122,21 @@ class SearchService:
         hours_table = self._hours_table()
         index = self.index
         ts = at.timestamp()
-        # Fetch enough candidates that one round usually suffices: rare amenities need more of them.
-        m = max(16, int(4 * k / self._share_with(wanted)))
+        open_by_ref = None if include_closed else self._open_by_ref(ts, hours_table)
+        # Fetch enough candidates that one round usually suffices: rare amenities, and the night (when
+        # few stations are open), need more of them.
+        share = self._share_with(wanted)
+        if open_by_ref is not None:
+            share *= self._open_share(open_by_ref)
+        m = max(16, min(int(2.5 * k / max(share, 1e-4)), 1 << 20))
         while True:
             cand = index.nearest(point.lat, point.lon, m)
             slots = cand.slots
             status = index.status[slots]
-            ok = (
-                (status == _ACTIVE) | (status == _TEMPORARILY_CLOSED) if include_closed else status == _ACTIVE
-            )
+            if include_closed:
+                ok = (status == _ACTIVE) | (status == _TEMPORARILY_CLOSED)
+            else:
+                ok = (status == _ACTIVE) & open_by_ref[index.hours_ref[slots]]
             if wanted:
                 ok &= (index.amenity[slots] & wanted) == wanted
             slots = slots[ok]
@@ -133,27 +150,56 @@ class SearchService:
                 order = np.argsort(rounded, kind="stable")
                 if len(order) > 1 and not np.all(np.diff(rounded[order]) > 0):
                     order = np.lexsort((index.codes[slots], rounded))
-                slots = slots[order]
-                dist_list = dist[order].tolist()
-                if include_closed:
-                    chosen_slots = slots[:k].tolist()
-                    chosen_dist = dist_list[:k]
-                else:
-                    for slot, d, ref in zip(
-                        slots.tolist(), dist_list, index.hours_ref[slots].tolist(), strict=True
-                    ):
-                        hours = hours_table[ref]
-                        if hours is not None and hours.state_at_timestamp(ts) is OpenState.OPEN:
-                            chosen_slots.append(slot)
-                            chosen_dist.append(d)
-                            if len(chosen_slots) == k:
-                                break
+                order = order[:k]
+                chosen_slots = slots[order].tolist()
+                chosen_dist = dist[order].tolist()
             if cand.complete:
                 break
-            if len(chosen_slots) == k and GEODESIC_LOWER_BOUND * cand.sphere_m[-1] > chosen_dist[-1]:
+            if len(chosen_slots) == k and GEODESIC_LOWER_BOUND * cand.farthest_m > chosen_dist[-1]:
                 break
             m *= 4
         return self._hits(chosen_slots, chosen_dist, at, hours_table)
+
+    def _open_by_ref(self, ts: float, hours_table: list[Hours | None]) -> np.ndarray:
+        """Whether each distinct (expression, timezone) is open at `ts`, as a boolean array indexed like
+        `hours_ref`. Evaluated once per window in which no expression changes state."""
+        cached = self._open_cache
+        if cached is not None:
+            size, valid_from, valid_until, table = cached
+            if size == len(hours_table) and valid_from <= ts < valid_until:
+                return table
+        table = np.zeros(max(len(hours_table), 1), dtype=bool)
+        valid_from, valid_until = -math.inf, math.inf
+        for ref, hours in enumerate(hours_table):
+            if hours is None:
+                continue  # unknown hours are never reported open
+            start, until, state = hours.window_at_timestamp(ts)
+            table[ref] = state is OpenState.OPEN
+            valid_from = max(valid_from, start)
+            valid_until = min(valid_until, until)
+        self._open_cache = (len(hours_table), valid_from, valid_until, table)
+        return table
+
+    def _open_share(self, open_by_ref: np.ndarray) -> float:
+        """Share of stations open now (from how many stations use each expression; a guess suffices)."""
+        if self._open_share_for[0] is open_by_ref and self._open_share_for[1] == self.index.version:
+            return self._open_share_for[2]
+        share = self._compute_open_share(open_by_ref)
+        self._open_share_for = (open_by_ref, self.index.version, share)
+        return share
+
+    def _compute_open_share(self, open_by_ref: np.ndarray) -> float:
+        index = self.index
+        key = (id(index), index.version, len(open_by_ref))
+        if self._ref_counts_key != key:
+            n = index.slot_count
+            counts = np.bincount(index.hours_ref[:n], minlength=len(open_by_ref))
+            self._ref_counts = counts[: len(open_by_ref)]
+            self._ref_counts_key = key
+        total = int(self._ref_counts.sum())
+        if not total:
+            return 1.0
+        return max(float(self._ref_counts[open_by_ref[: len(self._ref_counts)]].sum()) / total, 0.001)
 
     def _share_with(self, mask: int) -> float:
         """Share of stations having every amenity of `mask`, cached per index version (a guess suffices)."""
