@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
+from bot.observability import Metrics
 from bot.services.announcements import AnnouncementService, SubscriptionService
 from bot.services.ratings import RatingService
 from bot.services.reports import ReportService
@@ -47,6 +48,8 @@ class Core:
     announcements: AnnouncementService
     broadcast_limiter: RateLimiter
     redis: Any = None
+    metrics: Metrics | None = None
+    index_loaded: bool = False
 
     async def resync(self) -> None:
         """After missed change notifications: reload everything derived from the stations table."""
@@ -57,8 +60,49 @@ class Core:
         started = time.perf_counter()
         index = await self.stations.load_index()
         self.search.index = index
+        self.index_loaded = True
         log.info("index loaded: %d stations in %.2f s", len(index), time.perf_counter() - started)
         return index
+
+    async def check_health(self, limit_s: float = 1.0) -> Health:
+        """Whether this process can serve: the database answers, the index is loaded, and Redis (when
+        configured) answers, each within `limit_s` seconds, checked concurrently."""
+        database, redis = await asyncio.gather(self.stations.database_ok(limit_s), self._redis_state(limit_s))
+        return Health("ok" if database else "error", redis, len(self.search.index), self.index_loaded)
+
+    async def _redis_state(self, limit_s: float) -> str:
+        if self.redis is None:
+            return "disabled"
+        try:
+            async with asyncio.timeout(limit_s):
+                await self.redis.ping()
+        except Exception as exc:
+            log.warning("Redis check failed: %r", exc)
+            return "error"
+        return "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    database: str  # ok | error
+    redis: str  # ok | error | disabled
+    stations: int
+    index_loaded: bool
+
+    @property
+    def ready(self) -> bool:
+        return self.database == "ok" and self.index_loaded and self.redis in ("ok", "disabled")
+
+    def as_json(self) -> dict[str, Any]:
+        """`GET /healthz`'s body: `stations` and `index` are both the index's size (`stations` came first)."""
+        return {
+            "status": "ok" if self.ready else "error",
+            "stations": self.stations,
+            "database": self.database,
+            "redis": self.redis,
+            "index": self.stations,
+            "ready": self.ready,
+        }
 
 
 @asynccontextmanager
@@ -81,6 +125,9 @@ async def open_core(
             await upgrade_database(engine)
         sessions = session_factory(engine)
         search = SearchService(SpatialIndex(), default_tz=settings.default_tz)
+        # One registry per process: each replica is scraped on its own.
+        metrics = Metrics()
+        metrics.track_index(lambda: len(search.index))
         stations = StationService(sessions, search, default_tz=settings.default_tz)
         core = Core(
             settings,
@@ -95,6 +142,7 @@ async def open_core(
             subscriptions=SubscriptionService(sessions, search),
             announcements=AnnouncementService(sessions),
             broadcast_limiter=LocalRateLimiter(settings.broadcast_rate),
+            metrics=metrics,
         )
         if settings.redis_url:
             from redis.asyncio import Redis

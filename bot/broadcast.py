@@ -24,6 +24,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
 
 from bot.app import Core
+from bot.observability import Metrics
 from bot.services.announcements import (
     AnnouncementView,
     Broadcaster,
@@ -145,7 +146,9 @@ def build_broadcaster(
     i18n: I18n,
     clock: Callable[[], datetime],
     limiter: RateLimiter | None = None,
+    metrics: Metrics | None = None,
 ) -> Broadcaster:
+    metrics = metrics or core.metrics
     return Broadcaster(
         core.sessions,
         TelegramTransport(bot, core, i18n),
@@ -153,4 +156,5 @@ def build_broadcaster(
         core.settings.broadcast_rate,
         progress=TelegramProgress(bot, core, i18n),
         clock=clock,
+        on_delivery=metrics.delivery if metrics is not None else None,
     )

@@ -263,13 +263,19 @@ async def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def has_token(settings: Settings) -> bool:
+    if settings.bot_token is None:
+        print(_("BOT_TOKEN is not set. Get a token from @BotFather, or try `yizhan demo`."), file=sys.stderr)
+        return False
+    return True
+
+
 async def cmd_run(args: argparse.Namespace) -> int:
     from bot.app import open_core
     from bot.telegram import build_bot, build_dispatcher, run_polling, serve_webhook
 
     settings = Settings()
-    if settings.bot_token is None:
-        print(_("BOT_TOKEN is not set. Get a token from @BotFather, or try `yizhan demo`."), file=sys.stderr)
+    if not has_token(settings):
         return 2
     async with open_core(settings, follow_changes=True) as core:
         bot = build_bot(settings.bot_token.get_secret_value(), settings.telegram_api_url)
@@ -333,8 +339,7 @@ async def cmd_worker(args: argparse.Namespace) -> int:
     from bot.telegram import build_bot, build_i18n, utc_now
 
     settings = Settings()
-    if settings.bot_token is None:
-        print(_("BOT_TOKEN is not set. Get a token from @BotFather, or try `yizhan demo`."), file=sys.stderr)
+    if not has_token(settings):
         return 2
     async with open_core(settings, load_index=False) as core:
         bot = build_bot(settings.bot_token.get_secret_value(), settings.telegram_api_url)
@@ -397,13 +402,21 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+SERVICE_COMMANDS = frozenset({"run", "serve", "worker", "demo"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from bot.observability import configure_logging
+
+    try:
+        log_format = Settings().log_format
+    except Exception:  # invalid settings: the command reports them, in its own words
+        log_format = "auto"
+    # Services log their work at INFO for operators; one-shot commands keep the terminal quiet. -v: one more.
+    level = logging.INFO if args.command in SERVICE_COMMANDS else logging.WARNING
+    configure_logging(log_format, level=level - 10 if args.verbose else level)
     handler: Callable[[argparse.Namespace], Any] | None = {
         "stations": cmd_stations,
         "nearby": cmd_nearby,

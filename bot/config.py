@@ -47,6 +47,14 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown timezone {value!r}") from None
         return value
 
+    @field_validator("log_format")
+    @classmethod
+    def _known_log_format(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("auto", "json", "text"):
+            raise ValueError("LOG_FORMAT must be auto, json or text")
+        return value
+
     @field_validator("broadcast_rate")
     @classmethod
     def _positive_rate(cls, value: float) -> float:

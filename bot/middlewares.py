@@ -1,4 +1,5 @@
-"""Middlewares, outermost first: throttling, a database session per update, the user, the locale.
+"""Middlewares, outermost first: log context and metrics, throttling, a database session per update, the
+user, the locale.
 
 Throttling runs before anything touches the database so that a flood costs almost nothing: excess
 updates are dropped (not queued) and the user is told once per window to slow down.
@@ -15,13 +16,49 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import CallbackQuery, Message, TelegramObject, Update
 from aiogram.types import User as TgUser
+from aiogram.types.update import UpdateTypeLookupError
 from aiogram.utils.i18n import I18n, I18nMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.observability import Metrics, log_context
 from bot.services.users import UserCache, UserService, effective_locale
 
 log = logging.getLogger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class LogContextMiddleware(BaseMiddleware):
+    """Outermost of ours: every log line written while an update is handled names it and its user."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: TgUser | None = data.get("event_from_user")
+        update_id = event.update_id if isinstance(event, Update) else None
+        with log_context(update_id, user.id if user is not None else None):
+            return await handler(event, data)
+
+
+class UpdateMetricsMiddleware(BaseMiddleware):
+    """Counts updates by type and times the whole handling of each, failures included."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        self.metrics.updates.labels(_event_type(event)).inc()
+        started = time.perf_counter()
+        try:
+            return await handler(event, data)
+        finally:
+            self.metrics.handler_seconds.observe(time.perf_counter() - started)
+
+
+def _event_type(event: TelegramObject) -> str:
+    if not isinstance(event, Update):
+        return type(event).__name__.lower()
+    try:
+        return event.event_type
+    except UpdateTypeLookupError:  # a type newer than this aiogram
+        return "unknown"
 
 
 class TokenBuckets:

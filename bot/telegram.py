@@ -30,11 +30,14 @@ from bot.i18n import DEFAULT_LOCALE, DOMAIN, LOCALES_DIR
 from bot.middlewares import (
     DbSessionMiddleware,
     LocaleMiddleware,
+    LogContextMiddleware,
     ThrottlingMiddleware,
     TokenBuckets,
+    UpdateMetricsMiddleware,
     UpdateOnceMiddleware,
     UserMiddleware,
 )
+from bot.observability import Metrics, log_context
 from bot.services.nearby import NearbyService
 from bot.services.users import UserCache, effective_locale
 from handlers import announcements, moderation, reports, search, start
@@ -63,7 +66,10 @@ def build_dispatcher(
     throttle_rate: float = 3.0,
     throttle_burst: float = 8.0,
     deliver_announcements: bool = True,
+    metrics: Metrics | None = None,
 ) -> Dispatcher:
+    """`metrics` defaults to the core's; updates, handling time, searches and errors are counted there."""
+    metrics = metrics or core.metrics
     i18n = build_i18n()
     isolation = None
     buckets = None
@@ -80,7 +86,9 @@ def build_dispatcher(
         storage=storage or MemoryStorage(),
         events_isolation=isolation,
         i18n=i18n,
-        nearby=NearbyService(core.search, core.stations),
+        nearby=NearbyService(
+            core.search, core.stations, observe_search=metrics.observe_search if metrics else None
+        ),
         stations=core.stations,
         roles=core.roles,
         reports=core.reports,
@@ -90,7 +98,12 @@ def build_dispatcher(
         announcements=core.announcements,
         clock=clock,
         default_tz=core.settings.default_tz,
+        metrics=metrics,
     )
+    # Ours, outermost first; aiogram's error and user-context middlewares are outside all of them.
+    dp.update.outer_middleware(LogContextMiddleware())
+    if metrics is not None:
+        dp.update.outer_middleware(UpdateMetricsMiddleware(metrics))
     if core.redis is not None:
         from storage.redis_state import UpdateLedger
 
@@ -120,7 +133,8 @@ def build_dispatcher(
         if deliver_announcements:
             from bot.broadcast import build_broadcaster
 
-            tasks.append(asyncio.create_task(build_broadcaster(core, bot, i18n, clock).run(stop)))
+            broadcaster = build_broadcaster(core, bot, i18n, clock, metrics=metrics)
+            tasks.append(asyncio.create_task(broadcaster.run(stop)))
 
     async def stop_background() -> None:
         stop.set()
@@ -134,7 +148,11 @@ def build_dispatcher(
     return dp
 
 
-async def _on_error(event: ErrorEvent, bot: Bot, i18n: I18n, user: User | None = None) -> None:
+async def _on_error(
+    event: ErrorEvent, bot: Bot, i18n: I18n, user: User | None = None, metrics: Metrics | None = None
+) -> None:
+    if metrics is not None:
+        metrics.error("bot")
     update = event.update
     user_id = None
     language_code = None
@@ -147,29 +165,31 @@ async def _on_error(event: ErrorEvent, bot: Bot, i18n: I18n, user: User | None =
         chat_id = inner.chat.id
     elif getattr(inner, "message", None) is not None:
         chat_id = inner.message.chat.id  # type: ignore[union-attr]
-    log.error(
-        "update %s from user %s failed: %r",
-        update.update_id,
-        user_id,
-        event.exception,
-        exc_info=event.exception,
-    )
-    if chat_id is None:
-        return
-    # The locale middleware's context is gone by now: translate explicitly.
-    from storage.redis_state import StateUnavailable
-
-    locale = effective_locale(user, language_code)
-    if isinstance(event.exception, StateUnavailable):
-        text = i18n.gettext(
-            "This step cannot be saved right now. Please try again in a moment.", locale=locale
+    # The log context middleware runs inside aiogram's error middleware: its context is gone by now.
+    with log_context(update.update_id, user_id):
+        log.error(
+            "update %s from user %s failed: %r",
+            update.update_id,
+            user_id,
+            event.exception,
+            exc_info=event.exception,
         )
-    else:
-        text = i18n.gettext("Sorry, something went wrong. Please try again in a moment.", locale=locale)
-    try:
-        await bot.send_message(chat_id, text)
-    except Exception:
-        log.warning("could not tell chat %s about the error", chat_id, exc_info=True)
+        if chat_id is None:
+            return
+        # The locale middleware's context is gone too: translate explicitly.
+        from storage.redis_state import StateUnavailable
+
+        locale = effective_locale(user, language_code)
+        if isinstance(event.exception, StateUnavailable):
+            text = i18n.gettext(
+                "This step cannot be saved right now. Please try again in a moment.", locale=locale
+            )
+        else:
+            text = i18n.gettext("Sorry, something went wrong. Please try again in a moment.", locale=locale)
+        try:
+            await bot.send_message(chat_id, text)
+        except Exception:
+            log.warning("could not tell chat %s about the error", chat_id, exc_info=True)
 
 
 async def _on_startup(bot: Bot) -> None:

@@ -27,6 +27,11 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            # Every aiosqlite connection is a thread of its own, opened with four PRAGMAs. With the default
+            # pool (5, overflow 10) a web process under 8+ concurrent requests opened and closed hundreds
+            # of them a second; 20 kept open cover the concurrency of one process (bench/api.py).
+            kwargs.setdefault("pool_size", 20)
+            kwargs.setdefault("max_overflow", 20)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

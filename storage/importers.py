@@ -50,6 +50,7 @@ __all__ = [
     "ImportFileError",
     "ParsedImport",
     "RowError",
+    "geojson_feature",
     "parse_station_file",
     "write_csv",
     "write_geojson",
@@ -772,25 +773,36 @@ def write_csv(records: Iterable[StationRecord], out: TextIO) -> None:
         writer.writerow(_export_row(record))
 
 
+def geojson_feature(record: StationRecord) -> dict[str, Any]:
+    """One record as the GeoJSON Feature of an export: a Point ([lon, lat], WGS-84) with the export columns
+    as properties."""
+    properties: dict[str, Any] = dict(zip(EXPORT_COLUMNS, _export_row(record), strict=True))
+    # Native JSON types where they exist, so that other GIS tools read them without conversion.
+    properties.update(
+        lat=record.lat,
+        lon=record.lon,
+        amenities=list(record.amenities),
+        timezone=record.timezone,
+        verified_at=record.verified_at.isoformat() if record.verified_at else None,
+    )
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [record.lon, record.lat]},
+        "properties": properties,
+    }
+
+
+#: What a GeoJSON export writes before, between and after its features (one feature a line).
+GEOJSON_HEAD = '{"type": "FeatureCollection", "features": ['
+GEOJSON_SEPARATOR = ",\n"
+GEOJSON_TAIL = "\n]}\n"
+
+
 def write_geojson(records: Iterable[StationRecord], out: TextIO) -> None:
     """Write records as a GeoJSON FeatureCollection of Points ([lon, lat], WGS-84), one feature a line."""
-    out.write('{"type": "FeatureCollection", "features": [')
+    out.write(GEOJSON_HEAD)
     separator = "\n"
     for record in records:
-        properties: dict[str, Any] = dict(zip(EXPORT_COLUMNS, _export_row(record), strict=True))
-        # Native JSON types where they exist, so that other GIS tools read them without conversion.
-        properties.update(
-            lat=record.lat,
-            lon=record.lon,
-            amenities=list(record.amenities),
-            timezone=record.timezone,
-            verified_at=record.verified_at.isoformat() if record.verified_at else None,
-        )
-        feature = {
-            "type": "Feature",
-            "geometry": {"type": "Point", "coordinates": [record.lon, record.lat]},
-            "properties": properties,
-        }
-        out.write(separator + json.dumps(feature, ensure_ascii=False))
-        separator = ",\n"
-    out.write("\n]}\n")
+        out.write(separator + json.dumps(geojson_feature(record), ensure_ascii=False))
+        separator = GEOJSON_SEPARATOR
+    out.write(GEOJSON_TAIL)

@@ -459,7 +459,14 @@ async def test_healthz_reports_the_index_and_the_database(api: Api, schema_of: A
     assert status == 200
     assert_json_utf8(headers)
     schema_of("Health").validate(body)
-    assert body == {"status": "ok", "stations": 7, "database": "ok"}
+    assert body == {
+        "status": "ok",
+        "stations": 7,
+        "database": "ok",
+        "redis": "disabled",
+        "index": 7,
+        "ready": True,
+    }
 
 
 async def test_healthz_is_503_when_the_database_fails(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -469,7 +476,14 @@ async def test_healthz_is_503_when_the_database_fails(api: Api, monkeypatch: pyt
     monkeypatch.setattr(StationRepository, "ping", broken)
     status, _, body = await api.get("/healthz")
     assert status == 503
-    assert body == {"status": "error", "stations": 7, "database": "error"}
+    assert body == {
+        "status": "error",
+        "stations": 7,
+        "database": "error",
+        "redis": "disabled",
+        "index": 7,
+        "ready": False,
+    }
 
 
 # ------------------------------------------------------------------------------------------ OpenAPI
@@ -778,7 +792,14 @@ async def test_yizhan_serve_prints_its_url_and_stops_on_sigterm(tmp_path: Path) 
         assert url, line
         async with aiohttp.ClientSession() as http, http.get(url.group() + "/healthz") as response:
             assert response.status == 200
-            assert await response.json() == {"status": "ok", "stations": 0, "database": "ok"}
+            assert await response.json() == {
+                "status": "ok",
+                "stations": 0,
+                "database": "ok",
+                "redis": "disabled",
+                "index": 0,
+                "ready": True,
+            }
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0
     finally:

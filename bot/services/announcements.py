@@ -385,6 +385,7 @@ class Broadcaster:
         clock: Callable[[], datetime],
         progress_every: float = 2.0,
         idle_poll: float = 1.0,
+        on_delivery: Callable[[str], None] | None = None,
     ) -> None:
         self.sessions = sessions
         self.transport = transport
@@ -397,6 +398,8 @@ class Broadcaster:
         self.clock = clock
         self.progress_every = progress_every
         self.idle_poll = idle_poll
+        # Told each attempt's outcome: sent, failed, blocked or pending (retried later); metrics count them.
+        self.on_delivery = on_delivery
 
     async def recover(self) -> int:
         """After a crash: rows caught "sending" may have gone out; never send them again."""
@@ -476,6 +479,17 @@ class Broadcaster:
                     await self._report(fresh, fresh.counts.left / max(speed, 1e-6), final=False)
 
     async def _deliver_one(
+        self, claimed: tuple[int, int, int], view: AnnouncementView
+    ) -> tuple[int, str, dict[str, object]] | None:
+        outcome = await self._attempt(claimed, view)
+        if outcome is not None and self.on_delivery is not None:
+            try:
+                self.on_delivery(outcome[1])
+            except Exception:
+                log.warning("delivery observer failed", exc_info=True)
+        return outcome
+
+    async def _attempt(
         self, claimed: tuple[int, int, int], view: AnnouncementView
     ) -> tuple[int, str, dict[str, object]] | None:
         delivery_id, user_id, attempts = claimed

@@ -6,7 +6,8 @@ one JSON shape of a result (ARCHITECTURE.md's `--json` contract).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -50,9 +51,17 @@ def nearby_json(query_point: GeoPoint, at: datetime, results: Iterable[NearbyRes
 
 
 class NearbyService:
-    def __init__(self, search: SearchService, stations: StationService) -> None:
+    def __init__(
+        self,
+        search: SearchService,
+        stations: StationService,
+        *,
+        observe_search: Callable[[float], None] | None = None,
+    ) -> None:
         self.search = search
         self.stations = stations
+        # Told the seconds of each search (the edges hand in a metrics histogram; no transport here).
+        self.observe_search = observe_search
 
     @staticmethod
     def to_wgs84(point: GeoPoint, crs: CRS) -> GeoPoint:
@@ -72,7 +81,19 @@ class NearbyService:
         at: datetime,
         include_closed: bool = False,
     ) -> list[NearbyResult]:
-        return await self.join(self.search.find_nearest_open(point, k, amenities, at, include_closed))
+        return await self.join(self.find_nearest_open(point, k, amenities, at, include_closed))
+
+    def find_nearest_open(
+        self, point: GeoPoint, k: int, amenities: Iterable[str], at: datetime, include_closed: bool = False
+    ) -> list[NearbyHit]:
+        """`SearchService.find_nearest_open`, timed for `observe_search` when one is given."""
+        if self.observe_search is None:
+            return self.search.find_nearest_open(point, k, amenities, at, include_closed)
+        started = time.perf_counter()
+        try:
+            return self.search.find_nearest_open(point, k, amenities, at, include_closed)
+        finally:
+            self.observe_search(time.perf_counter() - started)
 
     async def join(self, hits: list[NearbyHit]) -> list[NearbyResult]:
         """Attach each hit's station details (one query for all)."""
@@ -118,7 +139,7 @@ async def results_page(
     if not 0 <= page < MAX_PAGES:
         return ResultsPage([], page, False, False, include_closed)
     wanted = PAGE_SIZE * (page + 1) + 1
-    search = service.search.find_nearest_open
+    search = service.find_nearest_open
     found = search(point, wanted, amenities, at, include_closed)
     fallback = False
     if not found and not include_closed and page == 0:

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from bot.domain import InvalidLocation, StationNotFound
 from bot.services.nearby import nearby_json
-from bot.services.stations import NetworkVersion, StationService, station_json
+from bot.services.stations import MAX_SYNC_PAGE, NetworkVersion, StationService, station_json
 from bot.web import params
 from bot.web.keys import CLOCK, CORE, GEOJSON_CACHE, NEARBY
 from bot.web.responses import BadParameter, NotFound, json_body, json_response, raw_json_response
@@ -23,7 +23,7 @@ from bot.web.responses import BadParameter, NotFound, json_body, json_response, 
 API_PREFIX = "/api/v1"
 MAX_K = 50
 DEFAULT_K = 5
-MAX_SYNC_LIMIT = 5000
+MAX_SYNC_LIMIT = MAX_SYNC_PAGE
 DEFAULT_SYNC_LIMIT = 1000
 #: Longest station code the database holds; a longer one cannot exist, so it is not looked up.
 MAX_CODE_LENGTH = 64
@@ -206,14 +206,9 @@ async def openapi_document(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    core = request.app[CORE]
-    ok = await core.stations.database_ok()
-    body = {
-        "status": "ok" if ok else "error",
-        "stations": len(core.search.index),
-        "database": "ok" if ok else "error",
-    }
-    return json_response(body, status=200 if ok else 503, cache="no-store")
+    # Ready means a load balancer may send traffic here: database, index and Redis (when configured).
+    health = await request.app[CORE].check_health()
+    return json_response(health.as_json(), status=200 if health.ready else 503, cache="no-store")
 
 
 def add_routes(app: web.Application) -> None:

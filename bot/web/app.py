@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from bot.app import Core
+from bot.observability import Metrics
 from bot.services.nearby import NearbyService
 from bot.web import api
 from bot.web.keys import CLOCK, CORE, GEOJSON_CACHE, NEARBY, Clock
@@ -89,12 +90,22 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
 
 
-def build_web_app(core: Core, *, clock: Clock | None = None) -> web.Application:
-    """The aiohttp application over an open core. `clock` is "now" for opening hours (tests pin it)."""
+def build_web_app(
+    core: Core, *, clock: Clock | None = None, metrics: Metrics | None = None
+) -> web.Application:
+    """The aiohttp application over an open core. `clock` is "now" for opening hours (tests pin it);
+    with `metrics` (by default the core's), `/metrics` is served and searches and 500s are counted."""
+    metrics = metrics or core.metrics
     app = web.Application(middlewares=[cors_middleware, error_middleware])
     app[CORE] = core
     app[CLOCK] = clock or _utc_now
-    app[NEARBY] = NearbyService(core.search, core.stations)
+    app[NEARBY] = NearbyService(
+        core.search, core.stations, observe_search=metrics.observe_search if metrics is not None else None
+    )
     app[GEOJSON_CACHE] = api.GeoJSONCache(core.stations)
     api.add_routes(app)
+    if metrics is not None:
+        from bot.web.metrics import setup_metrics
+
+        setup_metrics(app, metrics)
     return app

@@ -325,10 +325,23 @@ def build_openapi() -> dict[str, Any]:
                 "get": {
                     "tags": ["meta"],
                     "operationId": "health",
-                    "summary": "Liveness and database check",
+                    "summary": "Readiness: database, Redis and the search index",
                     "responses": {
                         "200": _json("Health", "Healthy"),
-                        "503": _json("Health", "The database does not answer"),
+                        "503": _json("Health", "Not ready: the database or Redis does not answer"),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "tags": ["meta"],
+                    "operationId": "metrics",
+                    "summary": "This process's Prometheus metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text exposition format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
                     },
                 }
             },
@@ -401,6 +414,21 @@ def build_openapi() -> dict[str, Any]:
                             "description": "Stations in this process's search index",
                         },
                         "database": {"type": "string", "enum": ["ok", "error"]},
+                        "redis": {
+                            "type": "string",
+                            "enum": ["ok", "error", "disabled"],
+                            "description": "disabled: this deployment runs without REDIS_URL",
+                        },
+                        "index": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "description": "Stations in this process's search index (as `stations`)",
+                        },
+                        "ready": {
+                            "type": "boolean",
+                            "description": "Database ok, index loaded, and Redis ok or disabled; HTTP 200 "
+                            "exactly when true",
+                        },
                     }
                 ),
                 "Error": _object(
