@@ -13,9 +13,12 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from storage.redis_state import REDIS_DOWN
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger(__name__)
+# Kept here rather than imported from storage.redis_state, which needs aiogram (seconds of start-up).
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 STREAM = "yizhan:stations:changes"
 MAX_LEN = 100_000
 
