@@ -14,9 +14,11 @@ compiles once.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -49,6 +51,13 @@ def unit_vectors(lat: NDArray[np.float64], lon: NDArray[np.float64]) -> NDArray[
 
 def chord_to_metres(chord: NDArray[np.float64]) -> NDArray[np.float64]:
     return 2.0 * EARTH_RADIUS_M * np.arcsin(np.minimum(chord, 2.0) / 2.0)
+
+
+def _factorize(values: Sequence[Any]) -> tuple[NDArray[np.intp], list[Any]]:
+    """Codes into the list of distinct values, in first-seen order (a dict is faster than np.unique)."""
+    table: dict[Any, int] = {}
+    codes = np.fromiter((table.setdefault(v, len(table)) for v in values), np.intp, len(values))
+    return codes, list(table)
 
 
 def mask_of(amenities: Iterable[str]) -> int:
@@ -166,7 +175,7 @@ class SpatialIndex:
         lat: Sequence[float],
         lon: Sequence[float],
         statuses: Sequence[str],
-        amenities: Sequence[Sequence[str]],
+        amenities: Sequence[Sequence[str] | str],
         opening_hours: Sequence[str],
         timezones: Sequence[str | None],
     ) -> SpatialIndex:
@@ -215,23 +224,32 @@ class SpatialIndex:
         lat: Sequence[float],
         lon: Sequence[float],
         statuses: Sequence[str],
-        amenities: Sequence[Sequence[str]],
+        amenities: Sequence[Sequence[str] | str],
         opening_hours: Sequence[str],
         timezones: Sequence[str | None],
         overlay: bool = False,
     ) -> None:
+        """Append stations. Amenities are key sequences or their JSON text (as the database stores them).
+        Status, amenity set and hours repeat a lot, so each distinct value is converted once."""
         start = self._cols.size
+        n = len(ids)
+        status_codes, status_values = _factorize(statuses)
+        amenity_codes, amenity_values = _factorize(
+            [a if isinstance(a, str) else tuple(a) for a in amenities]
+        )
+        hours_codes, hours_values = _factorize(list(zip(opening_hours, timezones, strict=True)))
+        status_table = np.array([STATUS_CODES.get(v, 2) for v in status_values], np.int8)
+        amenity_table = np.array(
+            [self._mask(tuple(json.loads(v)) if isinstance(v, str) else v) for v in amenity_values], np.uint32
+        )
+        hours_table = np.array([self._hours_slot(h or "", tz) for h, tz in hours_values], np.int32)
         self._cols.append_many(
             np.asarray(ids, np.int64),
             np.asarray(lat, np.float64),
             np.asarray(lon, np.float64),
-            np.fromiter((STATUS_CODES.get(s, 2) for s in statuses), np.int8, len(statuses)),
-            np.fromiter((self._mask(a) for a in amenities), np.uint32, len(amenities)),
-            np.fromiter(
-                (self._hours_slot(h or "", tz) for h, tz in zip(opening_hours, timezones, strict=True)),
-                np.int32,
-                len(opening_hours),
-            ),
+            status_table[status_codes] if n else np.empty(0, np.int8),
+            amenity_table[amenity_codes] if n else np.empty(0, np.uint32),
+            hours_table[hours_codes] if n else np.empty(0, np.int32),
             [c.encode() for c in codes],
         )
         if overlay:
