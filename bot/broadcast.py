@@ -45,8 +45,18 @@ class TelegramTransport:
         self.bot = bot
         self.core = core
         self.i18n = i18n
+        self._locales: dict[int, str] = {}
+
+    async def prepare(self, user_ids: list[int]) -> None:
+        """Look up a window's recipients' languages in one query."""
+        async with self.core.sessions() as session:
+            users = await UserRepository(session).get_many(user_ids)
+        self._locales = {user_id: effective_locale(users.get(user_id)) for user_id in user_ids}
 
     async def _locale(self, user_id: int) -> str:
+        locale = self._locales.get(user_id)
+        if locale is not None:
+            return locale
         async with self.core.sessions() as session:
             return effective_locale(await UserRepository(session).get(user_id))
 

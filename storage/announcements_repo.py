@@ -157,10 +157,11 @@ class AnnouncementRepository:
         return [(r[0], r[1], r[2]) for r in rows]
 
     async def finish(self, results: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
-        """Record outcomes: (delivery id, status, extra values)."""
-        for delivery_id, status, values in results:
+        """Record outcomes: (delivery id, status, extra values), as bulk updates by primary key."""
+        if results:
             await self.session.execute(
-                update(DeliveryRow).where(DeliveryRow.id == delivery_id).values(status=status, **values)
+                update(DeliveryRow),
+                [{"id": delivery_id, "status": status, **values} for delivery_id, status, values in results],
             )
 
     async def release(self, delivery_ids: Sequence[int]) -> None:

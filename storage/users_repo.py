@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +28,12 @@ class UserRepository:
     async def get(self, user_id: int) -> User | None:
         row = await self.session.get(UserRow, user_id)
         return row_to_user(row) if row else None
+
+    async def get_many(self, user_ids: list[int]) -> dict[int, User]:
+        if not user_ids:
+            return {}
+        rows = await self.session.scalars(select(UserRow).where(UserRow.id.in_(user_ids)))
+        return {row.id: row_to_user(row) for row in rows}
 
     async def upsert(
         self, user_id: int, first_name: str, username: str | None, language_code: str | None

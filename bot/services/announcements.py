@@ -391,8 +391,8 @@ class Broadcaster:
         self.transport = transport
         self.limiter = limiter
         self.rate = rate
-        # How many rows are marked "sending" at once: about 50 ms of sending, at least one. A crash can
-        # leave at most this many rows uncertain.
+        # How many rows are marked "sending" at once: about 50 ms of sending, at least one. Two windows are
+        # in flight, so a crash can leave at most twice this many rows uncertain.
         self.window = max(1, min(64, int(rate * 0.05)))
         self.progress = progress
         self.clock = clock
@@ -444,39 +444,73 @@ class Broadcaster:
             return _view(row, _counts(await repo.counts(announcement_id), row.total))
 
     async def send_announcement(self, announcement_id: int, stop: asyncio.Event | None = None) -> None:
+        """Send until done, paused or cancelled. Two windows are in flight at once, so that marking the next
+        rows and recording the last ones never leaves the rate limiter idle."""
+        view = await self._load(announcement_id)
+        if view is None:
+            return
         started = time.monotonic()
-        last_report = 0.0
-        sent_here = 0
-        while stop is None or not stop.is_set():
-            view = await self._load(announcement_id)
-            if view is None or view.status != "sending":
-                return
-            now = self.clock()
-            async with self.sessions() as session, session.begin():
-                claimed = await AnnouncementRepository(session).claim(announcement_id, now, self.window)
-            if not claimed:
-                async with self.sessions() as session:
-                    retry_at = await AnnouncementRepository(session).next_attempt(announcement_id)
-                if retry_at is None:
-                    await self._finish(announcement_id)
+        last_report = time.monotonic()
+        sent_here = [0]
+        in_flight: set[asyncio.Task[None]] = set()
+        try:
+            while stop is None or not stop.is_set():
+                if await self._status(announcement_id) != "sending":
                     return
-                await asyncio.sleep(min(max((retry_at - now).total_seconds(), 0.05), self.idle_poll))
-                continue
-            outcomes = await asyncio.gather(*(self._deliver_one(d, view) for d in claimed))
-            async with self.sessions() as session, session.begin():
-                repo = AnnouncementRepository(session)
-                await repo.finish([o for o in outcomes if o is not None])
-                for (_, user_id, _), outcome in zip(claimed, outcomes, strict=True):
-                    if outcome is not None and outcome[1] == "blocked":
-                        await repo.block(user_id, self.clock())
-            sent_here += sum(1 for o in outcomes if o is not None and o[1] == "sent")
-            if self.progress is not None and time.monotonic() - last_report >= self.progress_every:
-                last_report = time.monotonic()
-                fresh = await self._load(announcement_id)
-                if fresh is not None:
-                    elapsed = time.monotonic() - started
-                    speed = sent_here / elapsed if elapsed > 0 and sent_here else self.rate
-                    await self._report(fresh, fresh.counts.left / max(speed, 1e-6), final=False)
+                now = self.clock()
+                async with self.sessions() as session, session.begin():
+                    claimed = await AnnouncementRepository(session).claim(announcement_id, now, self.window)
+                if not claimed:
+                    if in_flight:
+                        await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                        continue
+                    async with self.sessions() as session:
+                        retry_at = await AnnouncementRepository(session).next_attempt(announcement_id)
+                    if retry_at is None:
+                        await self._finish(announcement_id)
+                        return
+                    await asyncio.sleep(min(max((retry_at - now).total_seconds(), 0.05), self.idle_poll))
+                    continue
+                task = asyncio.create_task(self._send_window(claimed, view, sent_here))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+                if len(in_flight) >= 2:
+                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                if self.progress is not None and time.monotonic() - last_report >= self.progress_every:
+                    last_report = time.monotonic()
+                    fresh = await self._load(announcement_id)
+                    if fresh is not None:
+                        elapsed = time.monotonic() - started
+                        speed = sent_here[0] / elapsed if elapsed > 0 and sent_here[0] else self.rate
+                        await self._report(fresh, fresh.counts.left / max(speed, 1e-6), final=False)
+        finally:
+            # Let what is in flight finish and be recorded (a pause or a stop never abandons a window).
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
+
+    async def _status(self, announcement_id: int) -> str | None:
+        async with self.sessions() as session:
+            row = await AnnouncementRepository(session).get(announcement_id)
+            return row.status if row is not None else None
+
+    async def _send_window(
+        self, claimed: list[tuple[int, int, int]], view: AnnouncementView, sent_here: list[int]
+    ) -> None:
+        prepare = getattr(self.transport, "prepare", None)
+        if prepare is not None:
+            await prepare([user_id for _, user_id, _ in claimed])
+        outcomes = await asyncio.gather(*(self._deliver_one(d, view) for d in claimed))
+        blocked = [
+            user_id
+            for (_, user_id, _), outcome in zip(claimed, outcomes, strict=True)
+            if outcome is not None and outcome[1] == "blocked"
+        ]
+        async with self.sessions() as session, session.begin():
+            repo = AnnouncementRepository(session)
+            await repo.finish([o for o in outcomes if o is not None])
+            for user_id in blocked:
+                await repo.block(user_id, self.clock())
+        sent_here[0] += sum(1 for o in outcomes if o is not None and o[1] == "sent")
 
     async def _deliver_one(
         self, claimed: tuple[int, int, int], view: AnnouncementView
