@@ -166,6 +166,8 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # Migrations announce every plugin and step at INFO; only their problems are worth a line.
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
     return handler
 
 
