@@ -1,0 +1,71 @@
+"""The benchmarks still run: each main() in --quick mode with tiny sizes; no timing is asserted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import coldstart, importing, search
+
+
+def test_search_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        search.main(
+            [
+                "--quick",
+                "--sizes",
+                "2000",
+                "--queries",
+                "20",
+                "--agreement",
+                "12",
+                "--brute-queries",
+                "3",
+                "--no-tracemalloc",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    for heading in (
+        "# bench.search",
+        "## nearest-open latency",
+        "## floor",
+        "## numpy brute-force scan",
+        "## index memory and build",
+        "## targets",
+    ):
+        assert heading in out
+    assert "agreement: 12/12" in out
+
+
+def test_coldstart_benchmark_runs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert (
+        coldstart.main(["--quick", "--sizes", "2000", "--runs", "1", "--no-evict", "--out", str(tmp_path)])
+        == 0
+    )
+    out = capsys.readouterr().out
+    for heading in (
+        "# bench.coldstart",
+        "## reference process starts",
+        "## yizhan nearby --json",
+        "## probe phases",
+        "spawn → index ready",
+        "## targets",
+    ):
+        assert heading in out
+
+
+def test_importing_benchmark_runs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert importing.main(["--quick", "--rows", "2000", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for heading in (
+        "# bench.importing",
+        "parse alone",
+        "## import of 2,000 rows",
+        "re-import (unchanged)",
+        "## targets",
+    ):
+        assert heading in out
+    assert "2,000/0/0" in out and "0/2,000/0" in out
