@@ -78,7 +78,7 @@ class StationRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (Index("ix_stations_updated_at", "updated_at"),)
+    __table_args__ = (Index("ix_stations_updated_at_id", "updated_at", "id"),)
 
 
 class UserRow(Base):
