@@ -259,7 +259,9 @@ async def measure(args: argparse.Namespace, db: Path, url: str, token: str) -> d
         "yizhan": {"seq": [], "burst": [], "tput": []},
         "echo": {"seq": [], "burst": [], "tput": []},
     }
-    async with open_core(settings) as core:
+    async with open_core(settings, warm_cache=True) as core:
+        if core.warming is not None:
+            await core.warming  # production processes fill the station cache right after start-up
         index = core.search.index
         station_pts = await _station_points(core)
         print(f"stations in the database: {len(station_pts)}, in the search index: {len(index)}", flush=True)

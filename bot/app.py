@@ -24,7 +24,7 @@ from bot.services.reports import ReportService
 from bot.services.roles import RoleService
 from bot.services.search import SearchService
 from bot.services.station_admin import StationAdminService
-from bot.services.stations import StationService
+from bot.services.stations import StationCache, StationService
 from storage.changes import RedisChangeFeed
 from storage.db import create_engine, session_factory, upgrade_database
 from storage.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
@@ -48,6 +48,8 @@ class Core:
     announcements: AnnouncementService
     broadcast_limiter: RateLimiter
     redis: Any = None
+    #: The background fill of the station cache, when this process warms it.
+    warming: asyncio.Task[int] | None = None
     metrics: Metrics | None = None
     index_loaded: bool = False
 
@@ -112,6 +114,7 @@ async def open_core(
     migrate: bool = True,
     load_index: bool = True,
     follow_changes: bool = False,
+    warm_cache: bool = False,
 ) -> AsyncIterator[Core]:
     """The core of one process. With REDIS_URL, station changes are announced to other processes, and
     with `follow_changes` (the bot and web processes) this one follows theirs."""
@@ -119,6 +122,7 @@ async def open_core(
     engine = create_engine(settings.database_url)
     core: Core | None = None
     follower: asyncio.Task[None] | None = None
+    warmer: asyncio.Task[int] | None = None
     stop_following = asyncio.Event()
     try:
         if migrate:
@@ -128,7 +132,12 @@ async def open_core(
         # One registry per process: each replica is scraped on its own.
         metrics = Metrics()
         metrics.track_index(lambda: len(search.index))
-        stations = StationService(sessions, search, default_tz=settings.default_tz)
+        stations = StationService(
+            sessions,
+            search,
+            default_tz=settings.default_tz,
+            cache=StationCache(max_size=settings.station_cache_size),
+        )
         core = Core(
             settings,
             engine,
@@ -159,9 +168,15 @@ async def open_core(
             follower = asyncio.create_task(
                 stations.change_feed.follow(stations.apply_remote_changes, core.resync, stop_following)
             )
+        if warm_cache and load_index and stations.cache.max_size:
+            # Long-running processes (bot, web) answer from memory once this finishes; ready before it.
+            warmer = core.warming = asyncio.create_task(stations.warm_cache())
         yield core
         await stations.flush_changes()
     finally:
+        if warmer is not None and not warmer.done():
+            warmer.cancel()
+            await asyncio.gather(warmer, return_exceptions=True)
         stop_following.set()
         if follower is not None:
             await asyncio.gather(follower, return_exceptions=True)

@@ -277,7 +277,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     settings = Settings()
     if not has_token(settings):
         return 2
-    async with open_core(settings, follow_changes=True) as core:
+    async with open_core(settings, follow_changes=True, warm_cache=True) as core:
         bot = build_bot(settings.bot_token.get_secret_value(), settings.telegram_api_url)
         dp = build_dispatcher(core)
         try:
@@ -299,7 +299,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     from bot.app import open_core
     from bot.web import build_web_app
 
-    async with open_core(follow_changes=True) as core:
+    async with open_core(follow_changes=True, warm_cache=True) as core:
         runner = web.AppRunner(build_web_app(core))
         await runner.setup()
         try:

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     broadcast_rate: float = 25.0
     #: Different people reporting a station closed within 24 hours before it is hidden automatically.
     auto_hide_reports: int = 3
+    #: Stations whose details a bot or web process keeps in memory (about 0.6 KB each); 0 turns it off.
+    station_cache_size: int = 250_000
     log_format: str = "auto"
     #: Leaflet tile template for the H5 page's map (`{z}/{x}/{y}`); OpenStreetMap's standard tiles when unset.
     map_tile_url: str | None = None

@@ -163,6 +163,18 @@ class StationRepository:
             found.update((row.code, row_to_station(row)) for row in rows)
         return found
 
+    async def stream_current_rows(self, batch: int = 5000) -> AsyncIterator[list[Station]]:
+        """Active and temporarily closed stations in id order, in batches of plain rows (cache warm-up)."""
+        stmt = (
+            select(StationRow.__table__)
+            .where(StationRow.__table__.c.status != StationStatus.CLOSED.value)
+            .order_by(StationRow.__table__.c.id)
+            .execution_options(yield_per=batch)
+        )
+        result = await self.session.stream(stmt)
+        async for partition in result.partitions(batch):
+            yield [row_to_station(row) for row in partition]
+
     async def stream_all(self, batch: int = _BATCH) -> AsyncIterator[Station]:
         """Every station in code order, streamed (exports of the whole network stay flat in memory)."""
         result = await self.session.stream_scalars(

@@ -220,3 +220,26 @@ async def _all(core) -> list:  # type: ignore[no-untyped-def]
 
     async with core.sessions() as session:
         return [station async for station in StationRepository(session).stream_all()]
+
+
+async def test_a_long_running_process_answers_from_a_warmed_station_cache(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = generate_stations(300, seed=13)
+    async with open_core(settings) as core:
+        await core.stations.save_records(records)
+    async with open_core(settings, warm_cache=True) as core:
+        assert core.warming is not None
+        current = sum(1 for r in records if r.status is not StationStatus.CLOSED)
+        assert await core.warming == current
+        assert len(core.stations.cache) == current
+
+        async def no_database(*args: object, **kwargs: object) -> None:
+            raise AssertionError("the cache should have answered")
+
+        from storage.stations_repo import StationRepository
+
+        monkeypatch.setattr(StationRepository, "get_many", no_database)
+        hits = core.search.find_nearest_open(GeoPoint(23.13, 113.26), 5, (), AT, include_closed=True)
+        found = await core.stations.get_many([h.station_id for h in hits])
+        assert sorted(found) == sorted(h.station_id for h in hits)

@@ -185,7 +185,7 @@ class StationCache:
     `ttl` seconds so that a change made by another process shows up soon.
     """
 
-    def __init__(self, ttl: float = 300.0, max_size: int = 50_000) -> None:
+    def __init__(self, ttl: float = 3600.0, max_size: int = 250_000) -> None:
         self.ttl = ttl
         self.max_size = max_size
         self._stations: OrderedDict[int, tuple[float, Station]] = OrderedDict()
@@ -204,6 +204,9 @@ class StationCache:
 
     def clear(self) -> None:
         self._stations.clear()
+
+    def __len__(self) -> int:
+        return len(self._stations)
 
 
 class StationService:
@@ -263,6 +266,21 @@ class StationService:
         async with self.sessions() as session:
             prefixes = await StationRepository(session).province_prefixes()
         return [(prefix, province_name(prefix)) for prefix in prefixes]
+
+    async def warm_cache(self) -> int:
+        """Fill the station cache with the current network (as far as it holds), so that answers need no
+        database read. Runs in the background after start-up; yields to the loop between batches."""
+        loaded = 0
+        async with self.sessions() as session:
+            async for batch in StationRepository(session).stream_current_rows():
+                for station in batch:
+                    if self.cache.get(station.id) is None:
+                        self.cache.put(station)
+                loaded += len(batch)
+                if loaded >= self.cache.max_size:
+                    break
+                await asyncio.sleep(0)
+        return loaded
 
     async def load_index(self) -> SpatialIndex:
         async with self.sessions() as session:
