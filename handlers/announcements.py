@@ -52,6 +52,7 @@ from handlers.announce_views import (
 )
 from handlers.callbacks import AnnouncementCb, ComposeCb, SubscribeCb, UnsubscribeCb
 from handlers.common import own_message, safe_edit
+from handlers.filters import has_location, has_photo, plain_text, private_chat
 from handlers.views import location_keyboard
 
 log = logging.getLogger(__name__)
@@ -585,31 +586,31 @@ async def announcement_managed(
 def create_router() -> Router:
     """A fresh router per dispatcher (a router can belong to one dispatcher only)."""
     router = Router(name="announcements")
-    router.message.filter(F.chat.type == "private")
+    router.message.filter(private_chat)
     compose = StateFilter(*ComposeForm.__states__)
     router.message.register(subscribe_command, Command("subscribe"))
     router.message.register(unsubscribe_command, Command("unsubscribe"))
     router.message.register(announce_command, Command("announce"))
     router.message.register(announcements_command, Command("announcements"))
     router.message.register(cancel_command, Command("cancel"), compose)
-    router.message.register(subscribe_location_shared, SubscribeForm.location, F.location)
-    router.message.register(subscribe_abandoned, SubscribeForm.location)
+    router.message.register(subscribe_location_shared, StateFilter(SubscribeForm.location), has_location)
+    router.message.register(subscribe_abandoned, StateFilter(SubscribeForm.location))
     router.callback_query.register(province_chosen, SubscribeCb.filter(F.action == "p"))
     router.callback_query.register(offer_accepted, SubscribeCb.filter(F.action == "here"))
     router.callback_query.register(offer_declined, SubscribeCb.filter(F.action == "no"))
     router.callback_query.register(unsubscribe_pressed, UnsubscribeCb.filter())
     # Composing: each step takes only its own kind of answer.
-    router.message.register(compose_text_sent, ComposeForm.text, F.text & ~F.text.startswith("/"))
-    router.message.register(compose_photo_sent, ComposeForm.photo, F.photo)
-    router.message.register(sub_region_typed, ComposeForm.region, F.text & ~F.text.startswith("/"))
-    router.message.register(centre_shared, ComposeForm.point, F.location)
-    router.message.register(station_typed, ComposeForm.station, F.text & ~F.text.startswith("/"))
-    router.message.register(radius_typed, ComposeForm.radius, F.text & ~F.text.startswith("/"))
-    router.message.register(time_typed, ComposeForm.when, F.text & ~F.text.startswith("/"))
+    router.message.register(compose_text_sent, StateFilter(ComposeForm.text), plain_text)
+    router.message.register(compose_photo_sent, StateFilter(ComposeForm.photo), has_photo)
+    router.message.register(sub_region_typed, StateFilter(ComposeForm.region), plain_text)
+    router.message.register(centre_shared, StateFilter(ComposeForm.point), has_location)
+    router.message.register(station_typed, StateFilter(ComposeForm.station), plain_text)
+    router.message.register(radius_typed, StateFilter(ComposeForm.radius), plain_text)
+    router.message.register(time_typed, StateFilter(ComposeForm.when), plain_text)
     router.message.register(compose_other, compose)
     router.callback_query.register(compose_cancelled, ComposeCb.filter(F.action == "x"))
     router.callback_query.register(
-        compose_without_photo, ComposeCb.filter(F.action == "np"), ComposeForm.photo
+        compose_without_photo, ComposeCb.filter(F.action == "np"), StateFilter(ComposeForm.photo)
     )
     router.callback_query.register(
         audience_chosen,
@@ -623,9 +624,15 @@ def create_router() -> Router:
             ComposeForm.confirm,
         ),
     )
-    router.callback_query.register(radius_chosen, ComposeCb.filter(F.action == "km"), ComposeForm.radius)
-    router.callback_query.register(send_now_pressed, ComposeCb.filter(F.action == "go"), ComposeForm.confirm)
-    router.callback_query.register(schedule_pressed, ComposeCb.filter(F.action == "at"), ComposeForm.confirm)
+    router.callback_query.register(
+        radius_chosen, ComposeCb.filter(F.action == "km"), StateFilter(ComposeForm.radius)
+    )
+    router.callback_query.register(
+        send_now_pressed, ComposeCb.filter(F.action == "go"), StateFilter(ComposeForm.confirm)
+    )
+    router.callback_query.register(
+        schedule_pressed, ComposeCb.filter(F.action == "at"), StateFilter(ComposeForm.confirm)
+    )
     router.callback_query.register(compose_button_stale, ComposeCb.filter())
     router.callback_query.register(announcement_managed, AnnouncementCb.filter())
     return router

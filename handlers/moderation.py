@@ -29,6 +29,7 @@ from bot.services.station_admin import InvalidEdit, StationAdminService
 from bot.services.users import UserService, effective_locale
 from handlers.callbacks import ModCb, StaffCb
 from handlers.common import own_message, safe_edit
+from handlers.filters import plain_text, private_chat
 from handlers.views import (
     card_text,
     case_keyboard,
@@ -443,7 +444,7 @@ async def _grant_or_revoke(
 def create_router() -> Router:
     """A fresh router per dispatcher (a router can belong to one dispatcher only)."""
     router = Router(name="moderation")
-    router.message.filter(F.chat.type == "private")
+    router.message.filter(private_chat)
     router.message.register(reports_command, Command("reports"))
     router.message.register(station_command, Command("station"))
     router.message.register(history_command, Command("history"))
@@ -456,7 +457,7 @@ def create_router() -> Router:
     router.callback_query.register(staff_action, StaffCb.filter())
     router.message.register(
         staff_text_entered,
-        F.text & ~F.text.startswith("/"),
+        plain_text,
         StateFilter(StaffForm.close_reason, StaffForm.hours, StaffForm.phone),
     )
     return router

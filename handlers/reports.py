@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from aiogram import F, Router
+from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
@@ -18,6 +19,7 @@ from bot.services.reports import MAX_TEXT, InvalidReport, ReportKind, ReportServ
 from bot.services.stations import StationService
 from handlers.callbacks import RateCb, ReportCb
 from handlers.common import own_message
+from handlers.filters import has_location, has_photo, has_text, plain_text, private_chat
 from handlers.views import (
     location_keyboard,
     rating_line,
@@ -326,18 +328,18 @@ async def rating_comment_typed(
 def create_router() -> Router:
     """A fresh router per dispatcher (a router can belong to one dispatcher only)."""
     router = Router(name="reports")
-    router.message.filter(F.chat.type == "private")
+    router.message.filter(private_chat)
     router.callback_query.register(report_started, ReportCb.filter(F.action == "s"))
     router.callback_query.register(report_kind_chosen, ReportCb.filter(F.action == "k"))
     router.callback_query.register(report_amenity_chosen, ReportCb.filter(F.action == "a"))
     router.callback_query.register(report_sent, ReportCb.filter(F.action == "go"))
     router.callback_query.register(report_cancelled, ReportCb.filter())
     router.callback_query.register(rate_pressed, RateCb.filter())
-    router.message.register(report_location_given, ReportForm.location, F.location)
-    router.message.register(report_hours_typed, ReportForm.hours, F.text)
-    router.message.register(report_text_typed, ReportForm.text, F.text)
-    router.message.register(report_photo_added, ReportForm.extras, F.photo)
-    router.message.register(report_here_added, ReportForm.extras, F.location)
-    router.message.register(report_extras_other, ReportForm.extras)
-    router.message.register(rating_comment_typed, RatingForm.comment, F.text & ~F.text.startswith("/"))
+    router.message.register(report_location_given, StateFilter(ReportForm.location), has_location)
+    router.message.register(report_hours_typed, StateFilter(ReportForm.hours), has_text)
+    router.message.register(report_text_typed, StateFilter(ReportForm.text), has_text)
+    router.message.register(report_photo_added, StateFilter(ReportForm.extras), has_photo)
+    router.message.register(report_here_added, StateFilter(ReportForm.extras), has_location)
+    router.message.register(report_extras_other, StateFilter(ReportForm.extras))
+    router.message.register(rating_comment_typed, StateFilter(RatingForm.comment), plain_text)
     return router

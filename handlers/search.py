@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
@@ -24,6 +24,7 @@ from bot.services.users import UserService
 from handlers.announce_views import offer_keyboard, offer_text
 from handlers.callbacks import FilterCb, ResultsCb, StationCb
 from handlers.common import own_message, safe_edit
+from handlers.filters import has_location, has_venue, plain_text, private_chat
 from handlers.views import (
     card_keyboard,
     card_text,
@@ -255,13 +256,13 @@ async def station_opened(
 def create_router() -> Router:
     """A fresh router per dispatcher (a router can belong to one dispatcher only)."""
     router = Router(name="search")
-    router.message.filter(F.chat.type == "private")
-    router.edited_message.filter(F.chat.type == "private")
-    router.message.register(venue_shared, F.venue)
-    router.message.register(location_shared, F.location)
-    router.edited_message.register(live_location_moved, F.location)
+    router.message.filter(private_chat)
+    router.edited_message.filter(private_chat)
+    router.message.register(venue_shared, has_venue)
+    router.message.register(location_shared, has_location)
+    router.edited_message.register(live_location_moved, has_location)
     router.edited_message.register(other_edit_ignored)
-    router.message.register(text_sent, F.text & ~F.text.startswith("/"))
+    router.message.register(text_sent, plain_text)
     router.message.register(anything_else)
     router.callback_query.register(results_paged, ResultsCb.filter())
     router.callback_query.register(filter_changed, FilterCb.filter())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
@@ -13,6 +13,7 @@ from bot.domain import User
 from bot.services.users import UnknownLocale, UserService, effective_locale
 from handlers.callbacks import LanguageCb
 from handlers.common import own_message, safe_edit
+from handlers.filters import private_chat
 from handlers.views import language_keyboard, location_keyboard
 
 
@@ -77,7 +78,7 @@ async def language_chosen(
 def create_router() -> Router:
     """A fresh router per dispatcher (a router can belong to one dispatcher only)."""
     router = Router(name="start")
-    router.message.filter(F.chat.type == "private")
+    router.message.filter(private_chat)
     router.message.register(start, CommandStart())
     router.message.register(help_command, Command("help"))
     router.message.register(language_command, Command("language"))
