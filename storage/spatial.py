@@ -234,9 +234,7 @@ class SpatialIndex:
         start = self._cols.size
         n = len(ids)
         status_codes, status_values = _factorize(statuses)
-        amenity_codes, amenity_values = _factorize(
-            [a if isinstance(a, str) else tuple(a) for a in amenities]
-        )
+        amenity_codes, amenity_values = _factorize([a if isinstance(a, str) else tuple(a) for a in amenities])
         hours_codes, hours_values = _factorize(list(zip(opening_hours, timezones, strict=True)))
         status_table = np.array([STATUS_CODES.get(v, 2) for v in status_values], np.int8)
         amenity_table = np.array(
