@@ -24,7 +24,7 @@ from bot.services.reports import ReportService
 from bot.services.roles import RoleService
 from bot.services.search import SearchService
 from bot.services.station_admin import StationAdminService
-from bot.services.stations import StationCache, StationService
+from bot.services.stations import StationService, station_cache
 from storage.changes import RedisChangeFeed
 from storage.db import create_engine, session_factory, upgrade_database
 from storage.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
@@ -136,7 +136,7 @@ async def open_core(
             sessions,
             search,
             default_tz=settings.default_tz,
-            cache=StationCache(max_size=settings.station_cache_size),
+            cache=station_cache(max_size=settings.station_cache_size),
         )
         core = Core(
             settings,

@@ -39,7 +39,7 @@ from bot.middlewares import (
 )
 from bot.observability import Metrics, log_context
 from bot.services.nearby import NearbyService
-from bot.services.users import UserCache, effective_locale
+from bot.services.users import effective_locale, user_cache
 from handlers import announcements, moderation, reports, search, start
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def build_dispatcher(
     dp.update.outer_middleware(
         ThrottlingMiddleware(i18n, rate=throttle_rate, burst=throttle_burst, buckets=buckets)
     )
-    dp.update.outer_middleware(DbSessionMiddleware(core.sessions, UserCache()))
+    dp.update.outer_middleware(DbSessionMiddleware(core.sessions, user_cache()))
     dp.update.outer_middleware(UserMiddleware())
     dp.update.outer_middleware(LocaleMiddleware(i18n))
     dp.include_routers(

@@ -164,15 +164,6 @@ class AnnouncementRepository:
                 [{"id": delivery_id, "status": status, **values} for delivery_id, status, values in results],
             )
 
-    async def release(self, delivery_ids: Sequence[int]) -> None:
-        """Put claimed deliveries back (paused or cancelled before they were sent)."""
-        if delivery_ids:
-            await self.session.execute(
-                update(DeliveryRow)
-                .where(DeliveryRow.id.in_(list(delivery_ids)), DeliveryRow.status == "sending")
-                .values(status="pending")
-            )
-
     async def cancel_pending(self, announcement_id: int) -> None:
         await self.session.execute(
             update(DeliveryRow)

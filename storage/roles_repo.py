@@ -42,14 +42,3 @@ class RoleRepository:
             select(RoleRow.user_id, RoleRow.role, RoleRow.region).where(RoleRow.role.in_(roles))
         )
         return [(user_id, role, region) for user_id, role, region in rows.all()]
-
-    async def staff_for_region(self, region: str) -> list[int]:
-        """Users who moderate a station of `region`: staff whose prefix matches, and admins."""
-        rows = await self.session.execute(select(RoleRow.user_id, RoleRow.role, RoleRow.region))
-        return sorted(
-            {
-                user_id
-                for user_id, role, prefix in rows.all()
-                if role == "admin" or (role == "staff" and region.startswith(prefix))
-            }
-        )

@@ -183,12 +183,6 @@ class StationRepository:
         async for row in result:
             yield row_to_station(row)
 
-    async def changed_since(self, since: datetime, limit: int | None = None) -> list[Station]:
-        stmt = select(StationRow).where(StationRow.updated_at > since).order_by(StationRow.updated_at)
-        if limit:
-            stmt = stmt.limit(limit)
-        return [row_to_station(row) for row in await self.session.scalars(stmt)]
-
     async def changed_page(
         self,
         *,

@@ -15,7 +15,6 @@ import asyncio
 import logging
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,6 +24,7 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import GeoPoint, YizhanError
+from bot.services.cache import TtlCache
 from bot.services.roles import Access, NotAllowed
 from bot.services.search import SearchService, geodesic_distances
 from storage.announcements_repo import AnnouncementRepository
@@ -178,7 +178,7 @@ class SubscriptionService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], search: SearchService) -> None:
         self.sessions = sessions
         self.search = search
-        self._settled: OrderedDict[int, None] = OrderedDict()
+        self._settled: TtlCache[int, bool] = TtlCache(max_size=200_000)
 
     async def subscribe_near(self, user_id: int, point: GeoPoint, at: datetime) -> str:
         """Subscribe with the ~5 km cell of `point` (the point itself is not kept); returns the cell."""
@@ -207,11 +207,9 @@ class SubscriptionService:
     async def offer_once(self, user_id: int, at: datetime) -> bool:
         """True exactly once per user (and never for someone already subscribed). Every search asks, so
         users already settled are remembered in memory and cost no database round trip."""
-        if user_id in self._settled:
+        if self._settled.get(user_id):
             return False
-        self._settled[user_id] = None
-        if len(self._settled) > 200_000:
-            self._settled.popitem(last=False)
+        self._settled.put(user_id, True)
         async with self.sessions() as session, session.begin():
             repo = AnnouncementRepository(session)
             if await repo.subscription(user_id) is not None:

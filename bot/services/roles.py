@@ -124,7 +124,3 @@ class RoleService:
         for user_id, role, region in rows:
             grants.setdefault(user_id, []).append((Role(role), region))
         return {user_id: Access(user_id, tuple(items)) for user_id, items in grants.items()}
-
-    async def moderators_of(self, region: str) -> list[int]:
-        async with self.sessions() as session:
-            return await RoleRepository(session).staff_for_region(region)

@@ -13,8 +13,6 @@ import binascii
 import functools
 import json
 import logging
-import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,6 +22,7 @@ from typing import Any, TextIO
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import CRS, BBox, InvalidCursor, Station, StationNotFound, StationRecord
+from bot.services.cache import TtlCache
 from bot.services.hours import HoursStatus, OpenState, hours_of
 from bot.services.search import SearchService, open_now
 from storage.importers import (
@@ -178,35 +177,11 @@ def _same(record: StationRecord, station: Station) -> bool:
     return all(getattr(record, name) == getattr(station, name) for name in RECORD_FIELDS)
 
 
-class StationCache:
-    """Recently shown stations by id, so that answering a rider needs no database round trip.
-
-    Every change made through this process refreshes it (`StationService.reflect`); entries expire after
-    `ttl` seconds so that a change made by another process shows up soon.
-    """
-
-    def __init__(self, ttl: float = 3600.0, max_size: int = 250_000) -> None:
-        self.ttl = ttl
-        self.max_size = max_size
-        self._stations: OrderedDict[int, tuple[float, Station]] = OrderedDict()
-
-    def get(self, station_id: int) -> Station | None:
-        entry = self._stations.get(station_id)
-        if entry is None or time.monotonic() - entry[0] > self.ttl:
-            return None
-        return entry[1]
-
-    def put(self, station: Station) -> None:
-        self._stations[station.id] = (time.monotonic(), station)
-        self._stations.move_to_end(station.id)
-        if len(self._stations) > self.max_size:
-            self._stations.popitem(last=False)
-
-    def clear(self) -> None:
-        self._stations.clear()
-
-    def __len__(self) -> int:
-        return len(self._stations)
+def station_cache(ttl: float = 3600.0, max_size: int = 250_000) -> TtlCache[int, Station]:
+    """Station details by id, so that answering a rider needs no database round trip. Every change made
+    through this process refreshes it (`StationService.reflect`); changes of other processes arrive on
+    the change feed, and the expiry bounds the rest."""
+    return TtlCache(ttl, max_size)
 
 
 class StationService:
@@ -215,12 +190,12 @@ class StationService:
         sessions: async_sessionmaker[AsyncSession],
         search: SearchService | None = None,
         default_tz: str = "Asia/Shanghai",
-        cache: StationCache | None = None,
+        cache: TtlCache[int, Station] | None = None,
     ) -> None:
         self.sessions = sessions
         self.search = search
         self.default_tz = default_tz
-        self.cache = cache or StationCache()
+        self.cache = cache if cache is not None else station_cache()
         # Set when several processes share the data (Redis): changes are announced to the others.
         self.change_feed: Any = None
         self._unpublished: set[int] = set()
@@ -253,7 +228,7 @@ class StationService:
             async with self.sessions() as session:
                 fetched = await StationRepository(session).get_many(missing)
             for station in fetched.values():
-                self.cache.put(station)
+                self.cache.put(station.id, station)
             found.update(fetched)
         return found
 
@@ -275,7 +250,7 @@ class StationService:
             async for batch in StationRepository(session).stream_current_rows():
                 for station in batch:
                     if self.cache.get(station.id) is None:
-                        self.cache.put(station)
+                        self.cache.put(station.id, station)
                 loaded += len(batch)
                 if loaded >= self.cache.max_size:
                     break
@@ -434,7 +409,7 @@ class StationService:
     def reflect(self, station: Station) -> None:
         """Patch this process's index and cache with a station changed in a committed transaction, and
         tell the other processes."""
-        self.cache.put(station)
+        self.cache.put(station.id, station)
         if self.search is not None:
             self.search.index.upsert(index_entry(station))
         if self.change_feed is not None:
@@ -468,7 +443,7 @@ class StationService:
                 if self.search is not None:
                     self.search.index.remove(station_id)
                 continue
-            self.cache.put(station)
+            self.cache.put(station.id, station)
             if self.search is not None:
                 self.search.index.upsert(index_entry(station))
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import AMENITY_KEYS, UnknownAmenity, User
 from bot.i18n import LOCALES, locale_for
+from bot.services.cache import TtlCache
 from storage.users_repo import UserRepository
 
 
@@ -23,40 +21,20 @@ def effective_locale(user: User | None, language_code: str | None = None) -> str
     return locale_for(user.language_code if user is not None else language_code)
 
 
-class UserCache:
-    """Recently seen users, so that an ordinary update costs no database round trip.
-
-    Changes made through `UserService` refresh it; entries expire after `ttl` seconds so that a change
-    made by another process is picked up soon.
-    """
-
-    def __init__(self, ttl: float = 60.0, max_size: int = 100_000) -> None:
-        self.ttl = ttl
-        self.max_size = max_size
-        self._users: OrderedDict[int, tuple[float, User]] = OrderedDict()
-
-    def get(self, user_id: int) -> User | None:
-        entry = self._users.get(user_id)
-        if entry is None or time.monotonic() - entry[0] > self.ttl:
-            return None
-        self._users.move_to_end(user_id)
-        return entry[1]
-
-    def put(self, user: User) -> None:
-        self._users[user.id] = (time.monotonic(), user)
-        self._users.move_to_end(user.id)
-        if len(self._users) > self.max_size:
-            self._users.popitem(last=False)
+def user_cache(ttl: float = 60.0, max_size: int = 100_000) -> TtlCache[int, User]:
+    """Recently seen users, so that an ordinary update costs no database round trip; `UserService`
+    refreshes it on every change, the expiry bounds how long another process's change goes unseen."""
+    return TtlCache(ttl, max_size)
 
 
 class UserService:
     """Works inside the caller's session (one per update). Choices (language, filter) are committed at
     once, so that the rider's next tap, possibly handled concurrently, already sees them."""
 
-    def __init__(self, session: AsyncSession, cache: UserCache | None = None) -> None:
+    def __init__(self, session: AsyncSession, cache: TtlCache[int, User] | None = None) -> None:
         self.repo = UserRepository(session)
         self.session = session
-        self.cache = cache or UserCache(ttl=0.0)
+        self.cache = cache if cache is not None else TtlCache(ttl=0.0, max_size=0)
 
     async def seen(
         self, user_id: int, first_name: str, username: str | None, language_code: str | None
@@ -74,7 +52,7 @@ class UserService:
         # End the transaction at once: the session then holds no connection (and on SQLite no write
         # lock) while the handler runs, and services open short sessions of their own.
         await self.session.commit()
-        self.cache.put(user)
+        self.cache.put(user.id, user)
         return user
 
     async def choose_locale(self, user_id: int, locale: str) -> User:
@@ -82,7 +60,7 @@ class UserService:
             raise UnknownLocale(locale)
         user = await self.repo.set_locale(user_id, locale)
         await self.session.commit()
-        self.cache.put(user)
+        self.cache.put(user.id, user)
         return user
 
     async def toggle_amenity(self, user: User, key: str) -> User:
@@ -92,11 +70,11 @@ class UserService:
         chosen ^= {key}
         user = await self.repo.set_amenity_filter(user.id, tuple(k for k in AMENITY_KEYS if k in chosen))
         await self.session.commit()
-        self.cache.put(user)
+        self.cache.put(user.id, user)
         return user
 
     async def clear_filter(self, user: User) -> User:
         user = await self.repo.set_amenity_filter(user.id, ())
         await self.session.commit()
-        self.cache.put(user)
+        self.cache.put(user.id, user)
         return user
