@@ -33,6 +33,9 @@ EARTH_RADIUS_M = 6_371_008.8
 #: path on the index's sphere: a station whose sphere distance is s is at least LOWER_BOUND * s away
 #: geodesically. The search uses this to know when the candidates it fetched are provably enough.
 GEODESIC_LOWER_BOUND = 0.9944
+#: ... and at most GEODESIC_UPPER_BOUND * s (the largest radius of curvature over the sphere's radius,
+#: 6,399,594 / 6,371,008.8 = 1.004487, rounded up).
+GEODESIC_UPPER_BOUND = 1.0045
 
 STATUS_CODES: dict[str, int] = {
     StationStatus.ACTIVE.value: 0,
@@ -58,6 +61,27 @@ def _factorize(values: Sequence[Any]) -> tuple[NDArray[np.intp], list[Any]]:
     table: dict[Any, int] = {}
     codes = np.fromiter((table.setdefault(v, len(table)) for v in values), np.intp, len(values))
     return codes, list(table)
+
+
+def _merge(
+    chord: NDArray[np.float64],
+    slots: NDArray[np.intp],
+    extra_chord: NDArray[np.float64],
+    extra_slots: NDArray[np.intp],
+    limit: float | None,
+) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
+    """Tree candidates plus brute-force ones, nearest first. `limit` is the chord up to which the tree part
+    is known complete (None: it holds every point); extra points beyond it are dropped, since keeping them
+    would break "nothing nearer was left out"."""
+    if limit is not None:
+        keep = extra_chord <= limit
+        extra_chord, extra_slots = extra_chord[keep], extra_slots[keep]
+    if not len(extra_chord):
+        return chord, slots
+    chord = np.concatenate((chord, extra_chord))
+    slots = np.concatenate((slots, extra_slots))
+    order = np.argsort(chord, kind="stable")
+    return chord[order], slots[order]
 
 
 def mask_of(amenities: Iterable[str]) -> int:
@@ -87,9 +111,37 @@ class Candidates:
     """Slots nearest a point, ordered by sphere distance; `complete` means there are no others."""
 
     slots: NDArray[np.intp]
-    #: Sphere distance of the farthest candidate: nothing left out is nearer (when not complete).
-    farthest_m: float
+    #: Chord (unit sphere) of each candidate, ascending.
+    chord: NDArray[np.float64]
     complete: bool
+
+    @property
+    def farthest_m(self) -> float:
+        """Sphere distance of the farthest candidate: nothing left out is nearer (when not complete)."""
+        return chord_m(float(self.chord[-1])) if len(self.chord) else 0.0
+
+
+def chord_m(chord: float) -> float:
+    """Sphere distance in metres of a chord of the unit sphere."""
+    return 2.0 * EARTH_RADIUS_M * math.asin(min(chord, 2.0) / 2.0)
+
+
+def _unit_vector(lat: float, lon: float) -> NDArray[np.float64]:
+    phi = math.radians(lat)
+    lam = math.radians(lon)
+    cos_phi = math.cos(phi)
+    return np.array((cos_phi * math.cos(lam), cos_phi * math.sin(lam), math.sin(phi)))
+
+
+def _tree_query(
+    tree: cKDTree, q: NDArray[np.float64], take: int
+) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
+    """The `take` (≥ 1) nearest points of a tree as arrays, nearest first."""
+    if take == 1:
+        chord, slot = tree.query(q, k=1)
+        return np.array((chord,)), np.array((slot,), np.intp)
+    chord, slots = tree.query(q, k=take)
+    return chord, slots
 
 
 class _Columns:
@@ -164,6 +216,11 @@ class SpatialIndex:
         self._tree_size = 0
         self._overlay_xyz = np.empty((0, 3))
         self.version = 0
+        #: Bumped by every rebuild of the tree, which renumbers the slots.
+        self.generation = 0
+        #: Slots written since the last rebuild (patched in place, tombstoned or appended to the overlay),
+        #: in order; read models derived from the columns use it to catch up without a rebuild.
+        self.touched: list[int] = []
         self._load(entries)
 
     # -- building -------------------------------------------------------------------------------------
@@ -255,7 +312,9 @@ class SpatialIndex:
                 old = self.slot_of(station_id)
                 if old is not None:
                     self._cols.status[old] = STATUS_REMOVED
+                    self.touched.append(old)
                 self._overlay_slot[int(station_id)] = start + offset
+                self.touched.append(start + offset)
 
     def _rebuild_tree(self) -> None:
         """Put every live slot into a fresh tree and drop tombstones and the overlay."""
@@ -276,6 +335,8 @@ class SpatialIndex:
             )
             self._cols = cols = compact
         self._overlay_slot = {}
+        self.generation += 1
+        self.touched = []
         n = cols.size
         if n == 0:
             self._tree = None
@@ -300,6 +361,7 @@ class SpatialIndex:
             encoded = entry.code.encode()
             cols._fit_codes([encoded])
             cols.codes[slot] = encoded
+            self.touched.append(slot)
         else:
             self._append(
                 [entry.id],
@@ -323,6 +385,7 @@ class SpatialIndex:
         self._overlay_slot.pop(station_id, None)
         if slot is not None:
             self._cols.status[slot] = STATUS_REMOVED
+            self.touched.append(slot)
             self.version += 1
 
     @property
@@ -388,15 +451,11 @@ class SpatialIndex:
 
     def nearest(self, lat: float, lon: float, m: int) -> Candidates:
         """The m slots nearest (lat, lon) on the sphere, tombstones included, nearest first."""
-        phi = math.radians(lat)
-        lam = math.radians(lon)
-        q = np.array((math.cos(phi) * math.cos(lam), math.cos(phi) * math.sin(lam), math.sin(phi)))
+        q = _unit_vector(lat, lon)
         tree_n = self._tree_size
         take = min(m, tree_n)
         if take > 0 and self._tree is not None:
-            chord, slots = self._tree.query(q, k=take)
-            chord = np.atleast_1d(chord)
-            slots = np.atleast_1d(slots).astype(np.intp)
+            chord, slots = _tree_query(self._tree, q, take)
         else:
             chord = np.empty(0)
             slots = np.empty(0, np.intp)
@@ -404,17 +463,17 @@ class SpatialIndex:
         if len(self._overlay_xyz):
             over_chord = np.linalg.norm(self._overlay_xyz - q, axis=1)
             over_slots = np.arange(tree_n, self._cols.size, dtype=np.intp)
-            if not complete:
-                # Overlay points beyond the farthest tree candidate would break the "nothing nearer was
-                # left out" guarantee for the tree part, so keep only those within it.
-                keep = over_chord <= chord[-1]
-                over_chord, over_slots = over_chord[keep], over_slots[keep]
-            chord = np.concatenate((chord, over_chord))
-            slots = np.concatenate((slots, over_slots))
-            order = np.argsort(chord, kind="stable")
-            chord, slots = chord[order], slots[order]
-        farthest = float(chord_to_metres(chord[-1:])[0]) if len(chord) else 0.0
-        return Candidates(slots, farthest, complete)
+            limit = None if complete else float(chord[-1])
+            chord, slots = _merge(chord, slots, over_chord, over_slots, limit)
+        return Candidates(slots, chord, complete)
+
+    def subset(
+        self, slots: NDArray[np.intp], key: Any = None, touched_from: int | None = None
+    ) -> SubsetIndex:
+        """A k-d tree over some of the current slots (CPU-bound for large subsets: the tree build releases
+        the GIL, so a worker thread can do it while the event loop keeps answering). `touched_from` is the
+        length of `touched` when the caller read the columns that chose `slots` (default: now)."""
+        return SubsetIndex(self, slots, key, touched_from)
 
     def memory_bytes(self) -> int:
         cols = self._cols
@@ -424,3 +483,80 @@ class SpatialIndex:
             # cKDTree keeps its own copy of the points and an index permutation.
             total += self._tree.data.nbytes + self._tree.indices.nbytes + self._tree.size * 64
         return total
+
+
+class SubsetIndex:
+    """A k-d tree over a subset of an index's slots, answering `nearest` like the index does.
+
+    It is a snapshot: `slots` were the members when it was built. The slots the index has touched since
+    (patched, tombstoned, or appended to its overlay) are added to every answer by brute force, so as long
+    as membership is a function of the slot's columns, every current member is among the candidates, and
+    the caller filters them against the columns as usual. A rebuild of the index (new slot numbers) or a
+    long list of touched slots makes it unusable; build a new one then.
+    """
+
+    #: Touched slots beyond which scanning them costs more than a rebuild of the subset.
+    TOUCHED_LIMIT = 2048
+
+    def __init__(
+        self, index: SpatialIndex, slots: NDArray[np.intp], key: Any = None, touched_from: int | None = None
+    ) -> None:
+        # The log position must be read before the columns: a write after it is in the log, one before it
+        # is in the columns.
+        self.touched_from = len(index.touched) if touched_from is None else touched_from
+        self.generation = index.generation
+        self.index = index
+        self.key = key
+        self.slots = np.asarray(slots, np.intp)
+        lat, lon = index.lat[self.slots], index.lon[self.slots]
+        self._tree = (
+            cKDTree(unit_vectors(lat, lon), leafsize=16, balanced_tree=False) if len(self.slots) else None
+        )
+        self._extra: tuple[int, NDArray[np.intp], NDArray[np.float64]] = (
+            self.touched_from,
+            np.empty(0, np.intp),
+            np.empty((0, 3)),
+        )
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+    def usable_for(self, index: SpatialIndex) -> bool:
+        return (
+            index is self.index
+            and index.generation == self.generation
+            and len(index.touched) - self.touched_from <= self.TOUCHED_LIMIT
+        )
+
+    def _touched(self) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+        index = self.index
+        seen, slots, xyz = self._extra
+        if seen != len(index.touched):
+            seen = len(index.touched)
+            slots = np.unique(np.asarray(index.touched[self.touched_from : seen], np.intp))
+            xyz = unit_vectors(index.lat[slots], index.lon[slots])
+            self._extra = (seen, slots, xyz)
+        return slots, xyz
+
+    def nearest(self, lat: float, lon: float, m: int) -> Candidates:
+        """The m members nearest (lat, lon), plus the touched slots within their reach, nearest first."""
+        q = _unit_vector(lat, lon)
+        n = len(self.slots)
+        take = min(m, n)
+        if take > 0 and self._tree is not None:
+            chord, picked = _tree_query(self._tree, q, take)
+            slots = self.slots[picked]
+        else:
+            chord = np.empty(0)
+            slots = np.empty(0, np.intp)
+        complete = take >= n
+        extra_slots, extra_xyz = self._touched()
+        if len(extra_slots):
+            limit = None if complete else float(chord[-1])
+            # A touched slot that is also in the tree would come twice; the tree's copy goes.
+            if len(slots):
+                fresh = ~np.isin(slots, extra_slots)
+                chord, slots = chord[fresh], slots[fresh]
+            extra_chord = np.linalg.norm(extra_xyz - q, axis=1)
+            chord, slots = _merge(chord, slots, extra_chord, extra_slots, limit)
+        return Candidates(slots, chord, complete)

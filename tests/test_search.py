@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -71,21 +72,34 @@ def assert_same(got: list, expected: list[tuple[str, float]]) -> None:
         assert hit.distance_m == pytest.approx(distance, abs=1e-6)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: The two ways a search finds candidates: the whole index, or the k-d tree of the stations open at the
+#: instant (built synchronously here, for every instant, however many stations are open).
+MODES = {
+    "whole index": {"subset_share": 0.0},
+    "open-now subset": {"subset_share": 1.0, "background": False},
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario())
-def test_find_nearest_open_equals_brute_force_geodesic_scan(case: tuple) -> None:
+def test_find_nearest_open_equals_brute_force_geodesic_scan(mode: str, case: tuple) -> None:
     entries, point, k, wanted, at, include_closed = case
-    search = SearchService(SpatialIndex(entries))
+    search = SearchService(SpatialIndex(entries), **MODES[mode])
     got = search.find_nearest_open(point, k, wanted, at, include_closed)
     assert_same(got, reference(entries, point, k, wanted, at, include_closed))
 
 
+@pytest.mark.parametrize("mode", MODES)
 @settings(max_examples=100, deadline=None)
 @given(scenario(), st.data())
-def test_patched_index_answers_like_a_fresh_one(case: tuple, data: st.DataObject) -> None:
+def test_patched_index_answers_like_a_fresh_one(mode: str, case: tuple, data: st.DataObject) -> None:
     entries, point, k, wanted, at, include_closed = case
     index = SpatialIndex(entries)
-    search = SearchService(index)
+    search = SearchService(index, **MODES[mode])
+    # A search before the patches: the open-now subset, when there is one, predates them and must catch
+    # up from the index's log of touched slots.
+    search.find_nearest_open(point, k, wanted, at, include_closed)
     current = {e.id: e for e in entries}
     for entry in list(entries)[: data.draw(st.integers(0, len(entries)))]:
         change = data.draw(st.sampled_from(["move", "status", "remove", "hours"]))
@@ -188,3 +202,74 @@ def test_a_reloaded_index_with_other_expressions_is_evaluated_with_its_own_hours
     # The new index numbers its expressions differently: "24/7" is now reference 0.
     search.index = SpatialIndex([IndexEntry(2, "B", 23.13, 113.26, "active", (), "24/7", None)])
     assert [h.code for h in search.find_nearest_open(GeoPoint(23.13, 113.26), 1, (), at)] == ["B"]
+
+
+def _night_network(n: int = 2000) -> list[IndexEntry]:
+    """Stations on a grid around Guangzhou; one in ten open at night."""
+    return [
+        IndexEntry(
+            i,
+            f"G{i:05d}",
+            23.0 + (i % 50) * 0.002,
+            113.0 + (i // 50) * 0.002,
+            "active",
+            ("drinking_water",),
+            "24/7" if i % 10 == 0 else "Mo-Su 08:00-20:00",
+            None,
+        )
+        for i in range(1, n + 1)
+    ]
+
+
+NIGHT = datetime(2025, 6, 17, 19, 0, tzinfo=UTC)  # 03:00 in China
+
+
+def _codes(search: SearchService, point: GeoPoint, k: int = 5) -> list[str]:
+    return [h.code for h in search.find_nearest_open(point, k, (), NIGHT)]
+
+
+def test_few_open_stations_get_a_tree_of_their_own_built_in_the_background() -> None:
+    entries = _night_network()
+    search = SearchService(SpatialIndex(entries), subset_share=0.3)
+    point = GeoPoint(23.03, 113.03)
+    expected = [code for code, _ in reference(entries, point, 5, [], NIGHT, False)]
+    # The first search answers from the whole index and starts the build.
+    assert _codes(search, point) == expected
+    assert search._building is not None
+    search._building.join(10)
+    subset = search._subset
+    assert subset is not None and len(subset) == 200
+    assert _codes(search, point) == expected
+    # In the daytime most stations are open: no subset is used, the answer is still right.
+    day = datetime(2025, 6, 18, 4, 0, tzinfo=UTC)
+    hits = search.find_nearest_open(point, 5, (), day)
+    assert [h.code for h in hits] == [code for code, _ in reference(entries, point, 5, [], day, False)]
+
+
+def test_the_open_subset_catches_up_with_patches_made_while_it_was_built() -> None:
+    entries = _night_network()
+    index = SpatialIndex(entries)
+    search = SearchService(index, subset_share=1.0, background=False)
+    point = GeoPoint(23.0, 113.0)
+    table = search._open_by_ref(NIGHT.timestamp(), search._hours_table())
+    # As a builder thread would: the log position first, then the columns, and a patch in between.
+    touched_from = len(index.touched)
+    nearest_day_only = IndexEntry(2, "G00002", entries[1].lat, entries[1].lon, "active", (), "24/7", None)
+    index.upsert(nearest_day_only)  # now open at night: not in the member slots below, but in the log
+    moved = IndexEntry(9999, "NEW", 23.0, 113.0001, "active", (), "24/7", None)
+    index.upsert(moved)  # a new station: the overlay
+    index.remove(10)  # a member that goes away
+    member = (index.status[: index.slot_count] == 0) & table[index.hours_ref[: index.slot_count]]
+    member[index.slot_of(2)] = False  # what the builder read before the patch
+    member[index.slot_of(9999)] = False
+    search._subset = index.subset(np.flatnonzero(member), key=table, touched_from=touched_from)
+    current = [e for e in entries if e.id not in (2, 10)] + [nearest_day_only, moved]
+    expected = [code for code, _ in reference(current, point, 5, [], NIGHT, False)]
+    assert "NEW" in expected and "G00002" in expected and "G00010" not in expected
+    assert _codes(search, point) == expected
+    assert search._subset.usable_for(index)
+    # A compaction renumbers the slots: the subset is dropped and rebuilt.
+    index.compact()
+    assert not search._subset.usable_for(index)
+    assert _codes(search, point) == expected
+    assert search._subset.usable_for(index)

@@ -369,9 +369,12 @@ class Hours:
         """State, next change (aware, in the station's timezone) and comment at an aware instant."""
         if at.tzinfo is None:
             raise ValueError("opening hours need an aware datetime")
+        return self.status_at_timestamp(at.timestamp())
+
+    def status_at_timestamp(self, ts: float) -> HoursStatus:
+        """`status` at POSIX seconds `ts`."""
         if self._constant is not None:
             return HoursStatus(self._constant[0], None, self._constant[1])
-        ts = at.timestamp()
         valid_from, valid_until, cached = self._status_memo
         if cached is not None and valid_from <= ts < valid_until:
             return cached

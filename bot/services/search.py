@@ -12,7 +12,10 @@ within nanometres) because it is vectorised: about 1 µs a pair instead of geopy
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,16 +25,28 @@ from pyproj import Geod
 
 from bot.domain import GeoPoint, InvalidOpeningHours, StationStatus, amenity_mask
 from bot.services.hours import Hours, HoursStatus, OpenState, compile_hours
-from storage.spatial import GEODESIC_LOWER_BOUND, STATUS_CODES, SpatialIndex
+from storage.spatial import (
+    EARTH_RADIUS_M,
+    GEODESIC_LOWER_BOUND,
+    GEODESIC_UPPER_BOUND,
+    STATUS_CODES,
+    SpatialIndex,
+    SubsetIndex,
+    chord_m,
+)
 
+log = logging.getLogger(__name__)
 WGS84 = Geod(ellps="WGS84")
+#: Up to this many candidates, geodesics are computed one call each (about 1 µs) rather than in one
+#: vectorised call (about 20 µs of fixed cost).
+_SCALAR_GEODESICS = 24
 _ACTIVE = STATUS_CODES[StationStatus.ACTIVE.value]
 _TEMPORARILY_CLOSED = STATUS_CODES[StationStatus.TEMPORARILY_CLOSED.value]
 _STATUS_ENUM = {code: StationStatus(name) for name, code in STATUS_CODES.items()}
 _UNKNOWN = HoursStatus(OpenState.UNKNOWN, None, "")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NearbyHit:
     """One answer of the search: where the station is, how far, and whether it is open at the instant."""
 
@@ -58,6 +73,10 @@ def open_now(status: StationStatus, hours: HoursStatus) -> bool | None:
     return hours.state is OpenState.OPEN
 
 
+def _same_table(a: np.ndarray | None, b: np.ndarray) -> bool:
+    return a is b or (a is not None and a.shape == b.shape and bool(np.array_equal(a, b)))
+
+
 def geodesic_distances(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> np.ndarray:
     n = len(lats)
     if n == 0:
@@ -69,7 +88,14 @@ def geodesic_distances(lat: float, lon: float, lats: np.ndarray, lons: np.ndarra
 class SearchService:
     """Answers nearest-open questions from a `SpatialIndex`; holds the compiled hours of its stations."""
 
-    def __init__(self, index: SpatialIndex, default_tz: str = "Asia/Shanghai") -> None:
+    def __init__(
+        self,
+        index: SpatialIndex,
+        default_tz: str = "Asia/Shanghai",
+        *,
+        subset_share: float = 0.3,
+        background: bool = True,
+    ) -> None:
         self.index = index
         self.default_tz = default_tz
         self._compiled: list[Hours | None] = []
@@ -79,6 +105,12 @@ class SearchService:
         self._ref_counts: np.ndarray = np.zeros(0, dtype=np.int64)
         self._ref_counts_key: tuple[int, int, int] | None = None
         self._open_share_for: tuple[np.ndarray | None, int, float] = (None, -1, 1.0)
+        self._masks: dict[Iterable[str], int] = {}
+        self._subset: SubsetIndex | None = None
+        self._building: threading.Thread | None = None
+        #: Below this share of stations open, searches use a k-d tree of the open ones (see `prepare`).
+        self.subset_share = subset_share
+        self.build_subsets_in_background = background
 
     def _hours_table(self) -> list[Hours | None]:
         keys = self.index.hours_keys
@@ -88,6 +120,8 @@ class SearchService:
             self._open_cache = None
             self._compiled_for = id(self.index)
         compiled = self._compiled
+        if len(compiled) == len(keys):
+            return compiled
         # The index only ever appends distinct (expression, tz) pairs, so compiling the new tail suffices.
         for expression, tz in keys[len(compiled) :]:
             if not expression:
@@ -118,47 +152,134 @@ class SearchService:
             raise ValueError("`at` must be timezone-aware")
         if k <= 0:
             return []
-        wanted = amenity_mask(frozenset(amenities))
+        wanted = self._wanted_mask(amenities)
         hours_table = self._hours_table()
         index = self.index
-        ts = at.timestamp()
-        open_by_ref = None if include_closed else self._open_by_ref(ts, hours_table)
+        source: SpatialIndex | SubsetIndex = index
+        share = self._share_with(wanted)
+        if include_closed:
+            open_by_ref = None
+        else:
+            open_by_ref = self._open_by_ref(at.timestamp(), hours_table)
+            subset = self._open_subset(open_by_ref)
+            if subset is not None:
+                source = subset  # every member is open: only the amenities thin the candidates out
+            else:
+                share *= self._open_share(open_by_ref)
         # Fetch enough candidates that one round usually suffices: rare amenities, and the night (when
         # few stations are open), need more of them.
-        share = self._share_with(wanted)
-        if open_by_ref is not None:
-            share *= self._open_share(open_by_ref)
         m = max(16, min(int(2.5 * k / max(share, 1e-4)), 1 << 20))
+        lat, lon = point.lat, point.lon
         while True:
-            cand = index.nearest(point.lat, point.lon, m)
+            cand = source.nearest(lat, lon, m)
             slots = cand.slots
             status = index.status[slots]
-            if include_closed:
+            if open_by_ref is None:
                 ok = (status == _ACTIVE) | (status == _TEMPORARILY_CLOSED)
             else:
                 ok = (status == _ACTIVE) & open_by_ref[index.hours_ref[slots]]
             if wanted:
                 ok &= (index.amenity[slots] & wanted) == wanted
-            slots = slots[ok]
-            chosen_slots: list[int] = []
-            chosen_dist: list[float] = []
-            if len(slots):
-                dist = geodesic_distances(point.lat, point.lon, index.lat[slots], index.lon[slots])
-                # Millimetre rounding makes the order stable against last-bit differences between
-                # geodesic implementations; equal distances fall back to the station code.
-                rounded = np.round(dist, 3)
-                order = np.argsort(rounded, kind="stable")
-                if len(order) > 1 and not np.all(np.diff(rounded[order]) > 0):
-                    order = np.lexsort((index.codes[slots], rounded))
-                order = order[:k]
-                chosen_slots = slots[order].tolist()
-                chosen_dist = dist[order].tolist()
+            chosen = self._rank(lat, lon, slots[ok], cand.chord[ok], k)
             if cand.complete:
                 break
-            if len(chosen_slots) == k and GEODESIC_LOWER_BOUND * cand.farthest_m > chosen_dist[-1]:
+            if len(chosen) == k and GEODESIC_LOWER_BOUND * cand.farthest_m > chosen[-1][1]:
                 break
             m *= 4
-        return self._hits(chosen_slots, chosen_dist, at, hours_table)
+        return self._hits(chosen, at, hours_table)
+
+    def _rank(
+        self, lat: float, lon: float, slots: np.ndarray, chord: np.ndarray, k: int
+    ) -> list[tuple[int, float]]:
+        """The k nearest of eligible candidates (ordered by sphere distance) by geodesic distance, as
+        (slot, metres); equal distances (to the millimetre) by station code.
+
+        Only candidates that can still be among the k nearest get a geodesic: one whose sphere distance,
+        times the smallest ratio of geodesic to sphere distance, exceeds the k-th candidate's sphere distance
+        times the largest ratio is provably farther than k others."""
+        n = len(slots)
+        if n == 0:
+            return []
+        if n > k:
+            # L·s ≤ U·s_k + 1 mm, turned into a chord bound so that no arcsine runs over the candidates.
+            reach = GEODESIC_UPPER_BOUND * chord_m(float(chord[k - 1])) + 0.001
+            angle = reach / (GEODESIC_LOWER_BOUND * 2.0 * EARTH_RADIUS_M)
+            if angle < math.pi / 2:
+                n = int(chord.searchsorted(2.0 * math.sin(angle), side="right"))
+                slots = slots[:n]
+        index = self.index
+        lats = index.lat[slots].tolist()
+        lons = index.lon[slots].tolist()
+        codes = index.codes[slots].tolist()
+        if n <= _SCALAR_GEODESICS:
+            inv = WGS84.inv
+            dist = [inv(lon, lat, lon2, lat2)[2] for lat2, lon2 in zip(lats, lons, strict=True)]
+        else:
+            dist = geodesic_distances(lat, lon, np.asarray(lats), np.asarray(lons)).tolist()
+        # Millimetre rounding makes the order stable against last-bit differences between geodesic
+        # implementations; equal distances fall back to the station code.
+        ranked = sorted(zip([round(d, 3) for d in dist], codes, dist, slots.tolist(), strict=True))
+        return [(slot, d) for _, _, d, slot in ranked[:k]]
+
+    def _wanted_mask(self, amenities: Iterable[str]) -> int:
+        if not amenities:
+            return 0
+        key = amenities if isinstance(amenities, (tuple, frozenset)) else tuple(amenities)
+        mask = self._masks.get(key)
+        if mask is None:
+            mask = amenity_mask(frozenset(key))
+            if len(self._masks) > 1024:
+                self._masks.clear()
+            self._masks[key] = mask
+        return mask
+
+    # -- the index of stations open now -----------------------------------------------------------------
+    def _open_subset(self, open_by_ref: np.ndarray) -> SubsetIndex | None:
+        """The k-d tree of the stations open per `open_by_ref`, when one is built and current; otherwise
+        None, and when few stations are open (the night), one is built in a worker thread."""
+        subset = self._subset
+        index = self.index
+        if subset is not None and subset.usable_for(index) and _same_table(subset.key, open_by_ref):
+            return subset
+        if self._open_share(open_by_ref) > self.subset_share:
+            return None
+        building = self._building
+        if building is not None and building.is_alive():
+            return None
+        if self.build_subsets_in_background:
+            thread = threading.Thread(
+                target=self._build_subset, args=(index, open_by_ref), name="open-index", daemon=True
+            )
+            self._building = thread
+            thread.start()
+            return None
+        return self._build_subset(index, open_by_ref)
+
+    def _build_subset(self, index: SpatialIndex, open_by_ref: np.ndarray) -> SubsetIndex | None:
+        try:
+            started = time.perf_counter()
+            n = index.slot_count
+            # The subset's log position is read before the columns (SubsetIndex), so a patch racing this
+            # read is either seen here or replayed from the log.
+            touched_from = len(index.touched)
+            member = (index.status[:n] == _ACTIVE) & open_by_ref[index.hours_ref[:n]]
+            subset = index.subset(np.flatnonzero(member), key=open_by_ref, touched_from=touched_from)
+            self._subset = subset
+            log.debug("open-now index: %d stations in %.3f s", len(subset), time.perf_counter() - started)
+            return subset
+        except Exception:
+            log.exception("building the open-now index failed; searching the whole index")
+            return None
+
+    def prepare(self, at: datetime) -> None:
+        """Build, now and in this thread, what searches at `at` would build in the background (the index
+        of stations open then, when few are); benchmarks and tests call it to measure the steady state."""
+        table = self._open_by_ref(at.timestamp(), self._hours_table())
+        subset = self._subset
+        if subset is not None and subset.usable_for(self.index) and _same_table(subset.key, table):
+            return
+        if self._open_share(table) <= self.subset_share:
+            self._build_subset(self.index, table)
 
     def _open_by_ref(self, ts: float, hours_table: list[Hours | None]) -> np.ndarray:
         """Whether each distinct (expression, timezone) is open at `ts`, as a boolean array indexed like
@@ -218,10 +339,12 @@ class SearchService:
         return share
 
     def _hits(
-        self, slots: list[int], distances: list[float], at: datetime, hours_table: list[Hours | None]
+        self, chosen: list[tuple[int, float]], at: datetime, hours_table: list[Hours | None]
     ) -> list[NearbyHit]:
         index = self.index
-        picked = np.asarray(slots, dtype=np.intp)
+        picked = np.array([slot for slot, _ in chosen], np.intp)
+        distances = [d for _, d in chosen]
+        ts = at.timestamp()
         hits = []
         for station_id, code, lat, lon, status, ref, distance in zip(
             index.ids[picked].tolist(),
@@ -242,7 +365,7 @@ class SearchService:
                     lon=lon,
                     distance_m=distance,
                     status=_STATUS_ENUM[status],
-                    hours=hours.status(at) if hours is not None else _UNKNOWN,
+                    hours=hours.status_at_timestamp(ts) if hours is not None else _UNKNOWN,
                 )
             )
         return hits
