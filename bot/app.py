@@ -52,6 +52,9 @@ class Core:
     warming: asyncio.Task[int] | None = None
     metrics: Metrics | None = None
     index_loaded: bool = False
+    #: (monotonic time, database, redis) of the last check that found both well, and the check running.
+    _health_ok: tuple[float, str, str] | None = None
+    _health_check: asyncio.Task[tuple[str, str]] | None = None
 
     async def resync(self) -> None:
         """After missed change notifications: reload everything derived from the stations table."""
@@ -66,11 +69,33 @@ class Core:
         log.info("index loaded: %d stations in %.2f s", len(index), time.perf_counter() - started)
         return index
 
-    async def check_health(self, limit_s: float = 1.0) -> Health:
+    async def check_health(self, limit_s: float = 1.0, max_age: float = 0.0) -> Health:
         """Whether this process can serve: the database answers, the index is loaded, and Redis (when
-        configured) answers, each within `limit_s` seconds, checked concurrently."""
-        database, redis = await asyncio.gather(self.stations.database_ok(limit_s), self._redis_state(limit_s))
-        return Health("ok" if database else "error", redis, len(self.search.index), self.index_loaded)
+        configured) answers, each within `limit_s` seconds, checked concurrently.
+
+        With `max_age`, a successful check of the database and Redis that recent is reused (so a flood of
+        probes costs one round trip a period), and concurrent callers share one check. A failure is never
+        reused: the next probe checks again. The index's state is always read live."""
+        cached = self._health_ok
+        if cached is not None and time.monotonic() - cached[0] < max_age:
+            database, redis = cached[1], cached[2]
+        else:
+            task = self._health_check
+            if task is None or task.done():
+                task = self._health_check = asyncio.ensure_future(self._check_services(limit_s))
+            database, redis = await asyncio.shield(task)
+        return Health(database, redis, len(self.search.index), self.index_loaded)
+
+    def forget_health(self) -> None:
+        """Drop the reusable result of the last check (the next `check_health` asks the services)."""
+        self._health_ok = None
+
+    async def _check_services(self, limit_s: float) -> tuple[str, str]:
+        started = time.monotonic()
+        ok, redis = await asyncio.gather(self.stations.database_ok(limit_s), self._redis_state(limit_s))
+        database = "ok" if ok else "error"
+        self._health_ok = (started, database, redis) if ok and redis in ("ok", "disabled") else None
+        return database, redis
 
     async def _redis_state(self, limit_s: float) -> str:
         if self.redis is None:

@@ -297,10 +297,10 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from bot.app import open_core
-    from bot.web import build_web_app
+    from bot.web import access_log_options, build_web_app
 
     async with open_core(follow_changes=True, warm_cache=True) as core:
-        runner = web.AppRunner(build_web_app(core))
+        runner = web.AppRunner(build_web_app(core), **access_log_options(core.settings))
         await runner.setup()
         try:
             site = web.TCPSite(runner, args.host, args.port)

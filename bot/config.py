@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     #: Stations whose details a bot or web process keeps in memory (about 0.6 KB each); 0 turns it off.
     station_cache_size: int = 250_000
     log_format: str = "auto"
+    #: One log line per HTTP request. Off by default: the reverse proxy in front (deploy/nginx.conf) keeps
+    #: the access log, and formatting a line costs as much as answering a small request.
+    access_log: bool = False
     #: Leaflet tile template for the H5 page's map (`{z}/{x}/{y}`); OpenStreetMap's standard tiles when unset.
     map_tile_url: str | None = None
 

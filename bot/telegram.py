@@ -317,7 +317,7 @@ async def serve_webhook(
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     from urllib.parse import urlsplit
 
-    from bot.web import build_web_app
+    from bot.web import access_log_options, build_web_app
     from bot.web.h5 import setup_h5
 
     path = urlsplit(settings.webhook_url).path or "/webhook"
@@ -328,7 +328,7 @@ async def serve_webhook(
     SimpleRequestHandler(dp, bot, secret_token=secret, handle_in_background=False).register(app, path)
     setup_application(app, dp, bot=bot)
     await ensure_webhook(bot, core, settings.webhook_url, secret)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, **access_log_options(settings))
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     tune_runtime()

@@ -7,6 +7,7 @@ side through aiohttp's TestServer over the same core.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -326,3 +327,36 @@ async def test_healthz_is_503_until_the_index_is_loaded(tmp_path: Path) -> None:
         await core.reload_index()
         status, body = await health(core)
         assert (status, body["ready"]) == (200, True)
+
+
+async def test_health_checks_are_reused_for_a_second_and_failures_never(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with open_core(sqlite(tmp_path)) as core:
+        calls = 0
+        answer = True
+        original = core.stations.database_ok
+
+        async def counted(limit_s: float) -> bool:
+            nonlocal calls
+            calls += 1
+            await asyncio.sleep(0.01)
+            return answer and await original(limit_s)
+
+        monkeypatch.setattr(core.stations, "database_ok", counted)
+        # Concurrent probes share one check; a recent success answers the next ones.
+        first = await asyncio.gather(*(core.check_health(max_age=60) for _ in range(5)))
+        assert calls == 1 and all(h.ready for h in first)
+        assert (await core.check_health(max_age=60)).ready and calls == 1
+        # Without max_age every probe checks.
+        assert (await core.check_health()).ready and calls == 2
+        answer = False
+        core.forget_health()
+        assert (await core.check_health(max_age=60)).database == "error" and calls == 3
+        assert (await core.check_health(max_age=60)).database == "error" and calls == 4
+        answer = True
+        assert (await core.check_health(max_age=60)).ready and calls == 5
+        # The index is read live even when the services' result is reused.
+        await core.stations.save_records(STATIONS[:2])
+        await core.reload_index()
+        assert (await core.check_health(max_age=60)).stations == 2 and calls == 5

@@ -6,6 +6,6 @@ and call the same services as the bot and the command line.
 
 from __future__ import annotations
 
-from bot.web.app import build_web_app
+from bot.web.app import access_log_options, build_web_app
 
-__all__ = ["build_web_app"]
+__all__ = ["access_log_options", "build_web_app"]

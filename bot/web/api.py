@@ -30,6 +30,9 @@ MAX_CODE_LENGTH = 64
 #: Bumped when the GeoJSON representation changes, so that caches holding the old one revalidate.
 GEOJSON_FORMAT = "v1"
 GEOJSON_CACHE_CONTROL = "public, max-age=300"
+#: Seconds a successful database and Redis check answers `/healthz` for (load balancers probe every few
+#: seconds; a flood of probes costs one check a second).
+HEALTH_MAX_AGE = 1.0
 #: Sync pages with more stations than this are encoded in a worker thread.
 ENCODE_IN_THREAD = 200
 
@@ -207,7 +210,7 @@ async def openapi_document(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     # Ready means a load balancer may send traffic here: database, index and Redis (when configured).
-    health = await request.app[CORE].check_health()
+    health = await request.app[CORE].check_health(max_age=HEALTH_MAX_AGE)
     return json_response(health.as_json(), status=200 if health.ready else 503, cache="no-store")
 
 

@@ -14,10 +14,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
 from bot.app import Core
+from bot.config import Settings
 from bot.observability import Metrics
 from bot.services.nearby import NearbyService
 from bot.web import api
@@ -88,6 +90,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             {"error": {"code": "internal_error", "message": "internal error; it has been logged"}},
             status=500,
         )
+
+
+def access_log_options(settings: Settings) -> dict[str, Any]:
+    """`AppRunner` keyword arguments: aiohttp's access log only when ACCESS_LOG asks for it."""
+    return {} if settings.access_log else {"access_log": None}
 
 
 def build_web_app(
