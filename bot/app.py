@@ -84,7 +84,7 @@ class Core:
             if task is None or task.done():
                 task = self._health_check = asyncio.ensure_future(self._check_services(limit_s))
             database, redis = await asyncio.shield(task)
-        return Health(database, redis, len(self.search.index), self.index_loaded)
+        return Health(database, redis, len(self.search.index), self.index_loaded, len(self.stations.cache))
 
     def forget_health(self) -> None:
         """Drop the reusable result of the last check (the next `check_health` asks the services)."""
@@ -115,6 +115,7 @@ class Health:
     redis: str  # ok | error | disabled
     stations: int
     index_loaded: bool
+    cached: int = 0
 
     @property
     def ready(self) -> bool:
@@ -128,6 +129,7 @@ class Health:
             "database": self.database,
             "redis": self.redis,
             "index": self.stations,
+            "cached": self.cached,
             "ready": self.ready,
         }
 

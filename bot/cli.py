@@ -298,9 +298,12 @@ async def cmd_serve(args: argparse.Namespace) -> int:
 
     from bot.app import open_core
     from bot.web import access_log_options, build_web_app
+    from bot.web.h5 import setup_h5
 
     async with open_core(follow_changes=True, warm_cache=True) as core:
-        runner = web.AppRunner(build_web_app(core), **access_log_options(core.settings))
+        app = build_web_app(core)
+        setup_h5(app, tile_url=core.settings.map_tile_url)
+        runner = web.AppRunner(app, **access_log_options(core.settings))
         await runner.setup()
         try:
             site = web.TCPSite(runner, args.host, args.port)

@@ -459,6 +459,8 @@ async def test_healthz_reports_the_index_and_the_database(api: Api, schema_of: A
     assert status == 200
     assert_json_utf8(headers)
     schema_of("Health").validate(body)
+    # Details the module's earlier tests looked up are in memory; how many depends on the test order.
+    assert body.pop("cached") >= 0
     assert body == {
         "status": "ok",
         "stations": 7,
@@ -477,6 +479,7 @@ async def test_healthz_is_503_when_the_database_fails(api: Api, monkeypatch: pyt
     api.core.forget_health()  # an earlier test's successful check may still be fresh
     status, _, body = await api.get("/healthz")
     assert status == 503
+    assert body.pop("cached") >= 0
     assert body == {
         "status": "error",
         "stations": 7,
@@ -799,8 +802,13 @@ async def test_yizhan_serve_prints_its_url_and_stops_on_sigterm(tmp_path: Path) 
                 "database": "ok",
                 "redis": "disabled",
                 "index": 0,
+                "cached": 0,
                 "ready": True,
             }
+        # The H5 page comes with the API.
+        async with aiohttp.ClientSession() as http, http.get(url.group() + "/") as response:
+            assert response.status == 200
+            assert "text/html" in response.headers["Content-Type"]
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0
     finally:

@@ -288,6 +288,7 @@ async def test_healthz_says_redis_is_disabled_without_redis_url(tmp_path: Path) 
         "database": "ok",
         "redis": "disabled",
         "index": 0,
+        "cached": 0,
         "ready": True,
     }
 

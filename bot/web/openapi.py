@@ -424,6 +424,12 @@ def build_openapi() -> dict[str, Any]:
                             "minimum": 0,
                             "description": "Stations in this process's search index (as `stations`)",
                         },
+                        "cached": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "description": "Stations whose details this process holds in memory (filled in "
+                            "the background after start-up; answers need no database read for them)",
+                        },
                         "ready": {
                             "type": "boolean",
                             "description": "Database ok, index loaded, and Redis ok or disabled; HTTP 200 "
