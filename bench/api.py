@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import io
+import json
 import multiprocessing as mp
 import os
 import pstats
@@ -147,6 +148,8 @@ class Server:
     process: subprocess.Popen[str]
     url: str
     ready_s: float
+    #: Listening → station cache full (`yizhan serve` only).
+    warm_s: float = 0.0
 
     def cpu_s(self) -> float:
         """utime + stime of the server process so far (all threads, exited ones included)."""
@@ -196,7 +199,24 @@ def start_server(db: Path) -> Server:
     if "http://" not in line:
         process.kill()
         raise RuntimeError(f"yizhan serve did not start: {line!r}")
-    return Server(process, f"http://127.0.0.1:{port}", time.perf_counter() - started)
+    server = Server(process, f"http://127.0.0.1:{port}", time.perf_counter() - started)
+    server.warm_s = wait_for_warm_cache(server.url)
+    return server
+
+
+def wait_for_warm_cache(url: str, limit_s: float = 120.0) -> float:
+    """Seconds until `/healthz` says every indexed station's details are in memory (the steady state of a
+    running process: `serve` fills its cache in the background after it starts listening)."""
+    import urllib.request
+
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit_s:
+        with urllib.request.urlopen(url + "/healthz", timeout=5) as response:
+            health = json.loads(response.read())
+        if health["cached"] >= health["stations"]:
+            break
+        time.sleep(0.2)
+    return time.perf_counter() - started
 
 
 # ------------------------------------------------------------------------------------------ load
@@ -666,7 +686,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "",
             table(ratio_headers, ratio_rows),
             "",
-            f"`yizhan serve` start to listening (index of {n:,} loaded): {server.ready_s:.2f} s.",
+            f"`yizhan serve` start to listening (index of {n:,} loaded): {server.ready_s:.2f} s; then "
+            f"{server.warm_s:.2f} s until every station's details were in memory (the runs start after).",
             "",
             "Targets:",
             *target_lines,

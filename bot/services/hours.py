@@ -25,7 +25,7 @@ import functools
 import math
 import re
 from bisect import bisect_left
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
@@ -58,6 +58,12 @@ class HoursStatus:
     next_change: datetime | None
     #: Comment of the rule that decided the state (`Mo-Fr 09:00-17:00 "call first"`), or "".
     comment: str
+    #: `next_change` in ISO 8601, formatted once (a status is shared by every answer in its window).
+    next_change_iso: str | None = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        iso = self.next_change.isoformat() if self.next_change is not None else None
+        object.__setattr__(self, "next_change_iso", iso)
 
 
 _FROM_LIBRARY: MappingProxyType[State, OpenState] = MappingProxyType(
@@ -340,6 +346,7 @@ class Hours:
         self.is_always_open = self._constant is not None and self._constant[0] is OpenState.OPEN
         if self._constant is not None:
             self._memo = (-math.inf, math.inf, self._constant[0])
+            self._status_memo = (-math.inf, math.inf, HoursStatus(self._constant[0], None, self._constant[1]))
 
     def __repr__(self) -> str:
         return f"Hours({self.expression!r}, {self.tz.key!r})"
@@ -373,8 +380,6 @@ class Hours:
 
     def status_at_timestamp(self, ts: float) -> HoursStatus:
         """`status` at POSIX seconds `ts`."""
-        if self._constant is not None:
-            return HoursStatus(self._constant[0], None, self._constant[1])
         valid_from, valid_until, cached = self._status_memo
         if cached is not None and valid_from <= ts < valid_until:
             return cached

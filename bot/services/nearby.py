@@ -33,7 +33,7 @@ class NearbyResult:
             "lon": station.lon,
             "distance_m": round(hit.distance_m),
             "open_now": hit.open_now,
-            "next_change": hit.hours.next_change.isoformat() if hit.hours.next_change else None,
+            "next_change": hit.hours.next_change_iso,
             "opening_hours": station.opening_hours,
             "amenities": list(station.amenities),
             "phone": station.phone,
