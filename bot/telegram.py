@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.filters import ExceptionTypeFilter
@@ -40,6 +39,7 @@ from bot.middlewares import (
 from bot.observability import Metrics, log_context
 from bot.services.nearby import NearbyService
 from bot.services.users import effective_locale, user_cache
+from bot.session import JsonAiohttpSession
 from handlers import announcements, moderation, reports, search, start
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,8 @@ def utc_now() -> datetime:
 
 
 def build_bot(token: str, api_url: str | None = None) -> Bot:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(api_url)) if api_url else AiohttpSession()
+    api = TelegramAPIServer.from_base(api_url) if api_url else None
+    session = JsonAiohttpSession(api=api) if api is not None else JsonAiohttpSession()
     return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
 
 

@@ -7,10 +7,10 @@ middleware as `{"error": {"code", "message", "parameter"?}}`, so clients branch 
 
 from __future__ import annotations
 
-import orjson
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 NO_STORE = "no-store"
