@@ -12,7 +12,8 @@ queues them all at once. Latency per update = from the update being queued (serv
 sendMessage for that chat arriving at the server (same clock). Throughput (burst) = N / (last reply −
 first queued).
 
-The same harness then drives a do-nothing aiogram echo bot (one handler: `message.answer("ok")`), same
+The same harness then drives a do-nothing aiogram echo bot (stock `Bot` and session, one handler:
+`message.answer("ok")`), same
 polling settings, same run; the target compares throughput(yizhan) / throughput(echo).
 
     python -m bench.bot            # 186,100 stations, full run (a few minutes)
@@ -228,10 +229,21 @@ class Harness:
                 return await resp.json()
 
 
-async def _with_polling(dp: Any, url: str, token: str, body: Any, concurrency: int = 64) -> Any:
-    from bot.telegram import build_bot
+async def _with_polling(
+    dp: Any, url: str, token: str, body: Any, concurrency: int = 64, stock: bool = False
+) -> Any:
+    """Poll with `dp` while `body` runs: yizhan's own Bot (`build_bot`), or with `stock` a Bot exactly as
+    aiogram makes it (its form-encoding session), which the echo reference uses."""
+    if stock:
+        from aiogram import Bot
+        from aiogram.client.session.aiohttp import AiohttpSession
+        from aiogram.client.telegram import TelegramAPIServer
 
-    bot = build_bot(token, url)
+        bot = Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(url)))
+    else:
+        from bot.telegram import build_bot
+
+        bot = build_bot(token, url)
     task = asyncio.create_task(
         dp.start_polling(bot, handle_signals=False, tasks_concurrency_limit=concurrency)
     )
@@ -309,7 +321,7 @@ async def measure(args: argparse.Namespace, db: Path, url: str, token: str) -> d
                     flush=True,
                 )
 
-            await _with_polling(dp, url, token, body, args.concurrency)
+            await _with_polling(dp, url, token, body, args.concurrency, stock=which == "echo")
 
         for rnd in range(args.rounds):
             # Alternate which bot goes first so drift in machine load hits both alike.
@@ -345,6 +357,7 @@ async def _profile(
 
     await asyncio.sleep(1.0)
     await _with_polling(dp, url, token, body, concurrency)
+    prof.dump_stats(str(OUT / "bot-burst.prof"))  # for a closer look: python -m pstats bench/out/bot-burst.prof
     buf = io.StringIO()
     stats = pstats.Stats(prof, stream=buf).sort_stats("cumulative")
     stats.print_stats(45)

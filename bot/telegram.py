@@ -116,6 +116,7 @@ def build_dispatcher(
     dp.update.outer_middleware(UserMiddleware())
     dp.update.outer_middleware(LocaleMiddleware(i18n))
     dp.include_routers(
+        search.create_fast_router(),
         start.create_router(),
         moderation.create_router(),
         reports.create_router(),
