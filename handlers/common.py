@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiogram.exceptions import TelegramBadRequest
+from aiogram.methods import SendMessage
 from aiogram.types import CallbackQuery, InaccessibleMessage, InlineKeyboardMarkup, Message
+
+from bot.session import JsonAiohttpSession
 
 
 def own_message(query: CallbackQuery) -> Message | None:
@@ -24,3 +29,20 @@ async def safe_edit(message: Message, text: str, keyboard: InlineKeyboardMarkup 
         # Tapping the same button twice asks for the same content: nothing to do.
         if "not modified" not in exc.message:
             raise
+
+
+async def answer_markup(message: Message, text: str, markup: dict[str, Any]) -> int:
+    """`message.answer(text, reply_markup=markup)` in HTML, for the reply sent on most updates: with the
+    bot's JSON session it goes out without aiogram's models (see `bot.session`). The sent message's id."""
+    bot = message.bot
+    assert bot is not None
+    session = bot.session
+    if not isinstance(session, JsonAiohttpSession):
+        sent = await message.answer(text, reply_markup=InlineKeyboardMarkup.model_validate(markup))
+        return sent.message_id
+    params: dict[str, Any] = {"chat_id": message.chat.id, "text": text, "parse_mode": "HTML"}
+    if message.business_connection_id:
+        params["business_connection_id"] = message.business_connection_id
+    params["reply_markup"] = markup
+    result = await session.call_json(bot, SendMessage, params)
+    return int(result["message_id"])

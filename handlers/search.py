@@ -9,8 +9,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from aiogram import Router
-from aiogram.filters import StateFilter
 from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
@@ -24,7 +24,7 @@ from bot.services.search import geodesic_distances
 from bot.services.users import UserService
 from handlers.announce_views import offer_keyboard, offer_text
 from handlers.callbacks import FilterCb, ResultsCb, StationCb
-from handlers.common import own_message, safe_edit
+from handlers.common import answer_markup, own_message, safe_edit
 from handlers.filters import has_location, has_venue, plain_text, private_chat
 from handlers.views import (
     card_keyboard,
@@ -33,6 +33,7 @@ from handlers.views import (
     filter_text,
     location_keyboard,
     results_keyboard,
+    results_markup,
     results_text,
 )
 
@@ -44,12 +45,18 @@ _COORDS = re.compile(r"^\s*\(?\s*(-?\d{1,3}(?:\.\d+)?)\s*[,，\s]\s*(-?\d{1,3}(?
 Clock = Callable[[], datetime]
 
 
+async def _results(
+    nearby: NearbyService, point: GeoPoint, user: User, now: datetime, page: int = 0, closed: bool = False
+) -> ResultsPage:
+    return await results_page(
+        nearby, point, page=page, amenities=user.amenity_filter, at=now, include_closed=closed
+    )
+
+
 async def _render_results(
     nearby: NearbyService, point: GeoPoint, user: User, now: datetime, page: int = 0, closed: bool = False
 ) -> tuple[str, object]:
-    result: ResultsPage = await results_page(
-        nearby, point, page=page, amenities=user.amenity_filter, at=now, include_closed=closed
-    )
+    result = await _results(nearby, point, user, now, page, closed)
     return (
         results_text(result, user.amenity_filter, now),
         results_keyboard(result, point.lat, point.lon, user.amenity_filter),
@@ -64,15 +71,20 @@ async def _answer_point(
     nearby: NearbyService,
     subscriptions: SubscriptionService,
     clock: Clock,
-) -> Message | None:
+) -> int | None:
+    """Answer a shared point with the results message; its id, or None when the point is impossible."""
     try:
         point = GeoPoint.parse(lat, lon)
     except InvalidLocation:
         await message.answer(_("That location looks wrong. Please share it again."))
         return None
     now = clock()
-    text, keyboard = await _render_results(nearby, point, user, now)
-    sent = await message.answer(text, reply_markup=keyboard)  # type: ignore[arg-type]
+    result = await _results(nearby, point, user, now)
+    sent = await answer_markup(
+        message,
+        results_text(result, user.amenity_filter, now),
+        results_markup(result, point.lat, point.lon, user.amenity_filter),
+    )
     # After the first search only, and nothing is pushed unless the rider taps "subscribe".
     if await subscriptions.offer_once(user.id, now):
         await message.answer(offer_text(), reply_markup=offer_keyboard(point.lat, point.lon))
@@ -102,7 +114,7 @@ async def location_shared(
     if sent is not None and location.live_period:
         # Only message ids and a time are kept for a live location, never the positions themselves.
         live = dict((await state.get_data()).get("live", {}))
-        live[str(message.message_id)] = [sent.message_id, clock().timestamp()]
+        live[str(message.message_id)] = [sent, clock().timestamp()]
         await state.update_data(live=dict(list(live.items())[-5:]))
 
 

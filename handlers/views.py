@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from datetime import date, datetime, timedelta
 from html import escape
+from typing import Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
@@ -175,37 +176,38 @@ def results_text(page: ResultsPage, amenities: tuple[str, ...], now: datetime) -
     return "\n".join(lines)
 
 
-def results_keyboard(
-    page: ResultsPage, lat: float, lon: float, amenities: tuple[str, ...]
-) -> InlineKeyboardMarkup:
-    # Built as plain rows: the keyboard builder deep-copies every button, which shows in the hot path.
+def results_markup(page: ResultsPage, lat: float, lon: float, amenities: tuple[str, ...]) -> dict[str, Any]:
+    """The results keyboard as the Bot API's JSON object (the hot path sends it without aiogram's models;
+    `results_keyboard` is the same keyboard as one)."""
     lat, lon = round_point(lat, lon)
-    rows: list[list[InlineKeyboardButton]] = []
+    rows: list[list[dict[str, str]]] = []
     for n, result in enumerate(page.results, start=page.page * 5 + 1):
         name = result.station.name
         label = f"{n}. {name if len(name) <= 24 else name[:23] + '…'}"
-        rows.append([InlineKeyboardButton(text=label, callback_data=f"st:{result.station.id}:{lat}:{lon}")])
+        rows.append([{"text": label, "callback_data": f"st:{result.station.id}:{lat}:{lon}"}])
     closed = int(page.include_closed)
-    nav: list[InlineKeyboardButton] = []
+    nav: list[dict[str, str]] = []
     if page.page > 0:
-        nav.append(
-            InlineKeyboardButton(text=_("◀ Back"), callback_data=f"r:{lat}:{lon}:{page.page - 1}:{closed}")
-        )
+        nav.append({"text": _("◀ Back"), "callback_data": f"r:{lat}:{lon}:{page.page - 1}:{closed}"})
     if page.has_more:
-        nav.append(
-            InlineKeyboardButton(text=_("More ▶"), callback_data=f"r:{lat}:{lon}:{page.page + 1}:{closed}")
-        )
+        nav.append({"text": _("More ▶"), "callback_data": f"r:{lat}:{lon}:{page.page + 1}:{closed}"})
     if nav:
         rows.append(nav)
     closed_label = _("Only open ones") if page.include_closed else _("Include closed")
     filter_label = _("🔎 Filter ({count})").format(count=len(amenities)) if amenities else _("🔎 Filter")
     rows.append(
         [
-            InlineKeyboardButton(text=closed_label, callback_data=f"r:{lat}:{lon}:0:{1 - closed}"),
-            InlineKeyboardButton(text=filter_label, callback_data=f"f:o::{lat}:{lon}:{closed}"),
+            {"text": closed_label, "callback_data": f"r:{lat}:{lon}:0:{1 - closed}"},
+            {"text": filter_label, "callback_data": f"f:o::{lat}:{lon}:{closed}"},
         ]
     )
-    return InlineKeyboardMarkup(inline_keyboard=rows)
+    return {"inline_keyboard": rows}
+
+
+def results_keyboard(
+    page: ResultsPage, lat: float, lon: float, amenities: tuple[str, ...]
+) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup.model_validate(results_markup(page, lat, lon, amenities))
 
 
 def filter_text(amenities: tuple[str, ...]) -> str:

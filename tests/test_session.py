@@ -39,3 +39,37 @@ def test_responses_beyond_strict_json_are_still_read() -> None:
     assert _loads('{"ok": true, "result": [1, 2]}') == {"ok": True, "result": [1, 2]}
     nan = _loads('{"latitude": NaN}')["latitude"]
     assert nan != nan
+
+
+async def test_call_json_answers_like_aiogram_and_raises_its_exceptions() -> None:
+    import pytest
+    from aiogram.client.telegram import TelegramAPIServer
+    from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramNetworkError
+
+    from bot.localapi import LocalBotAPI
+
+    async with LocalBotAPI() as api:
+        session = JsonAiohttpSession(api=TelegramAPIServer.from_base(api.url))
+        bot = Bot(api.token, session=session)
+        try:
+            await api.send_text(7001, "你好")
+            markup = {"inline_keyboard": [[{"text": "1. 天河站", "callback_data": "st:1:23.1:113.2"}]]}
+            params = {"chat_id": 7001, "text": "<b>附近</b>", "parse_mode": "HTML", "reply_markup": markup}
+            result = await session.call_json(bot, SendMessage, params)
+            sent = api.last_bot_message(7001)
+            assert sent is not None and result["message_id"] == sent.message_id
+            assert sent.buttons == [{"text": "1. 天河站", "callback_data": "st:1:23.1:113.2"}]
+            with pytest.raises(TelegramBadRequest, match="chat not found"):
+                await session.call_json(bot, SendMessage, {**params, "chat_id": 99999})
+            await api.block(7001)
+            with pytest.raises(TelegramForbiddenError):
+                await session.call_json(bot, SendMessage, params)
+        finally:
+            await session.close()
+    # The server is gone: a network error, as aiogram reports it.
+    closed = JsonAiohttpSession(api=TelegramAPIServer.from_base(api.url))
+    try:
+        with pytest.raises(TelegramNetworkError):
+            await closed.call_json(Bot(api.token, session=closed), SendMessage, params)
+    finally:
+        await closed.close()
