@@ -20,10 +20,8 @@ from aiogram.types.update import UpdateTypeLookupError
 from aiogram.utils.i18n import I18n, I18nMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.domain import User
 from bot.observability import Metrics, log_context
-from bot.services.cache import TtlCache
-from bot.services.users import UserService, effective_locale
+from bot.services.users import UserCache, UserService, effective_locale
 
 log = logging.getLogger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
@@ -156,7 +154,7 @@ class UpdateOnceMiddleware(BaseMiddleware):
 class DbSessionMiddleware(BaseMiddleware):
     """One session per update, committed when the handler returns, rolled back when it raises."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], users: TtlCache[int, User]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], users: UserCache) -> None:
         self.sessions = sessions
         self.users = users
 

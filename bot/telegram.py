@@ -112,7 +112,8 @@ def build_dispatcher(
     dp.update.outer_middleware(
         ThrottlingMiddleware(i18n, rate=throttle_rate, burst=throttle_burst, buckets=buckets)
     )
-    dp.update.outer_middleware(DbSessionMiddleware(core.sessions, user_cache()))
+    users = user_cache(core.redis)
+    dp.update.outer_middleware(DbSessionMiddleware(core.sessions, users))
     dp.update.outer_middleware(UserMiddleware())
     dp.update.outer_middleware(LocaleMiddleware(i18n))
     dp.include_routers(
@@ -132,6 +133,7 @@ def build_dispatcher(
     async def start_background(bot: Bot) -> None:
         stop.clear()
         tasks.append(asyncio.create_task(digest_loop(bot, core, i18n, clock)))
+        tasks.append(asyncio.create_task(users.follow(stop)))
         if deliver_announcements:
             from bot.broadcast import build_broadcaster
 

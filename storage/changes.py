@@ -1,4 +1,4 @@
-"""Station change notifications between processes, over a Redis stream.
+"""Change notifications between processes, over Redis streams (stations; users).
 
 A process that commits a station change appends the station id to the stream; every process follows
 the stream and patches its index and cache from the database within milliseconds. A follower that lost
@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 # Kept here rather than imported from storage.redis_state, which needs aiogram (seconds of start-up).
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 STREAM = "yizhan:stations:changes"
+#: The same kind of feed for users (language, amenity filter): followers drop their cached copy.
+USERS_STREAM = "yizhan:users:changes"
 MAX_LEN = 100_000
 
 
@@ -89,7 +91,7 @@ class RedisChangeFeed:
                     try:
                         await on_change(sorted(set(ids)))
                     except Exception:
-                        log.exception("applying station changes failed; resynchronising")
+                        log.exception("applying changes from %s failed; resynchronising", self.stream)
                         need_resync = True
 
     async def publish_reload(self) -> None:

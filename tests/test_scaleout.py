@@ -281,3 +281,23 @@ async def test_the_same_update_delivered_twice_is_handled_once(cluster: Cluster)
                 assert response.status == 200
     await asyncio.sleep(0.5)
     assert len(api.bot_messages(user)) == before + 1
+
+
+async def test_a_language_chosen_through_one_replica_is_used_by_all_of_them(cluster: Cluster) -> None:
+    api, user = cluster.api, 502
+    # Two searches: the balancer alternates, so each replica now has the user in its cache.
+    for _ in cluster.replicas:
+        mark = top(api, user)
+        await api.send_location(user, 23.13, 113.26, language_code="en")
+        await newest(api, user, mark, "Nearest open stations")
+    mark = top(api, user)
+    await api.send_text(user, "/language", language_code="en")
+    menu = await newest(api, user, mark, "lang:")
+    mark = top(api, user)
+    await api.press(user, menu.message_id, "lang:zh_Hant", language_code="en")
+    await api.wait_for(lambda: api.callback_answers, timeout=10)
+    # Whichever replica answers, it answers in the language chosen (the other dropped its cached copy).
+    for _ in cluster.replicas:
+        mark = top(api, user)
+        await api.send_location(user, 23.13, 113.26, language_code="en")
+        await newest(api, user, mark, "附近正在開放的驛站")

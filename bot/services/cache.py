@@ -36,6 +36,9 @@ class TtlCache(Generic[K, V]):
         if len(self._entries) > self.max_size:
             self._entries.popitem(last=False)
 
+    def discard(self, key: K) -> None:
+        self._entries.pop(key, None)
+
     def clear(self) -> None:
         self._entries.clear()
 

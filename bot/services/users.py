@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import AMENITY_KEYS, UnknownAmenity, User
 from bot.i18n import LOCALES, locale_for
 from bot.services.cache import TtlCache
+from storage.changes import REDIS_DOWN, USERS_STREAM, RedisChangeFeed
 from storage.users_repo import UserRepository
+
+log = logging.getLogger(__name__)
 
 
 class UnknownLocale(ValueError):
@@ -21,20 +29,64 @@ def effective_locale(user: User | None, language_code: str | None = None) -> str
     return locale_for(user.language_code if user is not None else language_code)
 
 
-def user_cache(ttl: float = 60.0, max_size: int = 100_000) -> TtlCache[int, User]:
-    """Recently seen users, so that an ordinary update costs no database round trip; `UserService`
-    refreshes it on every change, the expiry bounds how long another process's change goes unseen."""
-    return TtlCache(ttl, max_size)
+class UserCache:
+    """Users this process knows, so that an ordinary update costs no database round trip.
+
+    Writes made here update it at once. With a change feed (`REDIS_URL`: several processes serve the bot)
+    every write is announced and each process drops its copy of that user, so entries can live long; on a
+    gap in the feed a follower drops them all. `ttl` bounds how stale an entry can get should a notice
+    still be lost."""
+
+    def __init__(self, ttl: float = 3600.0, max_size: int = 100_000, feed: Any = None) -> None:
+        self.entries: TtlCache[int, User] = TtlCache(ttl, max_size)
+        self.feed = feed
+
+    def get(self, user_id: int) -> User | None:
+        return self.entries.get(user_id)
+
+    def put(self, user: User) -> None:
+        """A user as read from the database."""
+        self.entries.put(user.id, user)
+
+    async def changed(self, user: User) -> None:
+        """A user this process has just written: kept here, announced to the others."""
+        self.entries.put(user.id, user)
+        if self.feed is None:
+            return
+        try:
+            await self.feed.publish([user.id])
+        except REDIS_DOWN as exc:
+            # Followers resynchronise (drop everything) once Redis is back, which covers this notice.
+            log.warning("user change feed: Redis unreachable (%r); user %s not announced", exc, user.id)
+
+    async def forget(self, user_ids: Sequence[int]) -> None:
+        for user_id in user_ids:
+            self.entries.discard(user_id)
+
+    async def forget_all(self) -> None:
+        self.entries.clear()
+
+    async def follow(self, stop: asyncio.Event) -> None:
+        """Drop the users other processes change, until `stop` (a no-op without a feed)."""
+        if self.feed is not None:
+            await self.feed.follow(self.forget, self.forget_all, stop)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+def user_cache(redis: Any = None) -> UserCache:
+    return UserCache(feed=RedisChangeFeed(redis, USERS_STREAM) if redis is not None else None)
 
 
 class UserService:
     """Works inside the caller's session (one per update). Choices (language, filter) are committed at
     once, so that the rider's next tap, possibly handled concurrently, already sees them."""
 
-    def __init__(self, session: AsyncSession, cache: TtlCache[int, User] | None = None) -> None:
+    def __init__(self, session: AsyncSession, cache: UserCache | None = None) -> None:
         self.repo = UserRepository(session)
         self.session = session
-        self.cache = cache if cache is not None else TtlCache(ttl=0.0, max_size=0)
+        self.cache = cache if cache is not None else UserCache(ttl=0.0, max_size=0)
 
     async def seen(
         self, user_id: int, first_name: str, username: str | None, language_code: str | None
@@ -48,11 +100,14 @@ class UserService:
             language_code,
         ):
             return cached
-        user, _wrote = await self.repo.upsert(user_id, first_name, username, language_code)
+        user, wrote = await self.repo.upsert(user_id, first_name, username, language_code)
         # End the transaction at once: the session then holds no connection (and on SQLite no write
         # lock) while the handler runs, and services open short sessions of their own.
         await self.session.commit()
-        self.cache.put(user.id, user)
+        if wrote:
+            await self.cache.changed(user)
+        else:
+            self.cache.put(user)
         return user
 
     async def choose_locale(self, user_id: int, locale: str) -> User:
@@ -60,7 +115,7 @@ class UserService:
             raise UnknownLocale(locale)
         user = await self.repo.set_locale(user_id, locale)
         await self.session.commit()
-        self.cache.put(user.id, user)
+        await self.cache.changed(user)
         return user
 
     async def toggle_amenity(self, user: User, key: str) -> User:
@@ -70,11 +125,11 @@ class UserService:
         chosen ^= {key}
         user = await self.repo.set_amenity_filter(user.id, tuple(k for k in AMENITY_KEYS if k in chosen))
         await self.session.commit()
-        self.cache.put(user.id, user)
+        await self.cache.changed(user)
         return user
 
     async def clear_filter(self, user: User) -> User:
         user = await self.repo.set_amenity_filter(user.id, ())
         await self.session.commit()
-        self.cache.put(user.id, user)
+        await self.cache.changed(user)
         return user
