@@ -42,11 +42,10 @@ def raw_json_response(
     content_type: str = "application/json",
 ) -> web.Response:
     """A response from an already encoded JSON body (documents built once and served many times)."""
-    response = web.Response(body=body, status=status, content_type=content_type, charset="utf-8")
-    response.headers["Cache-Control"] = cache
+    all_headers = {"Content-Type": f"{content_type}; charset=utf-8", "Cache-Control": cache}
     if headers:
-        response.headers.update(headers)
-    return response
+        all_headers.update(headers)
+    return web.Response(body=body, status=status, headers=all_headers)
 
 
 class ApiError(Exception):
