@@ -1,5 +1,5 @@
-"""Middlewares, outermost first: log context and metrics, throttling, a database session per update, the
-user, the locale.
+"""Middlewares, outermost first: log context and metrics, throttling, a database session per update with
+the user, the locale.
 
 Throttling runs before anything touches the database so that a flood costs almost nothing: excess
 updates are dropped (not queued) and the user is told once per window to slow down.
@@ -27,34 +27,38 @@ log = logging.getLogger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 
-class LogContextMiddleware(BaseMiddleware):
-    """Outermost of ours: every log line written while an update is handled names it and its user."""
+class UpdateContextMiddleware(BaseMiddleware):
+    """Outermost of ours: every log line written while an update is handled names it and its user; with
+    `metrics`, updates are counted by type and the whole handling of each is timed, failures included."""
+
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self.metrics = metrics
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: TgUser | None = data.get("event_from_user")
         update_id = event.update_id if isinstance(event, Update) else None
         with log_context(update_id, user.id if user is not None else None):
-            return await handler(event, data)
+            metrics = self.metrics
+            if metrics is None:
+                return await handler(event, data)
+            metrics.updates.labels(_event_type(event)).inc()
+            started = time.perf_counter()
+            try:
+                return await handler(event, data)
+            finally:
+                metrics.handler_seconds.observe(time.perf_counter() - started)
 
 
-class UpdateMetricsMiddleware(BaseMiddleware):
-    """Counts updates by type and times the whole handling of each, failures included."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
-
-    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        self.metrics.updates.labels(_event_type(event)).inc()
-        started = time.perf_counter()
-        try:
-            return await handler(event, data)
-        finally:
-            self.metrics.handler_seconds.observe(time.perf_counter() - started)
+#: The kinds of update a bot mostly gets, checked first (`Update.event_type` tries every kind in turn).
+_COMMON_TYPES = ("message", "callback_query", "edited_message")
 
 
 def _event_type(event: TelegramObject) -> str:
     if not isinstance(event, Update):
         return type(event).__name__.lower()
+    for name in _COMMON_TYPES:
+        if getattr(event, name) is not None:
+            return name
     try:
         return event.event_type
     except UpdateTypeLookupError:  # a type newer than this aiogram
@@ -151,8 +155,9 @@ class UpdateOnceMiddleware(BaseMiddleware):
         return result
 
 
-class DbSessionMiddleware(BaseMiddleware):
-    """One session per update, committed when the handler returns, rolled back when it raises."""
+class UserSessionMiddleware(BaseMiddleware):
+    """A database session per update (committed when the handler returns, rolled back when it raises)
+    and the user, known on every update: created on first contact, refreshed when Telegram says more."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], users: UserCache) -> None:
         self.sessions = sessions
@@ -163,24 +168,16 @@ class DbSessionMiddleware(BaseMiddleware):
         # ends, so an update answered from caches and the index touches no connection at all.
         async with self.sessions() as session:
             data["session"] = session
-            data["users"] = UserService(session, self.users)
+            users = data["users"] = UserService(session, self.users)
+            tg_user: TgUser | None = data.get("event_from_user")
+            if tg_user is not None and not tg_user.is_bot:
+                data["user"] = await users.seen(
+                    tg_user.id, tg_user.first_name or "", tg_user.username, tg_user.language_code
+                )
             result = await handler(event, data)
             if session.in_transaction():
                 await session.commit()
             return result
-
-
-class UserMiddleware(BaseMiddleware):
-    """Knows the user on every update (created on first contact, refreshed when Telegram says more)."""
-
-    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        tg_user: TgUser | None = data.get("event_from_user")
-        if tg_user is not None and not tg_user.is_bot:
-            users: UserService = data["users"]
-            data["user"] = await users.seen(
-                tg_user.id, tg_user.first_name or "", tg_user.username, tg_user.language_code
-            )
-        return await handler(event, data)
 
 
 class LocaleMiddleware(I18nMiddleware):

@@ -27,14 +27,12 @@ from bot.app import Core
 from bot.domain import User
 from bot.i18n import DEFAULT_LOCALE, DOMAIN, LOCALES_DIR
 from bot.middlewares import (
-    DbSessionMiddleware,
     LocaleMiddleware,
-    LogContextMiddleware,
     ThrottlingMiddleware,
     TokenBuckets,
-    UpdateMetricsMiddleware,
+    UpdateContextMiddleware,
     UpdateOnceMiddleware,
-    UserMiddleware,
+    UserSessionMiddleware,
 )
 from bot.observability import Metrics, log_context
 from bot.services.nearby import NearbyService
@@ -102,9 +100,7 @@ def build_dispatcher(
         metrics=metrics,
     )
     # Ours, outermost first; aiogram's error and user-context middlewares are outside all of them.
-    dp.update.outer_middleware(LogContextMiddleware())
-    if metrics is not None:
-        dp.update.outer_middleware(UpdateMetricsMiddleware(metrics))
+    dp.update.outer_middleware(UpdateContextMiddleware(metrics))
     if core.redis is not None:
         from storage.redis_state import UpdateLedger
 
@@ -113,8 +109,7 @@ def build_dispatcher(
         ThrottlingMiddleware(i18n, rate=throttle_rate, burst=throttle_burst, buckets=buckets)
     )
     users = user_cache(core.redis)
-    dp.update.outer_middleware(DbSessionMiddleware(core.sessions, users))
-    dp.update.outer_middleware(UserMiddleware())
+    dp.update.outer_middleware(UserSessionMiddleware(core.sessions, users))
     dp.update.outer_middleware(LocaleMiddleware(i18n))
     dp.include_routers(
         search.create_fast_router(),
