@@ -1,9 +1,9 @@
 """The in-process spatial index: a read model of the stations table for nearest-neighbour search.
 
-Points live on the unit sphere as 3-D vectors in a scipy cKDTree, so chord distance orders them exactly
-like great-circle distance and nothing breaks at the antimeridian or near the poles. Alongside the tree sit
-compact column arrays (id, code, lat/lon, status, amenity bitmask, hours reference) so a query can filter
-hundreds of candidates without touching Python objects; names and addresses stay in the database.
+Points live on the unit sphere as 3-D vectors in a k-d tree (pykdtree), so chord distance orders them
+exactly like great-circle distance and nothing breaks at the antimeridian or near the poles. Alongside the
+tree sit compact column arrays (id, code, lat/lon, status, amenity bitmask, hours reference) so a query can
+filter hundreds of candidates without touching Python objects; names and addresses stay in the database.
 
 Changes are patched in place: a status, amenity or hours change rewrites the station's array slots; a new
 or moved station goes to a small overlay scanned by brute force (its old slot is tombstoned) until
@@ -16,13 +16,19 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.spatial import cKDTree
+
+# pykdtree spreads a query's points over an OpenMP thread team; a single point gains nothing from one and
+# its idle threads spin on the other CPUs (4x the CPU time of the query here). One thread unless the
+# operator sets it; libgomp reads this when pykdtree loads it, which is just below.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+from pykdtree.kdtree import KDTree
 
 from bot.domain import AMENITY_BIT, StationStatus
 
@@ -133,15 +139,22 @@ def _unit_vector(lat: float, lon: float) -> NDArray[np.float64]:
     return np.array((cos_phi * math.cos(lam), cos_phi * math.sin(lam), math.sin(phi)))
 
 
+#: Points per leaf of the k-d trees (measured: 16 beats 8 and 32 for k = 5-200 on 10^5-10^6 points).
+LEAF_SIZE = 16
+
+
+def build_tree(xyz: NDArray[np.float64]) -> KDTree:
+    """A k-d tree over unit vectors: pykdtree's, whose single-point query costs a third of scipy's
+    `cKDTree.query` (which spends most of its time on argument handling; bench/README.md)."""
+    return KDTree(np.ascontiguousarray(xyz, dtype=np.float64), leafsize=LEAF_SIZE)
+
+
 def _tree_query(
-    tree: cKDTree, q: NDArray[np.float64], take: int
+    tree: KDTree, q: NDArray[np.float64], take: int
 ) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
-    """The `take` (≥ 1) nearest points of a tree as arrays, nearest first."""
-    if take == 1:
-        chord, slot = tree.query(q, k=1)
-        return np.array((chord,)), np.array((slot,), np.intp)
-    chord, slots = tree.query(q, k=take)
-    return chord, slots
+    """The `take` (≥ 1) nearest points of a tree as arrays (chords, point numbers), nearest first."""
+    chord, found = tree.query(q.reshape(1, 3), k=take)
+    return chord.reshape(-1), found.reshape(-1).astype(np.intp)
 
 
 class _Columns:
@@ -212,7 +225,7 @@ class SpatialIndex:
         # Slots of the tree part are sorted by id (found by binary search, no per-station Python object);
         # the overlay is small and keeps a dict.
         self._overlay_slot: dict[int, int] = {}
-        self._tree: cKDTree | None = None
+        self._tree: KDTree | None = None
         self._tree_size = 0
         self._overlay_xyz = np.empty((0, 3))
         self.version = 0
@@ -344,7 +357,7 @@ class SpatialIndex:
             self._overlay_xyz = np.empty((0, 3))
             self.version += 1
             return
-        self._tree = cKDTree(unit_vectors(cols.lat[:n], cols.lon[:n]), leafsize=16, balanced_tree=False)
+        self._tree = build_tree(unit_vectors(cols.lat[:n], cols.lon[:n]))
         self._tree_size = n
         self._overlay_xyz = np.empty((0, 3))
         self.version += 1
@@ -480,8 +493,9 @@ class SpatialIndex:
         arrays = (cols.ids, cols.lat, cols.lon, cols.status, cols.amenity, cols.hours, cols.codes)
         total = sum(a.nbytes for a in arrays)
         if self._tree is not None:
-            # cKDTree keeps its own copy of the points and an index permutation.
-            total += self._tree.data.nbytes + self._tree.indices.nbytes + self._tree.size * 64
+            # The tree keeps its own copy of the points, a 4-byte permutation and about 2n/leaf nodes.
+            n = self._tree_size
+            total += n * 3 * 8 + n * 4 + (2 * n // LEAF_SIZE + 1) * 64
         return total
 
 
@@ -509,9 +523,7 @@ class SubsetIndex:
         self.key = key
         self.slots = np.asarray(slots, np.intp)
         lat, lon = index.lat[self.slots], index.lon[self.slots]
-        self._tree = (
-            cKDTree(unit_vectors(lat, lon), leafsize=16, balanced_tree=False) if len(self.slots) else None
-        )
+        self._tree = build_tree(unit_vectors(lat, lon)) if len(self.slots) else None
         self._extra: tuple[int, NDArray[np.intp], NDArray[np.float64]] = (
             self.touched_from,
             np.empty(0, np.intp),
