@@ -9,16 +9,23 @@ missed, so it resynchronises: it reloads the whole index from the database.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 log = logging.getLogger(__name__)
-# Kept here rather than imported from storage.redis_state, which needs aiogram (seconds of start-up).
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+
+
+@functools.cache
+def redis_down() -> tuple[type[BaseException], ...]:
+    """The errors of an unreachable Redis. Imported on first need (an `except` clause evaluates its
+    expression only when something is raised): commands that never touch Redis skip loading redis-py.
+    Kept here rather than in storage.redis_state, which needs aiogram (seconds of start-up)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 STREAM = "yizhan:stations:changes"
 #: The same kind of feed for users (language, amenity filter): followers drop their cached copy.
 USERS_STREAM = "yizhan:users:changes"
@@ -68,7 +75,7 @@ class RedisChangeFeed:
                         need_resync = True
                         continue
                 replies = await self.redis.xread({self.stream: self.last_id}, block=block_ms, count=1000)
-            except REDIS_DOWN as exc:
+            except redis_down() as exc:
                 log.warning("change feed: Redis unreachable (%r); will resynchronise", exc)
                 need_resync = True
                 try:

@@ -243,3 +243,36 @@ async def test_a_long_running_process_answers_from_a_warmed_station_cache(
         hits = core.search.find_nearest_open(GeoPoint(23.13, 113.26), 5, (), AT, include_closed=True)
         found = await core.stations.get_many([h.station_id for h in hits])
         assert sorted(found) == sorted(h.station_id for h in hits)
+
+
+def test_the_head_revision_constant_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    from storage.db import HEAD_REVISION, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION
+
+
+async def test_a_database_at_head_is_not_migrated_again_and_an_old_one_is(settings: Settings) -> None:
+    from alembic import command
+    from sqlalchemy import Connection
+
+    from storage.db import HEAD_REVISION, alembic_config, create_engine, current_revision, upgrade_database
+
+    def downgrade(connection: Connection) -> None:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0003")
+
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade_database(engine)
+        assert await current_revision(engine) == HEAD_REVISION
+        await upgrade_database(engine)  # at head: nothing to do
+        async with engine.begin() as conn:
+            await conn.run_sync(downgrade)
+        assert await current_revision(engine) == "0003"
+        await upgrade_database(engine)
+        assert await current_revision(engine) == HEAD_REVISION
+    finally:
+        await engine.dispose()

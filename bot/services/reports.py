@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from geopy.distance import geodesic
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import (
@@ -28,6 +27,7 @@ from bot.domain import (
 )
 from bot.services.hours import validate_hours
 from bot.services.roles import Access, NotAllowed
+from bot.services.search import WGS84
 from bot.services.stations import StationService
 from storage.reports_repo import OPEN_STATES, AuditRepository, ReportRepository
 from storage.stations_repo import StationRepository
@@ -200,7 +200,7 @@ class ReportService:
                 lat, lon = proposal.split(",")
                 where = GeoPoint(float(lat), float(lon))
             if where is not None:
-                on_site = geodesic((where.lat, where.lon), (station.lat, station.lon)).meters <= ON_SITE_M
+                on_site = WGS84.inv(where.lon, where.lat, station.lon, station.lat)[2] <= ON_SITE_M
             case = await reports.open_case(station_id, kind.value, topic)
             new_case = case is None
             if case is None:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.domain import AMENITY_KEYS, UnknownAmenity, User
 from bot.i18n import LOCALES, locale_for
 from bot.services.cache import TtlCache
-from storage.changes import REDIS_DOWN, USERS_STREAM, RedisChangeFeed
+from storage.changes import USERS_STREAM, RedisChangeFeed, redis_down
 from storage.users_repo import UserRepository
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class UserCache:
             return
         try:
             await self.feed.publish([user.id])
-        except REDIS_DOWN as exc:
+        except redis_down() as exc:
             # Followers resynchronise (drop everything) once Redis is back, which covers this notice.
             log.warning("user change feed: Redis unreachable (%r); user %s not announced", exc, user.id)
 
