@@ -357,7 +357,9 @@ async def _profile(
 
     await asyncio.sleep(1.0)
     await _with_polling(dp, url, token, body, concurrency)
-    prof.dump_stats(str(OUT / "bot-burst.prof"))  # for a closer look: python -m pstats bench/out/bot-burst.prof
+    prof.dump_stats(
+        str(OUT / "bot-burst.prof")
+    )  # for a closer look: python -m pstats bench/out/bot-burst.prof
     buf = io.StringIO()
     stats = pstats.Stats(prof, stream=buf).sort_stats("cumulative")
     stats.print_stats(45)

@@ -10,6 +10,7 @@ import asyncio
 import os
 import random
 import signal
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -17,16 +18,35 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiogram import Bot
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiohttp import web
+from sqlalchemy import select
 
 from bot.app import Core, open_core
+from bot.broadcast import TelegramTransport
 from bot.config import Settings
 from bot.domain import GeoPoint, StationRecord
 from bot.localapi import LocalBotAPI
-from bot.services.announcements import AnnouncementError, Audience, Broadcaster, geohash, geohash_centre
+from bot.services.announcements import (
+    AnnouncementError,
+    AnnouncementView,
+    Audience,
+    Broadcaster,
+    DeliveryError,
+    PermanentFailure,
+    RecipientBlocked,
+    RetryLater,
+    TransientFailure,
+    geohash,
+    geohash_centre,
+)
 from bot.services.roles import NotAllowed
 from bot.telegram import build_bot, build_i18n
 from storage.announcements_repo import AnnouncementRepository
+from storage.models import DeliveryRow
 from storage.ratelimit import LocalRateLimiter
+from storage.users_repo import UserRepository
 
 ROOT = Path(__file__).resolve().parent.parent
 STAFF_GD, STAFF_SZ, VOLUNTEER, RIDER = 11, 12, 13, 14
@@ -259,10 +279,6 @@ async def test_sigkilled_sender_resumes_without_sending_anyone_a_second_copy(cor
         assert max(received.values()) == 1, "someone got a second copy"
         counts = (await core.announcements.get(view.id, staff)).counts
         async with core.sessions() as session:
-            from sqlalchemy import select
-
-            from storage.models import DeliveryRow
-
             uncertain = set(
                 (
                     await session.scalars(
@@ -278,3 +294,212 @@ async def test_sigkilled_sender_resumes_without_sending_anyone_a_second_copy(cor
         assert len(uncertain) <= 3 * 2 * max(1, int(rate * 0.05))  # two windows in flight per kill
         assert counts.sent + counts.uncertain == len(recipients)
         assert counts.sent == len(recipients) - len(uncertain)
+
+
+# -- the transport against the local Bot API -------------------------------------------------------------
+@pytest.fixture
+async def telegram(sqlite_settings: Settings) -> AsyncIterator[tuple[Core, LocalBotAPI, Bot]]:
+    async with open_core(sqlite_settings, load_index=False) as core, LocalBotAPI() as api:
+        bot = build_bot(api.token, api.url)
+        try:
+            yield core, api, bot
+        finally:
+            await bot.session.close()
+
+
+def announcement(text: str = TEXT, photo_file_id: str | None = None) -> AnnouncementView:
+    return AnnouncementView(
+        id=1,
+        author_id=STAFF_GD,
+        text=text,
+        photo_file_id=photo_file_id,
+        audience=Audience("44"),
+        status="sending",
+        scheduled_at=None,
+        created_at=now(),
+    )
+
+
+async def speaks(core: Core, user_id: int, language_code: str) -> None:
+    async with core.sessions() as session, session.begin():
+        await UserRepository(session).upsert(user_id, "rider", None, language_code)
+
+
+async def outcome_of(transport: TelegramTransport, user_id: int, text: str = TEXT) -> DeliveryError | None:
+    try:
+        await transport.deliver(user_id, announcement(text))
+    except DeliveryError as exc:
+        return exc
+    return None
+
+
+async def test_the_transport_sends_what_aiogram_sends_with_the_button_in_the_recipients_language(
+    telegram: tuple[Core, LocalBotAPI, Bot],
+) -> None:
+    core, api, bot = telegram
+    await speaks(core, 501, "en")
+    for user_id in (501, 502, 503):
+        await api.send_text(user_id, "/start")
+    transport = TelegramTransport(bot, core, build_i18n())
+    await transport.prepare([501, 502])
+    await transport.deliver(501, announcement())
+    await transport.deliver(502, announcement())  # no user row: the default language
+    keyboard = InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text="🔕 Unsubscribe", callback_data="unsub")]]
+    )
+    await bot.send_message(503, TEXT, reply_markup=keyboard)
+    english, chinese, by_aiogram = (api.last_bot_message(u) for u in (501, 502, 503))
+    assert english is not None and chinese is not None and by_aiogram is not None
+    assert (english.text, english.html, english.buttons) == (
+        by_aiogram.text,
+        by_aiogram.html,
+        by_aiogram.buttons,
+    )
+    assert english.raw["entities"] == by_aiogram.raw["entities"]  # the bot's default parse mode applied
+    assert chinese.buttons == [{"text": "🔕 退订", "callback_data": "unsub"}]
+    # The parameters the server read, besides the chat, are the ones aiogram's own call carried.
+    sent = {params["chat_id"]: params for params in api.calls_to("sendMessage")}
+    assert {k: v for k, v in sent[501].items() if k != "chat_id"} == {
+        k: v for k, v in sent[503].items() if k != "chat_id"
+    }
+
+
+async def test_the_transport_sends_a_photo_with_its_caption_and_button(
+    telegram: tuple[Core, LocalBotAPI, Bot],
+) -> None:
+    core, api, bot = telegram
+    await api.send_text(601, "/start")
+    uploaded = await api.invoke(
+        "sendPhoto", {"chat_id": 601, "photo": "attach://p"}, {"p": ("p.png", b"png")}
+    )
+    file_id = uploaded["photo"][-1]["file_id"]
+    transport = TelegramTransport(bot, core, build_i18n())
+    await transport.deliver(601, announcement("法律援助日：<b>本周六</b>上午", photo_file_id=file_id))
+    got = api.last_bot_message(601)
+    assert got is not None and got.photo and got.text == "法律援助日：本周六上午"
+    assert got.html == "法律援助日：<b>本周六</b>上午"
+    assert got.buttons == [{"text": "🔕 退订", "callback_data": "unsub"}]
+
+
+async def test_the_transport_maps_each_answer_of_the_bot_api_onto_the_broadcasters_errors(
+    telegram: tuple[Core, LocalBotAPI, Bot],
+) -> None:
+    core, api, bot = telegram
+    transport = TelegramTransport(bot, core, build_i18n())
+    for user_id in (701, 702):
+        await api.send_text(user_id, "/start")
+    await api.block(702)
+
+    assert await outcome_of(transport, 701) is None
+    blocked = await outcome_of(transport, 702)  # 403 Forbidden: bot was blocked by the user
+    assert isinstance(blocked, RecipientBlocked) and "blocked" in str(blocked)
+    not_found = await outcome_of(transport, 799)  # nobody ever opened this chat
+    assert isinstance(not_found, RecipientBlocked) and "chat not found" in str(not_found)
+
+    api.fail_next("sendMessage", 429, "Too Many Requests: retry after 7", retry_after=7)
+    retry = await outcome_of(transport, 701)
+    assert isinstance(retry, RetryLater) and retry.seconds == 7.0
+
+    api.fail_next("sendMessage", 400, "Bad Request: user is deactivated")
+    assert isinstance(await outcome_of(transport, 701), RecipientBlocked)
+
+    too_long = await outcome_of(transport, 701, "x" * 5000)  # the server's own check, not a scripted fault
+    assert isinstance(too_long, PermanentFailure) and "message is too long" in str(too_long)
+
+    api.fail_next("sendMessage", 500, "Internal Server Error")
+    server_error = await outcome_of(transport, 701)
+    assert isinstance(server_error, TransientFailure) and "500" in str(server_error)
+
+    api.fail_next("sendMessage", 502, "Bad Gateway")
+    assert isinstance(await outcome_of(transport, 701), TransientFailure)
+
+    assert [m.text for m in api.bot_messages(701)] == ["夏季送清凉：7 月 1 日起各驿站免费提供绿豆汤。"]
+
+
+async def test_the_transport_reports_a_closed_port_a_silent_server_and_a_non_json_answer_as_transient(
+    sqlite_settings: Settings,
+) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accepts the request, never answers
+        writer.close()
+
+    async def proxy_error(request: web.Request) -> web.Response:
+        return web.Response(status=502, text="<html>502 Bad Gateway</html>", content_type="text/html")
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]  # nobody listens once the socket is closed
+    silent_server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    silent_port = silent_server.sockets[0].getsockname()[1]
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", proxy_error)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    html_port = runner.addresses[0][1]
+    try:
+        async with open_core(sqlite_settings, load_index=False) as core:
+            for port, expected in (
+                (closed_port, "ClientConnectorError"),
+                (silent_port, "TimeoutError"),
+                (html_port, "502"),
+            ):
+                bot = build_bot("42:TEST", f"http://127.0.0.1:{port}")
+                bot.session.timeout = 0.5
+                try:
+                    outcome = await outcome_of(TelegramTransport(bot, core, build_i18n()), 1)
+                finally:
+                    await bot.session.close()
+                assert isinstance(outcome, TransientFailure) and expected in str(outcome), (port, outcome)
+    finally:
+        silent_server.close()
+        await runner.cleanup()
+
+
+class FlakyLimiter(LocalRateLimiter):
+    """A shared limiter whose store (Redis) is unreachable for its first `failures` calls."""
+
+    def __init__(self, rate: float, failures: int) -> None:
+        super().__init__(rate)
+        self.failures = failures
+
+    async def acquire(self) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("Redis is unreachable")
+        await super().acquire()
+
+
+async def test_a_failing_rate_limiter_delays_deliveries_without_losing_or_repeating_any(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.services import announcements
+
+    monkeypatch.setattr(announcements, "LIMITER_BACKOFF_S", 0.2)
+    async with LocalBotAPI() as api:
+        await subscribe_many(core, api, range(800, 830))
+        staff = await core.roles.access(STAFF_GD)
+        view = await core.announcements.create(staff, TEXT, Audience("44"), now())
+        bot = build_bot(api.token, api.url)
+        try:
+            broadcaster = Broadcaster(
+                core.sessions,
+                TelegramTransport(bot, core, build_i18n()),
+                FlakyLimiter(200.0, failures=7),
+                200.0,
+                clock=now,
+            )
+            await broadcaster.run_once()
+        finally:
+            await bot.session.close()
+        assert [copies(api, u) for u in range(800, 830)] == [1] * 30
+        final = await core.announcements.get(view.id, staff)
+        assert final.status == "done" and final.counts.sent == 30
+        async with core.sessions() as session:
+            attempts = (
+                await session.scalars(
+                    select(DeliveryRow.attempts).where(DeliveryRow.announcement_id == view.id)
+                )
+            ).all()
+        assert sorted(attempts) == [1] * 30  # a limiter failure is no attempt

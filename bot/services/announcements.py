@@ -6,7 +6,7 @@ retrying transient errors with backoff. Rows are marked "sending" in small windo
 out and their outcome is recorded right after, so a crash or restart resumes where it stopped and never
 sends anyone a second copy. The price of never duplicating: a row caught "sending" by a crash may or may
 not have reached its recipient (the Bot API offers no way to ask); such rows are counted as "uncertain"
-in the author's report, at most one window's worth per crash.
+in the author's report, at most two windows' worth (about 100 ms of sending) per crash.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
 MAX_ATTEMPTS = 5
+LIMITER_BACKOFF_S = 5.0  # how long a delivery waits when the rate limiter itself failed
 CELL_PRECISION = 5  # geohash cells of about 4.9 km × 4.9 km
 _BASE32 = "0123456789bcdefghjkmnpqrstuvwxyz"
 
@@ -360,6 +361,19 @@ class AnnouncementService:
 
 
 # -- delivery ---------------------------------------------------------------------------------------------
+# One delivery attempt's outcome: (delivery id, user id, new status, values to record with it).
+Outcome = tuple[int, int, str, dict[str, object]]
+
+
+def _release(slots: list[asyncio.Task[None]]) -> None:
+    """Give up rate-limiter slots reserved for deliveries that will not happen (the slots stay used)."""
+    for slot in slots:
+        if not slot.done():
+            slot.cancel()
+        elif not slot.cancelled():
+            slot.exception()  # retrieved, so that a failed reservation is not reported as unhandled
+
+
 class Transport(Protocol):
     async def deliver(self, user_id: int, announcement: AnnouncementView) -> None: ...
 
@@ -442,26 +456,49 @@ class Broadcaster:
             return _view(row, _counts(await repo.counts(announcement_id), row.total))
 
     async def send_announcement(self, announcement_id: int, stop: asyncio.Event | None = None) -> None:
-        """Send until done, paused or cancelled. Two windows are in flight at once, so that marking the next
-        rows and recording the last ones never leaves the rate limiter idle."""
+        """Send until done, paused or cancelled.
+
+        Two windows are in flight at once: while one is sending, the next one is claimed and its
+        deliveries already hold their rate-limiter slots. The limiter has no burst, so a slot nobody is
+        waiting for is lost for good; the work between windows must therefore never leave it idle:
+
+        - that work is one transaction (`_record_and_claim`): record the outcomes of the window that
+          finished, read the announcement's status, claim the next rows. Rows leave "sending" in the same
+          transaction that puts the next ones in it, so at most two windows are ever "sending" (what a
+          crash can leave uncertain);
+        - while the flow is steady (the last claim filled a window), the slots of the window after it are
+          reserved at once, long before its rows can be claimed (once the oldest window is recorded), so
+          that slow replies or a slow database delay those messages (they then go at once, never more
+          than a window of them) instead of losing their slots;
+        - the recipients' languages are looked up while the first deliveries wait for their slots."""
         view = await self._load(announcement_id)
         if view is None:
             return
-        started = time.monotonic()
-        last_report = time.monotonic()
-        sent_here = [0]
-        in_flight: set[asyncio.Task[None]] = set()
+        started = last_report = time.monotonic()
+        sent_here = 0
+        in_flight: set[asyncio.Task[list[Outcome]]] = set()
+        finished: list[Outcome] = []
+        slots: list[asyncio.Task[None]] = []
         try:
             while stop is None or not stop.is_set():
-                if await self._status(announcement_id) != "sending":
+                status, claimed = await self._record_and_claim(announcement_id, finished)
+                sent_here += sum(1 for outcome in finished if outcome[2] == "sent")
+                finished = []
+                if status != "sending":
                     return
-                now = self.clock()
-                async with self.sessions() as session, session.begin():
-                    claimed = await AnnouncementRepository(session).claim(announcement_id, now, self.window)
-                if not claimed:
-                    if in_flight:
-                        await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                        continue
+                if claimed:
+                    # Reserved here, in order: this window's slots come before the next one's.
+                    window_slots, slots = slots[: len(claimed)], slots[len(claimed) :]
+                    window_slots += self._reserve(len(claimed) - len(window_slots))
+                    in_flight.add(asyncio.create_task(self._send_window(claimed, view, window_slots)))
+                _release(slots)
+                slots = []
+                if len(claimed) == self.window:
+                    # The flow is steady: the next window will most likely be full too; its slots are
+                    # taken now, while this one and the one before it are sending.
+                    slots = self._reserve(self.window)
+                if not claimed and not in_flight:
+                    now = self.clock()
                     async with self.sessions() as session:
                         retry_at = await AnnouncementRepository(session).next_attempt(announcement_id)
                     if retry_at is None:
@@ -469,90 +506,138 @@ class Broadcaster:
                         return
                     await asyncio.sleep(min(max((retry_at - now).total_seconds(), 0.05), self.idle_poll))
                     continue
-                task = asyncio.create_task(self._send_window(claimed, view, sent_here))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-                if len(in_flight) >= 2:
-                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                if len(in_flight) >= 2 or not claimed:
+                    done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        finished.extend(task.result())
                 if self.progress is not None and time.monotonic() - last_report >= self.progress_every:
                     last_report = time.monotonic()
                     fresh = await self._load(announcement_id)
                     if fresh is not None:
                         elapsed = time.monotonic() - started
-                        speed = sent_here[0] / elapsed if elapsed > 0 and sent_here[0] else self.rate
+                        speed = sent_here / elapsed if elapsed > 0 and sent_here else self.rate
                         await self._report(fresh, fresh.counts.left / max(speed, 1e-6), final=False)
         finally:
+            _release(slots)
             # Let what is in flight finish and be recorded (a pause or a stop never abandons a window).
             if in_flight:
-                await asyncio.gather(*in_flight, return_exceptions=True)
+                for result in await asyncio.gather(*in_flight, return_exceptions=True):
+                    if isinstance(result, list):
+                        finished.extend(result)
+            if finished:
+                async with self.sessions() as session, session.begin():
+                    await self._record(AnnouncementRepository(session), finished)
 
-    async def _status(self, announcement_id: int) -> str | None:
-        async with self.sessions() as session:
-            row = await AnnouncementRepository(session).get(announcement_id)
-            return row.status if row is not None else None
-
-    async def _send_window(
-        self, claimed: list[tuple[int, int, int]], view: AnnouncementView, sent_here: list[int]
-    ) -> None:
-        prepare = getattr(self.transport, "prepare", None)
-        if prepare is not None:
-            await prepare([user_id for _, user_id, _ in claimed])
-        outcomes = await asyncio.gather(*(self._deliver_one(d, view) for d in claimed))
-        blocked = [
-            user_id
-            for (_, user_id, _), outcome in zip(claimed, outcomes, strict=True)
-            if outcome is not None and outcome[1] == "blocked"
-        ]
+    async def _record_and_claim(
+        self, announcement_id: int, finished: list[Outcome]
+    ) -> tuple[str | None, list[tuple[int, int, int]]]:
+        """Record `finished`, then claim the next window if the announcement is still "sending"; one
+        transaction. Returns the status and the claimed (delivery id, user id, attempts)."""
         async with self.sessions() as session, session.begin():
             repo = AnnouncementRepository(session)
-            await repo.finish([o for o in outcomes if o is not None])
-            for user_id in blocked:
-                await repo.block(user_id, self.clock())
-        sent_here[0] += sum(1 for o in outcomes if o is not None and o[1] == "sent")
+            await self._record(repo, finished)
+            row = await repo.get(announcement_id)
+            if row is None or row.status != "sending":
+                return (row.status if row is not None else None), []
+            return row.status, await repo.claim(announcement_id, self.clock(), self.window)
 
-    async def _deliver_one(
-        self, claimed: tuple[int, int, int], view: AnnouncementView
-    ) -> tuple[int, str, dict[str, object]] | None:
-        outcome = await self._attempt(claimed, view)
-        if outcome is not None and self.on_delivery is not None:
-            try:
-                self.on_delivery(outcome[1])
-            except Exception:
-                log.warning("delivery observer failed", exc_info=True)
-        return outcome
+    async def _record(self, repo: AnnouncementRepository, finished: list[Outcome]) -> None:
+        if not finished:
+            return
+        await repo.finish([(delivery_id, status, values) for delivery_id, _, status, values in finished])
+        blocked_at = self.clock()
+        for _, user_id, status, _ in finished:
+            if status == "blocked":
+                await repo.block(user_id, blocked_at)
+
+    def _reserve(self, count: int) -> list[asyncio.Task[None]]:
+        """Reserve `count` rate-limiter slots now: each task ends when its slot has come."""
+        return [asyncio.ensure_future(self.limiter.acquire()) for _ in range(count)]
+
+    async def _send_window(
+        self, claimed: list[tuple[int, int, int]], view: AnnouncementView, slots: list[asyncio.Task[None]]
+    ) -> list[Outcome]:
+        """Deliver one window, each delivery in its rate-limiter slot, and return the outcomes (recording
+        them is the caller's)."""
+        prepare = getattr(self.transport, "prepare", None)
+        user_ids = [user_id for _, user_id, _ in claimed]
+        ready = asyncio.ensure_future(prepare(user_ids)) if prepare is not None else None
+        try:
+            outcomes = await asyncio.gather(
+                *(
+                    self._attempt(delivery, view, slot, ready)
+                    for delivery, slot in zip(claimed, slots, strict=True)
+                )
+            )
+        finally:
+            _release(slots)  # all used, unless this window was cancelled
+            if ready is not None:
+                if not ready.done():
+                    ready.cancel()
+                elif not ready.cancelled() and (error := ready.exception()) is not None:
+                    # Each delivery then looks its recipient up on its own.
+                    log.warning("looking up a window's recipients failed: %r", error)
+        if self.on_delivery is not None:
+            for outcome in outcomes:
+                try:
+                    self.on_delivery(outcome[2])
+                except Exception:
+                    log.warning("delivery observer failed", exc_info=True)
+        return outcomes
 
     async def _attempt(
-        self, claimed: tuple[int, int, int], view: AnnouncementView
-    ) -> tuple[int, str, dict[str, object]] | None:
+        self,
+        claimed: tuple[int, int, int],
+        view: AnnouncementView,
+        slot: asyncio.Task[None],
+        ready: asyncio.Future[None] | None,
+    ) -> Outcome:
+        """One delivery attempt, once its rate-limiter slot has come and the window's languages are known;
+        never raises an Exception (its outcome says what happened)."""
         delivery_id, user_id, attempts = claimed
-        await self.limiter.acquire()
+        try:
+            await slot
+        except Exception as exc:
+            # The shared limiter is unreachable (Redis): nothing was sent, so this is no attempt; try
+            # again a little later.
+            log.warning("rate limiter failed (%r); delivery %s waits", exc, delivery_id)
+            later = self.clock() + timedelta(seconds=LIMITER_BACKOFF_S)
+            return delivery_id, user_id, "pending", {"next_attempt_at": later, "last_error": repr(exc)[:300]}
+        if ready is not None and not ready.done():
+            await asyncio.wait((ready,))
         now = self.clock()
         try:
             await self.transport.deliver(user_id, view)
         except RecipientBlocked:
-            return delivery_id, "blocked", {"attempts": attempts + 1, "last_error": "blocked the bot"}
+            values: dict[str, object] = {"attempts": attempts + 1, "last_error": "blocked the bot"}
+            return delivery_id, user_id, "blocked", values
         except RetryLater as exc:
             # Telegram asked everyone to wait: stop all sending, then try this one again.
-            await self.limiter.pause(exc.seconds)
-            return delivery_id, "pending", {"last_error": f"retry after {exc.seconds:g} s"}
+            try:
+                await self.limiter.pause(exc.seconds)
+            except Exception:
+                log.warning("could not pause the rate limiter for %g s", exc.seconds, exc_info=True)
+            return delivery_id, user_id, "pending", {"last_error": f"retry after {exc.seconds:g} s"}
         except PermanentFailure as exc:
-            return delivery_id, "failed", {"attempts": attempts + 1, "last_error": str(exc)[:300]}
+            return delivery_id, user_id, "failed", {"attempts": attempts + 1, "last_error": str(exc)[:300]}
         except Exception as exc:  # transient: network, 5xx, timeouts
-            attempts += 1
-            if attempts >= MAX_ATTEMPTS:
-                return delivery_id, "failed", {"attempts": attempts, "last_error": repr(exc)[:300]}
-            backoff = timedelta(seconds=min(300, 2**attempts))
-            log.info("delivery %s to %s failed (%r); retry in %s", delivery_id, user_id, exc, backoff)
-            return (
-                delivery_id,
-                "pending",
-                {
-                    "attempts": attempts,
-                    "next_attempt_at": now + backoff,
-                    "last_error": repr(exc)[:300],
-                },
-            )
-        return delivery_id, "sent", {"attempts": attempts + 1, "sent_at": now}
+            return self._retry(delivery_id, user_id, attempts, exc, now)
+        return delivery_id, user_id, "sent", {"attempts": attempts + 1, "sent_at": now}
+
+    @staticmethod
+    def _retry(delivery_id: int, user_id: int, attempts: int, exc: Exception, now: datetime) -> Outcome:
+        """A transient failure: try again after an exponential backoff, up to MAX_ATTEMPTS attempts."""
+        attempts += 1
+        if attempts >= MAX_ATTEMPTS:
+            return delivery_id, user_id, "failed", {"attempts": attempts, "last_error": repr(exc)[:300]}
+        backoff = timedelta(seconds=min(300, 2**attempts))
+        log.info("delivery %s to %s failed (%r); retry in %s", delivery_id, user_id, exc, backoff)
+        return (
+            delivery_id,
+            user_id,
+            "pending",
+            {"attempts": attempts, "next_attempt_at": now + backoff, "last_error": repr(exc)[:300]},
+        )
 
     async def _finish(self, announcement_id: int) -> None:
         async with self.sessions() as session, session.begin():
