@@ -26,6 +26,8 @@ def redis_down() -> tuple[type[BaseException], ...]:
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
     return (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+
+
 STREAM = "yizhan:stations:changes"
 #: The same kind of feed for users (language, amenity filter): followers drop their cached copy.
 USERS_STREAM = "yizhan:users:changes"
