@@ -166,7 +166,8 @@ class UserSessionMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         # A session takes a connection only when first used and gives it back when its transaction
         # ends, so an update answered from caches and the index touches no connection at all.
-        async with self.sessions() as session:
+        session = self.sessions()
+        try:
             data["session"] = session
             users = data["users"] = UserService(session, self.users)
             tg_user: TgUser | None = data.get("event_from_user")
@@ -178,6 +179,12 @@ class UserSessionMiddleware(BaseMiddleware):
             if session.in_transaction():
                 await session.commit()
             return result
+        finally:
+            # Only a session inside a transaction holds a connection (to roll back and give back when the
+            # handler raised). Closing one that holds nothing would still cost a hand-off to SQLAlchemy's
+            # greenlet, about 0.1 ms on every update.
+            if session.in_transaction():
+                await session.close()
 
 
 class LocaleMiddleware(I18nMiddleware):
