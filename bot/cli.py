@@ -278,6 +278,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     if not has_token(settings):
         return 2
     async with open_core(settings, follow_changes=True, warm_cache=True) as core:
+        assert settings.bot_token is not None  # has_token
         bot = build_bot(settings.bot_token.get_secret_value(), settings.telegram_api_url)
         dp = build_dispatcher(core)
         try:
@@ -345,6 +346,7 @@ async def cmd_worker(args: argparse.Namespace) -> int:
     if not has_token(settings):
         return 2
     async with open_core(settings, load_index=False) as core:
+        assert settings.bot_token is not None  # has_token
         bot = build_bot(settings.bot_token.get_secret_value(), settings.telegram_api_url)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -25,7 +25,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.exceptions import TelegramNetworkError
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import TelegramType
-from aiohttp import ClientError
+from aiohttp import ClientError, ClientTimeout
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -76,7 +76,7 @@ class JsonAiohttpSession(AiohttpSession):
                 url,
                 data=orjson.dumps(params),
                 headers=_JSON_HEADERS,
-                timeout=self.timeout if timeout is None else timeout,
+                timeout=ClientTimeout(total=self.timeout if timeout is None else timeout),
             ) as resp:
                 raw_result = await resp.read()
         except TimeoutError as e:
@@ -116,7 +116,7 @@ class JsonAiohttpSession(AiohttpSession):
                 url,
                 data=body,
                 headers=_JSON_HEADERS,
-                timeout=self.timeout if timeout is None else timeout,
+                timeout=ClientTimeout(total=self.timeout if timeout is None else timeout),
             ) as resp:
                 raw_result = await resp.text()
         except TimeoutError as e:

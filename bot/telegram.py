@@ -158,12 +158,12 @@ async def _on_error(
     chat_id = None
     inner = update.event
     if getattr(inner, "from_user", None) is not None:
-        user_id = inner.from_user.id  # type: ignore[union-attr]
-        language_code = inner.from_user.language_code  # type: ignore[union-attr]
+        user_id = inner.from_user.id  # type: ignore[attr-defined]
+        language_code = inner.from_user.language_code  # type: ignore[attr-defined]
     if isinstance(inner, Message):
         chat_id = inner.chat.id
     elif getattr(inner, "message", None) is not None:
-        chat_id = inner.message.chat.id  # type: ignore[union-attr]
+        chat_id = inner.message.chat.id  # type: ignore[attr-defined]
     # The log context middleware runs inside aiogram's error middleware: its context is gone by now.
     with log_context(update.update_id, user_id):
         log.error(

@@ -219,8 +219,14 @@ async def station_command(
         return
     try:
         text, keyboard = await _staff_card(
-            code, station_admin, ratings, roles, message.from_user.id, clock, default_tz
-        )  # type: ignore[union-attr]
+            code,
+            station_admin,
+            ratings,
+            roles,
+            message.from_user.id,  # type: ignore[union-attr]
+            clock,
+            default_tz,
+        )
     except StationNotFound:
         await message.answer(_("No station with the code {code}.").format(code=escape(code[:64])))
         return
@@ -293,12 +299,12 @@ async def _staff_amenities(query, callback_data, station_admin, access, state, c
     if callback_data.action == "am":
         await station_admin.history(callback_data.station, access, limit=1)  # the right to edit it
         station = await station_admin.stations.get_by_id(callback_data.station)
-        chosen = tuple(station.amenities)
-        await state.update_data(staff_amenities={"station": station.id, "chosen": list(chosen)})
+        current = tuple(station.amenities)
+        await state.update_data(staff_amenities={"station": station.id, "chosen": list(current)})
         await query.answer()
         await query.message.answer(
             _("Amenities of {name}:").format(name=escape(station.name)),  # type: ignore[union-attr]
-            reply_markup=staff_amenity_keyboard(station, chosen),
+            reply_markup=staff_amenity_keyboard(station, current),
         )
         return
     pending = data.get("staff_amenities")
@@ -306,7 +312,7 @@ async def _staff_amenities(query, callback_data, station_admin, access, state, c
         await query.answer(_("This button is out of date."), show_alert=True)
         return
     station = await station_admin.stations.get_by_id(callback_data.station)
-    chosen = set(pending["chosen"])
+    chosen: set[str] = set(pending["chosen"])
     if callback_data.action == "at":
         chosen ^= {callback_data.value}
         pending["chosen"] = sorted(chosen)

@@ -90,8 +90,8 @@ async def report_kind_chosen(
     data["kind"] = kind.value
     await state.update_data(report=data)
     await query.answer()
-    message = query.message
-    assert message is not None
+    message = own_message(query)
+    assert message is not None  # checked above
     if kind is ReportKind.AMENITY_BROKEN:
         await message.answer(_("Which one is broken?"), reply_markup=report_amenity_keyboard(station))
     elif kind is ReportKind.WRONG_LOCATION:

@@ -12,7 +12,7 @@ from aiogram import Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.domain import GeoPoint, InvalidLocation, StationNotFound, UnknownAmenity, User
@@ -55,7 +55,7 @@ async def _results(
 
 async def _render_results(
     nearby: NearbyService, point: GeoPoint, user: User, now: datetime, page: int = 0, closed: bool = False
-) -> tuple[str, object]:
+) -> tuple[str, InlineKeyboardMarkup]:
     result = await _results(nearby, point, user, now, page, closed)
     return (
         results_text(result, user.amenity_filter, now),

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,7 +41,8 @@ class AnnouncementRepository:
             )
         )
         # Subscribing again means the user is reachable again.
-        await self.session.execute(BotBlockRow.__table__.delete().where(BotBlockRow.user_id == user_id))
+        blocks: Table = BotBlockRow.__table__  # type: ignore[assignment]  # declared as a FromClause
+        await self.session.execute(blocks.delete().where(BotBlockRow.user_id == user_id))
 
     async def unsubscribe(self, user_id: int, at: datetime) -> bool:
         result = await self.session.execute(

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, Text, and_, bindparam, cast, func, or_, select, text
+from sqlalchemy import Row, Table, Text, and_, bindparam, cast, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -253,7 +253,7 @@ class StationRepository:
         now = now or utcnow()
         dialect = self.session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        table = StationRow.__table__
+        table: Table = StationRow.__table__  # type: ignore[assignment]  # declared as a FromClause
         for start in range(0, len(records), _BATCH):
             rows = [
                 {"code": r.code, **record_values(r), "created_at": now, "updated_at": now}

@@ -44,7 +44,8 @@ _BASE32 = "0123456789bcdefghjkmnpqrstuvwxyz"
 # -- coarse cells ----------------------------------------------------------------------------------------
 def geohash(lat: float, lon: float, precision: int = CELL_PRECISION) -> str:
     lat_lo, lat_hi, lon_lo, lon_hi = -90.0, 90.0, -180.0, 180.0
-    chars, bits, value, even = [], 0, 0, True
+    chars: list[str] = []
+    bits, value, even = 0, 0, True
     while len(chars) < precision:
         if even:
             mid = (lon_lo + lon_hi) / 2

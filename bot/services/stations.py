@@ -447,7 +447,7 @@ class StationService:
             if self.search is not None:
                 self.search.index.upsert(index_entry(station))
 
-    async def update(self, code: str, **values: object) -> Station:
+    async def update(self, code: str, **values: Any) -> Station:
         """Change some fields of one station and patch the index."""
         async with self.sessions() as session, session.begin():
             repo = StationRepository(session)
