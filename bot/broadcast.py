@@ -44,12 +44,12 @@ from bot.services.announcements import (
     TransientFailure,
 )
 from bot.services.users import effective_locale
+from bot.session import JSON_HEADERS
 from storage.ratelimit import RateLimiter
 from storage.users_repo import UserRepository
 
 log = logging.getLogger(__name__)
 
-_JSON_HEADERS = {"Content-Type": "application/json"}
 # Bad requests that mean the recipient is gone for good: treated like a block, never retried.
 _GONE = ("chat not found", "user is deactivated")
 
@@ -134,7 +134,7 @@ class TelegramTransport:
         body = orjson.dumps({"chat_id": user_id, **params})
         http = await self._session.create_session()
         try:
-            async with http.post(url, data=body, headers=_JSON_HEADERS, timeout=self._timeout) as resp:
+            async with http.post(url, data=body, headers=JSON_HEADERS, timeout=self._timeout) as resp:
                 status = resp.status
                 raw = await resp.read()
         except (TimeoutError, ClientError) as exc:

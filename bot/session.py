@@ -27,7 +27,7 @@ from aiogram.methods import TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiohttp import ClientError, ClientTimeout
 
-_JSON_HEADERS = {"Content-Type": "application/json"}
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def _dumps(value: Any) -> str:
@@ -75,7 +75,7 @@ class JsonAiohttpSession(AiohttpSession):
             async with session.post(
                 url,
                 data=orjson.dumps(params),
-                headers=_JSON_HEADERS,
+                headers=JSON_HEADERS,
                 timeout=ClientTimeout(total=self.timeout if timeout is None else timeout),
             ) as resp:
                 raw_result = await resp.read()
@@ -115,7 +115,7 @@ class JsonAiohttpSession(AiohttpSession):
             async with session.post(
                 url,
                 data=body,
-                headers=_JSON_HEADERS,
+                headers=JSON_HEADERS,
                 timeout=ClientTimeout(total=self.timeout if timeout is None else timeout),
             ) as resp:
                 raw_result = await resp.text()

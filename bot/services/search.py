@@ -73,6 +73,17 @@ def open_now(status: StationStatus, hours: HoursStatus) -> bool | None:
     return hours.state is OpenState.OPEN
 
 
+def _eligible_slots(
+    index: SpatialIndex, slots: np.ndarray | slice, open_by_ref: np.ndarray | None
+) -> np.ndarray:
+    """Whether the stations in `slots` can be answers: active and open per `open_by_ref`, or (None) active
+    or temporarily closed."""
+    status = index.status[slots]
+    if open_by_ref is None:
+        return (status == _ACTIVE) | (status == _TEMPORARILY_CLOSED)
+    return (status == _ACTIVE) & open_by_ref[index.hours_ref[slots]]
+
+
 def _same_table(a: np.ndarray | None, b: np.ndarray) -> bool:
     return a is b or (a is not None and a.shape == b.shape and bool(np.array_equal(a, b)))
 
@@ -239,9 +250,9 @@ class SearchService:
                 mask = np.concatenate((mask, np.zeros(n - len(mask), bool)))
             fresh = np.asarray(index.touched[seen:], np.intp)
             fresh = np.union1d(fresh, np.arange(len(cached[4]), n, dtype=np.intp))
-            mask[fresh] = self._eligible_slots(fresh, open_by_ref)
+            mask[fresh] = _eligible_slots(index, fresh, open_by_ref)
         else:
-            mask = self._eligible_slots(slice(0, n), open_by_ref)
+            mask = _eligible_slots(index, slice(0, n), open_by_ref)
         self._eligibility[open_by_ref is None] = (
             index,
             index.generation,
@@ -250,13 +261,6 @@ class SearchService:
             mask,
         )
         return mask
-
-    def _eligible_slots(self, slots: np.ndarray | slice, open_by_ref: np.ndarray | None) -> np.ndarray:
-        index = self.index
-        status = index.status[slots]
-        if open_by_ref is None:
-            return (status == _ACTIVE) | (status == _TEMPORARILY_CLOSED)
-        return (status == _ACTIVE) & open_by_ref[index.hours_ref[slots]]
 
     def _wanted_mask(self, amenities: Iterable[str]) -> int:
         if not amenities:
@@ -274,10 +278,10 @@ class SearchService:
     def _open_subset(self, open_by_ref: np.ndarray) -> SubsetIndex | None:
         """The k-d tree of the stations open per `open_by_ref`, when one is built and current; otherwise
         None, and when few stations are open (the night), one is built in a worker thread."""
-        subset = self._subset
-        index = self.index
-        if subset is not None and subset.usable_for(index) and _same_table(subset.key, open_by_ref):
+        subset = self._current_subset(open_by_ref)
+        if subset is not None:
             return subset
+        index = self.index
         if self._open_share(open_by_ref) > self.subset_share:
             return None
         building = self._building
@@ -292,6 +296,13 @@ class SearchService:
             return None
         return self._build_subset(index, open_by_ref)
 
+    def _current_subset(self, open_by_ref: np.ndarray) -> SubsetIndex | None:
+        """The open-now tree built for this table and still valid for the index, if there is one."""
+        subset = self._subset
+        if subset is not None and subset.usable_for(self.index) and _same_table(subset.key, open_by_ref):
+            return subset
+        return None
+
     def _build_subset(self, index: SpatialIndex, open_by_ref: np.ndarray) -> SubsetIndex | None:
         try:
             started = time.perf_counter()
@@ -299,7 +310,7 @@ class SearchService:
             # The subset's log position is read before the columns (SubsetIndex), so a patch racing this
             # read is either seen here or replayed from the log.
             touched_from = len(index.touched)
-            member = (index.status[:n] == _ACTIVE) & open_by_ref[index.hours_ref[:n]]
+            member = _eligible_slots(index, slice(0, n), open_by_ref)
             subset = index.subset(np.flatnonzero(member), key=open_by_ref, touched_from=touched_from)
             self._subset = subset
             log.debug("open-now index: %d stations in %.3f s", len(subset), time.perf_counter() - started)
@@ -312,10 +323,7 @@ class SearchService:
         """Build, now and in this thread, what searches at `at` would build in the background (the index
         of stations open then, when few are); benchmarks and tests call it to measure the steady state."""
         table = self._open_by_ref(at.timestamp(), self._hours_table())
-        subset = self._subset
-        if subset is not None and subset.usable_for(self.index) and _same_table(subset.key, table):
-            return
-        if self._open_share(table) <= self.subset_share:
+        if self._current_subset(table) is None and self._open_share(table) <= self.subset_share:
             self._build_subset(self.index, table)
 
     def _open_by_ref(self, ts: float, hours_table: list[Hours | None]) -> np.ndarray:
