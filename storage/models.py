@@ -265,3 +265,15 @@ class SubscriptionOfferRow(Base):
 
     user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     offered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WriteFenceRow(Base):
+    """A station write in progress: syncs promise nothing past its start (storage/fences.py)."""
+
+    __tablename__ = "write_fences"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    #: Who holds it (a process and what it does), for an operator looking at a stale fence.
+    holder: Mapped[str] = mapped_column(String(100), default="")

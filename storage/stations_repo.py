@@ -246,11 +246,12 @@ class StationRepository:
         """A round trip to the database; raises what the driver raises when it is unreachable."""
         await self.session.execute(select(1))
 
-    async def upsert_many(self, records: Sequence[StationRecord], now: datetime | None = None) -> None:
-        """Insert new codes, update changed ones, leave identical ones untouched. Caller commits."""
+    async def upsert_many(self, records: Sequence[StationRecord]) -> None:
+        """Insert new codes, update changed ones, leave identical ones untouched. Caller commits, inside a
+        write fence (storage/fences.py): rows are stamped with the clock read here."""
         if not records:
             return
-        now = now or utcnow()
+        now = utcnow()
         dialect = self.session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         table: Table = StationRow.__table__  # type: ignore[assignment]  # declared as a FromClause
@@ -276,7 +277,9 @@ class StationRepository:
                 stmt.on_conflict_do_update(index_elements=["code"], set_=update, where=changed), rows
             )
 
-    async def update_fields(self, station_id: int, now: datetime | None = None, **values: Any) -> Station:
+    async def update_fields(self, station_id: int, **values: Any) -> Station:
+        """Change some fields of a station. Caller commits, inside a write fence (storage/fences.py): the row
+        is stamped with the clock read here, not with the instant the change is about (that may be older)."""
         row = await self.session.get(StationRow, station_id)
         if row is None:
             raise LookupError(station_id)
@@ -288,7 +291,7 @@ class StationRepository:
             if name == "amenities":
                 value = list(value)
             setattr(row, name, value)
-        row.updated_at = now or utcnow()
+        row.updated_at = utcnow()
         await self.session.flush()
         return row_to_station(row)
 

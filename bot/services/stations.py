@@ -14,6 +14,7 @@ import functools
 import json
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from bot.domain import CRS, BBox, InvalidCursor, Station, StationNotFound, Stati
 from bot.services.cache import TtlCache
 from bot.services.hours import HoursStatus, OpenState, hours_of
 from bot.services.search import SearchService, open_now
+from storage.fences import sync_horizon, write_fence
 from storage.importers import (
     GEOJSON_HEAD,
     GEOJSON_SEPARATOR,
@@ -137,8 +139,9 @@ class SyncCursor:
 
 @dataclass(frozen=True, slots=True)
 class ChangesPage:
-    """One page of a sync. `server_time` was read before the query, so a client that syncs next with
-    `since=server_time` of its last page misses no change committed after this page was read."""
+    """One page of a sync. `server_time` was read before the query and is no later than the start of any
+    station write still in progress (storage/fences.py), so a client that syncs next with
+    `since=server_time` of its last page misses no change, however long the transaction that made it."""
 
     server_time: datetime
     stations: list[Station]
@@ -279,9 +282,11 @@ class StationService:
         inside `bbox` when given, ordered by (updated_at, id), `limit` at a time from `after`."""
         if not 1 <= limit <= MAX_SYNC_PAGE:
             raise ValueError(f"limit must be between 1 and {MAX_SYNC_PAGE}")
-        # Read the clock the writers stamp updated_at with, and before the query: see ChangesPage.
-        server_time = utcnow()
+        # The clock the writers stamp updated_at with, then the writes in progress, then the rows: see
+        # ChangesPage and storage/fences.py.
+        now = utcnow()
         async with self.sessions() as session:
+            server_time = await sync_horizon(session, now)
             stations = await StationRepository(session).changed_page(
                 since=since,
                 after=(after.updated_at, after.id) if after else None,
@@ -358,7 +363,10 @@ class StationService:
     ) -> ImportReport:
         """Upsert by code in one transaction; a dry run counts what would change and writes nothing."""
         report = report or ImportReport(total_rows=len(records), dry_run=dry_run)
-        async with self.sessions() as session, session.begin():
+        fence: AbstractAsyncContextManager[None] = (
+            nullcontext() if dry_run else write_fence(self.sessions, "import")
+        )
+        async with fence, self.sessions() as session, session.begin():
             repo = StationRepository(session)
             existing = await repo.by_codes(r.code for r in records)
             changed: list[StationRecord] = []
@@ -449,7 +457,7 @@ class StationService:
 
     async def update(self, code: str, **values: Any) -> Station:
         """Change some fields of one station and patch the index."""
-        async with self.sessions() as session, session.begin():
+        async with write_fence(self.sessions, "edit station"), self.sessions() as session, session.begin():
             repo = StationRepository(session)
             station = await repo.get_by_code(code)
             if station is None:

@@ -250,7 +250,9 @@ def build_openapi() -> dict[str, Any]:
                         "Stations changed after `since` (all when absent), closed ones included so that "
                         "copies remove them, ordered by (updated_at, code key). Follow `next_cursor` until "
                         "it is null, then sync next time with `since` = the `server_time` of the last page: "
-                        "it is read before the query, so no change is missed."
+                        "it is read before the query and never later than the start of a write still in "
+                        "progress, so no change is missed, however long the transaction that made it (a "
+                        "change may come twice; apply changes by code)."
                     ),
                     "parameters": [
                         _query(
