@@ -149,6 +149,12 @@ def build_tree(xyz: NDArray[np.float64]) -> KDTree:
     return KDTree(np.ascontiguousarray(xyz, dtype=np.float64), leafsize=LEAF_SIZE)
 
 
+def tree_bytes(n: int) -> int:
+    """Memory of a k-d tree of n points: its own copy of the points, a 4-byte permutation and about
+    2n/leaf nodes."""
+    return n * 3 * 8 + n * 4 + (2 * n // LEAF_SIZE + 1) * 64
+
+
 def _tree_query(
     tree: KDTree, q: NDArray[np.float64], take: int
 ) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
@@ -493,9 +499,7 @@ class SpatialIndex:
         arrays = (cols.ids, cols.lat, cols.lon, cols.status, cols.amenity, cols.hours, cols.codes)
         total = sum(a.nbytes for a in arrays)
         if self._tree is not None:
-            # The tree keeps its own copy of the points, a 4-byte permutation and about 2n/leaf nodes.
-            n = self._tree_size
-            total += n * 3 * 8 + n * 4 + (2 * n // LEAF_SIZE + 1) * 64
+            total += tree_bytes(self._tree_size)
         return total
 
 
@@ -532,6 +536,9 @@ class SubsetIndex:
 
     def __len__(self) -> int:
         return len(self.slots)
+
+    def memory_bytes(self) -> int:
+        return self.slots.nbytes + (tree_bytes(len(self.slots)) if self._tree is not None else 0)
 
     def usable_for(self, index: SpatialIndex) -> bool:
         return (

@@ -72,11 +72,13 @@ def assert_same(got: list, expected: list[tuple[str, float]]) -> None:
         assert hit.distance_m == pytest.approx(distance, abs=1e-6)
 
 
-#: The two ways a search finds candidates: the whole index, or the k-d tree of the stations open at the
-#: instant (built synchronously here, for every instant, however many stations are open).
+#: The ways a search finds candidates: the whole index; the k-d tree of the stations open at the instant,
+#: thinned by the amenity filter; or a tree of the stations open with the amenities asked for. The trees are
+#: built synchronously here, for every instant and filter, however many stations they hold.
 MODES = {
     "whole index": {"subset_share": 0.0},
-    "open-now subset": {"subset_share": 1.0, "background": False},
+    "open-now subset": {"subset_share": 1.0, "subset_after": 1 << 30, "background": False},
+    "subset per filter": {"subset_share": 1.0, "subset_after": 1, "background": False},
 }
 
 
@@ -237,13 +239,69 @@ def test_few_open_stations_get_a_tree_of_their_own_built_in_the_background() -> 
     assert _codes(search, point) == expected
     assert search._building is not None
     search._building.join(10)
-    subset = search._subset
+    subset = search._subsets[(False, 0)]
     assert subset is not None and len(subset) == 200
     assert _codes(search, point) == expected
     # In the daytime most stations are open: no subset is used, the answer is still right.
     day = datetime(2025, 6, 18, 4, 0, tzinfo=UTC)
     hits = search.find_nearest_open(point, 5, (), day)
     assert [h.code for h in hits] == [code for code, _ in reference(entries, point, 5, [], day, False)]
+
+
+def test_a_filter_asked_for_often_gets_a_tree_of_its_own() -> None:
+    # By day most stations are open, but few have both amenities: one in twenty here.
+    entries = [
+        IndexEntry(
+            e.id,
+            e.code,
+            e.lat,
+            e.lon,
+            e.status,
+            ("ebike_charging", "toilet") if e.id % 20 == 0 else (),
+            "24/7",
+            None,
+        )
+        for e in _night_network()
+    ]
+    search = SearchService(SpatialIndex(entries), subset_share=0.3, subset_after=3)
+    day = datetime(2025, 6, 18, 4, 0, tzinfo=UTC)
+    wanted = ("ebike_charging", "toilet")
+    point = GeoPoint(23.03, 113.03)
+    expected = [code for code, _ in reference(entries, point, 5, list(wanted), day, False)]
+
+    def codes() -> list[str]:
+        return [h.code for h in search.find_nearest_open(point, 5, wanted, day)]
+
+    # Asked for once or twice, a filter thins the whole index out; from the third time, a tree is built.
+    assert codes() == expected and codes() == expected
+    assert search._building is None
+    assert codes() == expected
+    assert search._building is not None
+    search._building.join(10)
+    subset = search._subsets[(False, search._wanted_mask(wanted))]
+    assert len(subset) == 100
+    assert codes() == expected
+    # A tree for the stations open now is not worth it by day: most are.
+    assert (False, 0) not in search._subsets
+
+
+def test_subset_trees_hold_no_more_stations_than_the_index() -> None:
+    entries = [
+        IndexEntry(e.id, e.code, e.lat, e.lon, e.status, AMENITY_KEYS[: 1 + e.id % 3], "24/7", None)
+        for e in _night_network(300)
+    ]
+    search = SearchService(SpatialIndex(entries), subset_share=1.0, subset_after=1, background=False)
+    point = GeoPoint(23.03, 113.03)
+    for wanted in (AMENITY_KEYS[:1], AMENITY_KEYS[:2], AMENITY_KEYS[:3], ()):
+        hits = search.find_nearest_open(point, 5, wanted, NIGHT, include_closed=True)
+        expected = reference(entries, point, 5, list(wanted), NIGHT, True)
+        assert [h.code for h in hits] == [code for code, _ in expected]
+        assert sum(len(s) for s in search._subsets.values()) <= 300
+    # The newest stays; the oldest went first.
+    assert (True, 0) in search._subsets and (
+        True,
+        search._wanted_mask(AMENITY_KEYS[:1]),
+    ) not in search._subsets
 
 
 def test_the_open_subset_catches_up_with_patches_made_while_it_was_built() -> None:
@@ -262,14 +320,14 @@ def test_the_open_subset_catches_up_with_patches_made_while_it_was_built() -> No
     member = (index.status[: index.slot_count] == 0) & table[index.hours_ref[: index.slot_count]]
     member[index.slot_of(2)] = False  # what the builder read before the patch
     member[index.slot_of(9999)] = False
-    search._subset = index.subset(np.flatnonzero(member), key=table, touched_from=touched_from)
+    search._subsets = {(False, 0): index.subset(np.flatnonzero(member), key=table, touched_from=touched_from)}
     current = [e for e in entries if e.id not in (2, 10)] + [nearest_day_only, moved]
     expected = [code for code, _ in reference(current, point, 5, [], NIGHT, False)]
     assert "NEW" in expected and "G00002" in expected and "G00010" not in expected
     assert _codes(search, point) == expected
-    assert search._subset.usable_for(index)
+    assert search._subsets[(False, 0)].usable_for(index)
     # A compaction renumbers the slots: the subset is dropped and rebuilt.
     index.compact()
-    assert not search._subset.usable_for(index)
+    assert not search._subsets[(False, 0)].usable_for(index)
     assert _codes(search, point) == expected
-    assert search._subset.usable_for(index)
+    assert search._subsets[(False, 0)].usable_for(index)

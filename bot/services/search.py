@@ -105,6 +105,7 @@ class SearchService:
         default_tz: str = "Asia/Shanghai",
         *,
         subset_share: float = 0.3,
+        subset_after: int = 32,
         background: bool = True,
     ) -> None:
         self.index = index
@@ -118,10 +119,16 @@ class SearchService:
         self._open_share_for: tuple[np.ndarray | None, int, float] = (None, -1, 1.0)
         self._masks: dict[Iterable[str], int] = {}
         self._eligibility: dict[bool, tuple[SpatialIndex, int, np.ndarray | None, int, np.ndarray]] = {}
-        self._subset: SubsetIndex | None = None
+        #: k-d trees of the stations that can answer some kind of question, by `_subset_key`; oldest first.
+        self._subsets: dict[tuple[bool, int], SubsetIndex] = {}
+        self._asked: dict[tuple[bool, int], int] = {}
         self._building: threading.Thread | None = None
-        #: Below this share of stations open, searches use a k-d tree of the open ones (see `prepare`).
+        #: Below this share of stations that can answer (open now, with the amenities asked for), searches
+        #: use a k-d tree of those stations (see `_subset_for`).
         self.subset_share = subset_share
+        #: Questions with an amenity filter before the filter gets a tree of its own (a filter asked for
+        #: once or twice is not worth a build); questions without one get it at once.
+        self.subset_after = subset_after
         self.build_subsets_in_background = background
 
     def _hours_table(self) -> list[Hours | None]:
@@ -167,17 +174,8 @@ class SearchService:
         wanted = self._wanted_mask(amenities)
         hours_table = self._hours_table()
         index = self.index
-        source: SpatialIndex | SubsetIndex = index
-        share = self._share_with(wanted)
-        if include_closed:
-            open_by_ref = None
-        else:
-            open_by_ref = self._open_by_ref(at.timestamp(), hours_table)
-            subset = self._open_subset(open_by_ref)
-            if subset is not None:
-                source = subset  # every member is open: only the amenities thin the candidates out
-            else:
-                share *= self._open_share(open_by_ref)
+        open_by_ref = None if include_closed else self._open_by_ref(at.timestamp(), hours_table)
+        source, share = self._source(open_by_ref, wanted)
         # Fetch enough candidates that one round usually suffices: rare amenities, and the night (when
         # few stations are open), need more of them.
         m = max(16, min(int(2.5 * k / max(share, 1e-4)), 1 << 20))
@@ -274,36 +272,68 @@ class SearchService:
             self._masks[key] = mask
         return mask
 
-    # -- the index of stations open now -----------------------------------------------------------------
-    def _open_subset(self, open_by_ref: np.ndarray) -> SubsetIndex | None:
-        """The k-d tree of the stations open per `open_by_ref`, when one is built and current; otherwise
-        None, and when few stations are open (the night), one is built in a worker thread."""
-        subset = self._current_subset(open_by_ref)
-        if subset is not None:
+    # -- k-d trees of the stations that can answer -------------------------------------------------------
+    # At night few stations are open, and few have a rare pair of amenities: most candidates the whole
+    # index returns are then thrown away (a thousand and more for two amenities at night). A tree of just
+    # the stations that can answer returns k candidates that all do.
+
+    def _source(
+        self, open_by_ref: np.ndarray | None, wanted: int
+    ) -> tuple[SpatialIndex | SubsetIndex, float]:
+        """Where to fetch candidates for stations open per `open_by_ref` (None: whatever their hours) with
+        the amenities of `wanted`, and the share of its candidates expected to be answers."""
+        amenity_share = self._share_with(wanted)
+        open_share = 1.0 if open_by_ref is None else self._open_share(open_by_ref)
+        if wanted:
+            exact = self._subset_for(open_by_ref, wanted, amenity_share * open_share)
+            if exact is not None:
+                return exact, 1.0  # every member is an answer (but for slots patched since it was built)
+        # The tree of the stations open now, when there is one: only the amenities thin it out.
+        broader = self._subset_for(open_by_ref, 0, open_share)
+        if broader is not None:
+            return broader, amenity_share
+        return self.index, amenity_share * open_share
+
+    def _subset_for(self, open_by_ref: np.ndarray | None, wanted: int, share: float) -> SubsetIndex | None:
+        """The tree of the stations open per `open_by_ref` with the amenities of `wanted`, when one is built
+        and current. When there is none and those stations are few, one is built in a worker thread (for a
+        filter, once it has been asked for `subset_after` times); the caller searches elsewhere meanwhile."""
+        subset = self._current_subset(open_by_ref, wanted)
+        if subset is not None or share > self.subset_share:
             return subset
-        index = self.index
-        if self._open_share(open_by_ref) > self.subset_share:
-            return None
+        if wanted:
+            key = (open_by_ref is None, wanted)
+            asked = self._asked.get(key, 0) + 1
+            if asked < self.subset_after:
+                if len(self._asked) > 4096:
+                    self._asked.clear()
+                self._asked[key] = asked
+                return None
         building = self._building
         if building is not None and building.is_alive():
             return None
+        index = self.index
         if self.build_subsets_in_background:
             thread = threading.Thread(
-                target=self._build_subset, args=(index, open_by_ref), name="open-index", daemon=True
+                target=self._build_subset, args=(index, open_by_ref, wanted), name="subset-index", daemon=True
             )
             self._building = thread
             thread.start()
             return None
-        return self._build_subset(index, open_by_ref)
+        return self._build_subset(index, open_by_ref, wanted)
 
-    def _current_subset(self, open_by_ref: np.ndarray) -> SubsetIndex | None:
-        """The open-now tree built for this table and still valid for the index, if there is one."""
-        subset = self._subset
-        if subset is not None and subset.usable_for(self.index) and _same_table(subset.key, open_by_ref):
-            return subset
-        return None
+    def _current_subset(self, open_by_ref: np.ndarray | None, wanted: int) -> SubsetIndex | None:
+        """The tree built for this opening table and filter, if there is one still valid for the index."""
+        subset = self._subsets.get((open_by_ref is None, wanted))
+        if subset is None or not subset.usable_for(self.index):
+            return None
+        if open_by_ref is not None and not _same_table(subset.key, open_by_ref):
+            return None
+        return subset
 
-    def _build_subset(self, index: SpatialIndex, open_by_ref: np.ndarray) -> SubsetIndex | None:
+    def _build_subset(
+        self, index: SpatialIndex, open_by_ref: np.ndarray | None, wanted: int
+    ) -> SubsetIndex | None:
         try:
             started = time.perf_counter()
             n = index.slot_count
@@ -311,20 +341,47 @@ class SearchService:
             # read is either seen here or replayed from the log.
             touched_from = len(index.touched)
             member = _eligible_slots(index, slice(0, n), open_by_ref)
+            if wanted:
+                member &= (index.amenity[:n] & wanted) == wanted
             subset = index.subset(np.flatnonzero(member), key=open_by_ref, touched_from=touched_from)
-            self._subset = subset
-            log.debug("open-now index: %d stations in %.3f s", len(subset), time.perf_counter() - started)
+            self._keep(index, (open_by_ref is None, wanted), subset)
+            log.debug(
+                "subset index (filter %#x, %s): %d stations in %.3f s",
+                wanted,
+                "any hours" if open_by_ref is None else "open now",
+                len(subset),
+                time.perf_counter() - started,
+            )
             return subset
         except Exception:
-            log.exception("building the open-now index failed; searching the whole index")
+            log.exception("building a subset index failed; searching the whole index")
             return None
 
-    def prepare(self, at: datetime) -> None:
-        """Build, now and in this thread, what searches at `at` would build in the background (the index
-        of stations open then, when few are); benchmarks and tests call it to measure the steady state."""
+    def _keep(self, index: SpatialIndex, key: tuple[bool, int], subset: SubsetIndex) -> None:
+        """Add a subset tree, dropping those no longer valid and then the oldest, so that all of them
+        together hold no more stations than the index (their memory stays below the index's own)."""
+        subsets = {k: s for k, s in self._subsets.items() if k != key and s.usable_for(index)}
+        subsets[key] = subset
+        budget = max(index.slot_count, len(subset))
+        while sum(len(s) for s in subsets.values()) > budget:
+            del subsets[next(iter(subsets))]
+        self._subsets = subsets  # replaced whole: searches on the event loop read it without a lock
+
+    def subset_memory_bytes(self) -> int:
+        """Memory of the subset trees kept now (at most that of the index's own tree and slots)."""
+        return sum(subset.memory_bytes() for subset in self._subsets.values())
+
+    def prepare(self, at: datetime, amenities: Iterable[str] = ()) -> None:
+        """Build, now and in this thread, what searches at `at` (with `amenities`) would build in the
+        background, when they would: benchmarks and tests call it to measure the steady state."""
+        building = self._building
+        if building is not None:
+            building.join()
         table = self._open_by_ref(at.timestamp(), self._hours_table())
-        if self._current_subset(table) is None and self._open_share(table) <= self.subset_share:
-            self._build_subset(self.index, table)
+        for wanted in {0, self._wanted_mask(amenities)}:
+            share = self._share_with(wanted) * self._open_share(table)
+            if self._current_subset(table, wanted) is None and share <= self.subset_share:
+                self._build_subset(self.index, table, wanted)
 
     def _open_by_ref(self, ts: float, hours_table: list[Hours | None]) -> np.ndarray:
         """Whether each distinct (expression, timezone) is open at `ts`, as a boolean array indexed like
