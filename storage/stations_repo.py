@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, Table, Text, and_, bindparam, cast, func, or_, select, text
+from sqlalchemy import Row, String, Table, Text, and_, any_, bindparam, cast, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +46,15 @@ _IN_CHUNK = 5000
 _STATIONS_BY_ID = select(StationRow.__table__).where(
     StationRow.__table__.c.id.in_(bindparam("ids", expanding=True))
 )
+
+_STATIONS_BY_CODE = select(StationRow.__table__).where(
+    StationRow.__table__.c.code.in_(bindparam("codes", expanding=True))
+)
+_STATIONS_BY_CODE_ARRAY = select(StationRow.__table__).where(
+    StationRow.__table__.c.code == any_(bindparam("codes", type_=postgresql.ARRAY(String)))
+)
+#: Codes per array parameter on PostgreSQL (one round trip each; the index finds every code).
+_ARRAY_CHUNK = 20_000
 
 
 def row_to_station(row: StationRow | Row[Any]) -> Station:
@@ -155,12 +164,19 @@ class StationRepository:
         return {row.id: row_to_station(row) for row in result}
 
     async def by_codes(self, codes: Iterable[str]) -> dict[str, Station]:
+        """The stations of some codes (an import reads all of its rows' codes), as plain rows (get_many).
+
+        On PostgreSQL the codes go as one array parameter, not an IN list of thousands of parameters (one
+        statement to plan and cache, whatever the number of codes)."""
         codes = list(codes)
         found: dict[str, Station] = {}
-        for start in range(0, len(codes), _IN_CHUNK):
-            chunk = codes[start : start + _IN_CHUNK]
-            rows = await self.session.scalars(select(StationRow).where(StationRow.code.in_(chunk)))
-            found.update((row.code, row_to_station(row)) for row in rows)
+        if self.session.get_bind().dialect.name == "postgresql":
+            statement, chunk_size = _STATIONS_BY_CODE_ARRAY, _ARRAY_CHUNK
+        else:
+            statement, chunk_size = _STATIONS_BY_CODE, _IN_CHUNK
+        for start in range(0, len(codes), chunk_size):
+            result = await self.session.execute(statement, {"codes": codes[start : start + chunk_size]})
+            found.update((row.code, row_to_station(row)) for row in result)
         return found
 
     async def stream_current_rows(self, batch: int = 5000) -> AsyncIterator[list[Station]]:
@@ -276,6 +292,16 @@ class StationRepository:
             await self.session.execute(
                 stmt.on_conflict_do_update(index_elements=["code"], set_=update, where=changed), rows
             )
+
+    async def refresh_statistics(self) -> None:
+        """Fresh planner statistics after a bulk write, on PostgreSQL (SQLite plans without them).
+
+        They also make every connection replan its prepared statements: a pooled connection otherwise
+        keeps the generic plan it made while the table was small (a first import starts with it empty).
+        One such plan, a whole-table scan comparing each row with every code of a lookup, made a
+        re-import of 186,100 stations take 17 minutes instead of 20 seconds."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(text("ANALYZE stations"))
 
     async def update_fields(self, station_id: int, **values: Any) -> Station:
         """Change some fields of a station. Caller commits, inside a write fence (storage/fences.py): the row

@@ -276,3 +276,21 @@ async def test_a_database_at_head_is_not_migrated_again_and_an_old_one_is(settin
         assert await current_revision(engine) == HEAD_REVISION
     finally:
         await engine.dispose()
+
+
+async def test_a_bulk_import_refreshes_planner_statistics_and_a_reimport_finds_every_code(
+    settings: Settings,
+) -> None:
+    # Enough stations for a bulk write: on PostgreSQL the statistics are refreshed, so no pooled
+    # connection keeps a plan made while the table was empty (see StationRepository.refresh_statistics).
+    records = generate_stations(2100, seed=5)
+    async with open_core(settings, load_index=False) as core:
+        assert (await core.stations.save_records(records)).inserted == 2100
+        async with core.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                analyzed = await conn.scalar(
+                    text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'stations'")
+                )
+                assert analyzed is not None
+        again = await core.stations.save_records(records)
+        assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2100)

@@ -384,6 +384,9 @@ class StationService:
                 await session.rollback()
                 return report
             await repo.upsert_many(changed)
+        if len(changed) > SpatialIndex.OVERLAY_LIMIT:
+            async with self.sessions() as session, session.begin():
+                await StationRepository(session).refresh_statistics()
         await self._refresh_index([r.code for r in changed])
         return report
 
