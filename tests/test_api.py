@@ -43,6 +43,7 @@ from bot.services.nearby import NearbyService, nearby_json
 from bot.web import build_web_app
 from bot.web.api import accepts_gzip
 from bot.web.openapi import build_openapi
+from bot.web.responses import json_body
 from storage.stations_repo import StationRepository
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -238,6 +239,32 @@ async def test_nearby_body_keeps_chinese_text_unescaped(api: Api) -> None:
         raw = await response.read()
     assert "天河体育中心爱心驿站".encode() in raw
     assert b"\\u" not in raw
+
+
+async def test_nearby_body_is_the_compact_json_of_the_cli_document(api: Api) -> None:
+    # Byte for byte, key order included: what `json.dumps` gives without insignificant spaces.
+    params = {"lat": TIANHE[0], "lon": TIANHE[1], "k": "10", "include_closed": "1"}
+    async with api.client.get(NEARBY, params=params) as response:
+        raw = await response.read()
+    point = GeoPoint(TIANHE[0], TIANHE[1])
+    results = await NearbyService(api.core.search, api.core.stations).nearby(
+        point, k=10, at=NOW, include_closed=True
+    )
+    expected = json.dumps(nearby_json(point, NOW, results), ensure_ascii=False, separators=(",", ":"))
+    assert raw == expected.encode()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"a": 1.5, "b": [None, True, "天河"]}, {1: "integer keys", "nested": {2: [3]}}, [], {"at": "2025"}],
+)
+def test_json_body_gives_the_bytes_of_compact_json_dumps(data: Any) -> None:
+    assert json_body(data) == json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def test_json_body_refuses_what_json_cannot_say() -> None:
+    with pytest.raises(TypeError):
+        json_body({"a": object()})
 
 
 @pytest.mark.parametrize(("crs", "forward"), [("gcj02", wgs84_to_gcj02), ("bd09", wgs84_to_bd09)])

@@ -331,3 +331,58 @@ def test_the_open_subset_catches_up_with_patches_made_while_it_was_built() -> No
     assert not search._subsets[(False, 0)].usable_for(index)
     assert _codes(search, point) == expected
     assert search._subsets[(False, 0)].usable_for(index)
+
+
+# Opening tables (which expressions are open in a window) are interned: the same content is the same array,
+# so the tree of the stations open at night is found again by identity the next night, and a tree kept for
+# the night costs the day's searches no comparison of tables.
+DAY = NIGHT + timedelta(hours=8)
+TABLES_POINT = GeoPoint(23.03, 113.03)
+
+
+def _expected(entries: list[IndexEntry], at: datetime) -> list[str]:
+    return [code for code, _ in reference(entries, TABLES_POINT, 5, [], at, False)]
+
+
+def _codes_at(search: SearchService, at: datetime) -> list[str]:
+    return [hit.code for hit in search.find_nearest_open(TABLES_POINT, 5, (), at)]
+
+
+def test_the_night_tree_serves_the_next_night_and_the_day_searches_the_whole_index() -> None:
+    entries = _night_network(1000)
+    search = SearchService(SpatialIndex(entries), background=False)
+    assert _codes_at(search, NIGHT) == _expected(entries, NIGHT)
+    night_tree = search._subsets[(False, 0)]
+    night_table = night_tree.key
+    assert _codes_at(search, DAY) == _expected(entries, DAY)
+    day_table = search._open_by_ref(DAY.timestamp(), search._hours_table())
+    assert day_table is not night_table
+    assert search._current_subset(day_table, 0) is None  # most stations are open: no tree by day
+    assert _codes_at(search, NIGHT + timedelta(days=1)) == _expected(entries, NIGHT)
+    assert search._open_by_ref((NIGHT + timedelta(days=1)).timestamp(), search._hours_table()) is night_table
+    assert search._subsets[(False, 0)] is night_tree  # not rebuilt
+
+
+def test_a_reloaded_index_gets_tables_of_its_own() -> None:
+    entries = _night_network(200)
+    search = SearchService(SpatialIndex(entries), background=False)
+    before = search._open_by_ref(NIGHT.timestamp(), search._hours_table())
+    # Other expressions, open and closed at night like the first index's: the same bytes, other meaning.
+    reloaded = [
+        IndexEntry(
+            e.id,
+            e.code,
+            e.lat,
+            e.lon,
+            e.status,
+            ("drinking_water",),
+            "Mo-Su 09:00-17:00" if e.id % 10 else "Mo-Su 20:00-06:00",
+            None,
+        )
+        for e in entries
+    ]
+    search.index = SpatialIndex(reloaded)
+    after = search._open_by_ref(NIGHT.timestamp(), search._hours_table())
+    assert after.tobytes() == before.tobytes()
+    assert after is not before
+    assert _codes_at(search, NIGHT) == _expected(reloaded, NIGHT)

@@ -1,7 +1,8 @@
 """The nearby use case as every channel asks it: index hits joined with the stations' details.
 
-The bot, the HTTP API and `yizhan nearby` all call `NearbyService.nearby`; `NearbyResult.as_json` is the
-one JSON shape of a result (ARCHITECTURE.md's `--json` contract).
+The bot and `yizhan nearby` call `NearbyService.nearby`, the HTTP API `NearbyService.nearby_json`; both
+JSON paths render a result with `result_json`, the one JSON shape of a result (ARCHITECTURE.md's `--json`
+contract).
 """
 
 from __future__ import annotations
@@ -18,36 +19,45 @@ from bot.services.search import NearbyHit, SearchService
 from bot.services.stations import StationService
 
 
+def result_json(station: Station, hit: NearbyHit) -> dict[str, Any]:
+    """One result as every channel that speaks JSON shows it: the station, its distance and its state at
+    the instant of the search."""
+    return {
+        "code": station.code,
+        "name": station.name,
+        "address": station.address,
+        "lat": station.lat,
+        "lon": station.lon,
+        "distance_m": round(hit.distance_m),
+        "open_now": hit.open_now,
+        "next_change": hit.hours.next_change_iso,
+        "opening_hours": station.opening_hours,
+        "amenities": list(station.amenities),
+        "phone": station.phone,
+        "status": station.status.value,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class NearbyResult:
     station: Station
     hit: NearbyHit
 
     def as_json(self) -> dict[str, Any]:
-        station, hit = self.station, self.hit
-        return {
-            "code": station.code,
-            "name": station.name,
-            "address": station.address,
-            "lat": station.lat,
-            "lon": station.lon,
-            "distance_m": round(hit.distance_m),
-            "open_now": hit.open_now,
-            "next_change": hit.hours.next_change_iso,
-            "opening_hours": station.opening_hours,
-            "amenities": list(station.amenities),
-            "phone": station.phone,
-            "status": station.status.value,
-        }
+        return result_json(self.station, self.hit)
+
+
+def _answer_json(query_point: GeoPoint, at: datetime, results: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "query": {"lat": query_point.lat, "lon": query_point.lon, "at": at.isoformat()},
+        "results": results,
+    }
 
 
 def nearby_json(query_point: GeoPoint, at: datetime, results: Iterable[NearbyResult]) -> dict[str, Any]:
     """The whole answer as `yizhan nearby --json` prints it and `GET /api/v1/stations/nearby` returns it
     (ARCHITECTURE.md's contract): the WGS-84 query point, the instant, the results nearest first."""
-    return {
-        "query": {"lat": query_point.lat, "lon": query_point.lon, "at": at.isoformat()},
-        "results": [result.as_json() for result in results],
-    }
+    return _answer_json(query_point, at, [result.as_json() for result in results])
 
 
 class NearbyService:
@@ -95,11 +105,29 @@ class NearbyService:
         finally:
             self.observe_search(time.perf_counter() - started)
 
+    async def nearby_json(
+        self,
+        point: GeoPoint,
+        *,
+        k: int = 5,
+        amenities: Iterable[str] = (),
+        at: datetime,
+        include_closed: bool = False,
+    ) -> dict[str, Any]:
+        """`nearby_json(point, at, await self.nearby(...))`, rendered straight from the hits and their
+        stations: the HTTP API answers thousands of these a second, and a `NearbyResult` per hit would only
+        be garbage to collect."""
+        pairs = await self._with_details(self.find_nearest_open(point, k, amenities, at, include_closed))
+        return _answer_json(point, at, [result_json(station, hit) for station, hit in pairs])
+
     async def join(self, hits: list[NearbyHit]) -> list[NearbyResult]:
         """Attach each hit's station details (one query for all)."""
+        return [NearbyResult(station, hit) for station, hit in await self._with_details(hits)]
+
+    async def _with_details(self, hits: list[NearbyHit]) -> list[tuple[Station, NearbyHit]]:
         details = await self.stations.get_many([hit.station_id for hit in hits])
         # A station deleted between the index read and the detail read is simply left out.
-        return [NearbyResult(details[hit.station_id], hit) for hit in hits if hit.station_id in details]
+        return [(details[hit.station_id], hit) for hit in hits if hit.station_id in details]
 
 
 #: Beyond this distance the nearest answer is "far" and riders are told so plainly.

@@ -44,6 +44,8 @@ _ACTIVE = STATUS_CODES[StationStatus.ACTIVE.value]
 _TEMPORARILY_CLOSED = STATUS_CODES[StationStatus.TEMPORARILY_CLOSED.value]
 _STATUS_ENUM = {code: StationStatus(name) for name, code in STATUS_CODES.items()}
 _UNKNOWN = HoursStatus(OpenState.UNKNOWN, None, "")
+#: Distinct opening tables remembered (a byte per expression; the seeded national network makes 39 a week).
+_MAX_TABLES = 1024
 
 
 @dataclass(slots=True)
@@ -57,11 +59,8 @@ class NearbyHit:
     distance_m: float
     status: StationStatus
     hours: HoursStatus
-
-    @property
-    def open_now(self) -> bool | None:
-        """True/False, or None when the hours are unknown; a temporarily closed station is never open."""
-        return open_now(self.status, self.hours)
+    #: `open_now(status, hours)`, worked out once: every channel shows it, the bot more than once.
+    open_now: bool | None
 
 
 def open_now(status: StationStatus, hours: HoursStatus) -> bool | None:
@@ -82,10 +81,6 @@ def _eligible_slots(
     if open_by_ref is None:
         return (status == _ACTIVE) | (status == _TEMPORARILY_CLOSED)
     return (status == _ACTIVE) & open_by_ref[index.hours_ref[slots]]
-
-
-def _same_table(a: np.ndarray | None, b: np.ndarray) -> bool:
-    return a is b or (a is not None and a.shape == b.shape and bool(np.array_equal(a, b)))
 
 
 def geodesic_distances(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> np.ndarray:
@@ -114,6 +109,8 @@ class SearchService:
         self._compiled_for = id(index)
         self._shares: dict[tuple[int, int], float] = {}
         self._open_cache: tuple[int, float, float, np.ndarray] | None = None
+        #: Every opening table made so far, by content (see `_interned`).
+        self._tables: dict[bytes, np.ndarray] = {}
         self._ref_counts: np.ndarray = np.zeros(0, dtype=np.int64)
         self._ref_counts_key: tuple[int, int, int] | None = None
         self._open_share_for: tuple[np.ndarray | None, int, float] = (None, -1, 1.0)
@@ -137,6 +134,7 @@ class SearchService:
             # A reloaded index numbers its expressions afresh.
             self._compiled = []
             self._open_cache = None
+            self._tables.clear()
             self._compiled_for = id(self.index)
         compiled = self._compiled
         if len(compiled) == len(keys):
@@ -327,8 +325,8 @@ class SearchService:
         subset = self._subsets.get((open_by_ref is None, wanted))
         if subset is None or not subset.usable_for(self.index):
             return None
-        if open_by_ref is not None and not _same_table(subset.key, open_by_ref):
-            return None
+        if open_by_ref is not None and subset.key is not open_by_ref:
+            return None  # tables are interned: another object has other content
         return subset
 
     def _build_subset(
@@ -400,7 +398,23 @@ class SearchService:
             table[ref] = state is OpenState.OPEN
             valid_from = max(valid_from, start)
             valid_until = min(valid_until, until)
+        table = self._interned(table)
         self._open_cache = (len(hours_table), valid_from, valid_until, table)
+        return table
+
+    def _interned(self, table: np.ndarray) -> np.ndarray:
+        """The one array of this content: the same hours give the same table every night, and the trees and
+        masks built for it are found again by identity. Comparing tables element by element would cost
+        every search a few microseconds whenever a tree for another table is kept (the day's searches, once
+        the night has built its tree)."""
+        key = table.tobytes()
+        known = self._tables.get(key)
+        if known is not None:
+            return known
+        if len(self._tables) >= _MAX_TABLES:
+            self._tables.clear()  # the trees of forgotten tables are rebuilt when next needed
+        table.flags.writeable = False
+        self._tables[key] = table
         return table
 
     def _open_share(self, open_by_ref: np.ndarray) -> float:
@@ -458,15 +472,19 @@ class SearchService:
             strict=True,
         ):
             hours = hours_table[ref]
+            hours_status = hours.status_at_timestamp(ts) if hours is not None else _UNKNOWN
+            station_status = _STATUS_ENUM[status]
+            # Positional: keywords cost a quarter of a microsecond per hit.
             hits.append(
                 NearbyHit(
-                    station_id=station_id,
-                    code=code.decode(),
-                    lat=lat,
-                    lon=lon,
-                    distance_m=distance,
-                    status=_STATUS_ENUM[status],
-                    hours=hours.status_at_timestamp(ts) if hours is not None else _UNKNOWN,
+                    station_id,
+                    code.decode(),
+                    lat,
+                    lon,
+                    distance,
+                    station_status,
+                    hours_status,
+                    open_now(station_status, hours_status),
                 )
             )
         return hits

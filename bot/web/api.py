@@ -1,8 +1,8 @@
 """API v1 routes: thin handlers that parse the query, call one service and render JSON.
 
-The shapes come from the services (`nearby_json`, `station_json`, `StationDetail.as_json`) so that the HTTP
-API, the command line and the bot cannot drift apart; this module only adds HTTP concerns: parameters,
-status codes, caching headers and the GeoJSON document's ETag.
+The shapes come from the services (`NearbyService.nearby_json`, `station_json`, `StationDetail.as_json`) so
+that the HTTP API, the command line and the bot cannot drift apart; this module only adds HTTP concerns:
+parameters, status codes, caching headers and the GeoJSON document's ETag.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from bot.domain import InvalidLocation, StationNotFound
-from bot.services.nearby import nearby_json
 from bot.services.stations import MAX_SYNC_PAGE, NetworkVersion, StationService, station_json
 from bot.web import params
 from bot.web.keys import CLOCK, CORE, GEOJSON_CACHE, NEARBY
@@ -51,9 +50,9 @@ async def nearby_stations(request: web.Request) -> web.Response:
         point = service.to_wgs84(point, crs)
     except InvalidLocation as exc:
         raise BadParameter("crs", exc.reason) from None
-    results = await service.nearby(point, k=k, amenities=amenities, at=at, include_closed=include_closed)
+    answer = await service.nearby_json(point, k=k, amenities=amenities, at=at, include_closed=include_closed)
     # Depends on the instant, so no cache may keep it.
-    return json_response(nearby_json(point, at, results), cache="no-store")
+    return json_response(answer, cache="no-store")
 
 
 async def station_detail(request: web.Request) -> web.Response:
