@@ -219,14 +219,7 @@ class StationService:
         return station
 
     async def get_many(self, ids: Sequence[int]) -> dict[int, Station]:
-        found: dict[int, Station] = {}
-        missing: list[int] = []
-        for station_id in ids:
-            cached = self.cache.get(station_id)
-            if cached is None:
-                missing.append(station_id)
-            else:
-                found[station_id] = cached
+        found, missing = self.cache.get_many(ids)
         if missing:
             async with self.sessions() as session:
                 fetched = await StationRepository(session).get_many(missing)
