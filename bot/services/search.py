@@ -172,7 +172,8 @@ class SearchService:
         wanted = self._wanted_mask(amenities)
         hours_table = self._hours_table()
         index = self.index
-        open_by_ref = None if include_closed else self._open_by_ref(at.timestamp(), hours_table)
+        ts = at.timestamp()
+        open_by_ref = None if include_closed else self._open_by_ref(ts, hours_table)
         source, share = self._source(open_by_ref, wanted)
         # Fetch enough candidates that one round usually suffices: rare amenities, and the night (when
         # few stations are open), need more of them.
@@ -191,7 +192,7 @@ class SearchService:
             if len(chosen) == k and GEODESIC_LOWER_BOUND * cand.farthest_m > chosen[-1][2]:
                 break
             m *= 4
-        return self._hits(chosen, at, hours_table)
+        return self._hits(chosen, ts, hours_table)
 
     def _rank(
         self, lat: float, lon: float, slots: np.ndarray, chord: np.ndarray, k: int
@@ -457,12 +458,12 @@ class SearchService:
     def _hits(
         self,
         chosen: list[tuple[float, bytes, float, int, float, float]],
-        at: datetime,
+        ts: float,
         hours_table: list[Hours | None],
     ) -> list[NearbyHit]:
+        """The chosen rows as hits, with their state at the instant `ts` (POSIX seconds)."""
         index = self.index
         picked = np.array([row[3] for row in chosen], np.intp)
-        ts = at.timestamp()
         hits = []
         for (_, code, distance, _, lat, lon), station_id, status, ref in zip(
             chosen,
