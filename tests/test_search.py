@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -251,16 +252,7 @@ def test_few_open_stations_get_a_tree_of_their_own_built_in_the_background() -> 
 def test_a_filter_asked_for_often_gets_a_tree_of_its_own() -> None:
     # By day most stations are open, but few have both amenities: one in twenty here.
     entries = [
-        IndexEntry(
-            e.id,
-            e.code,
-            e.lat,
-            e.lon,
-            e.status,
-            ("ebike_charging", "toilet") if e.id % 20 == 0 else (),
-            "24/7",
-            None,
-        )
+        replace(e, amenities=("ebike_charging", "toilet") if e.id % 20 == 0 else (), opening_hours="24/7")
         for e in _night_network()
     ]
     search = SearchService(SpatialIndex(entries), subset_share=0.3, subset_after=3)
@@ -287,8 +279,7 @@ def test_a_filter_asked_for_often_gets_a_tree_of_its_own() -> None:
 
 def test_subset_trees_hold_no_more_stations_than_the_index() -> None:
     entries = [
-        IndexEntry(e.id, e.code, e.lat, e.lon, e.status, AMENITY_KEYS[: 1 + e.id % 3], "24/7", None)
-        for e in _night_network(300)
+        replace(e, amenities=AMENITY_KEYS[: 1 + e.id % 3], opening_hours="24/7") for e in _night_network(300)
     ]
     search = SearchService(SpatialIndex(entries), subset_share=1.0, subset_after=1, background=False)
     point = GeoPoint(23.03, 113.03)
@@ -369,17 +360,7 @@ def test_a_reloaded_index_gets_tables_of_its_own() -> None:
     before = search._open_by_ref(NIGHT.timestamp(), search._hours_table())
     # Other expressions, open and closed at night like the first index's: the same bytes, other meaning.
     reloaded = [
-        IndexEntry(
-            e.id,
-            e.code,
-            e.lat,
-            e.lon,
-            e.status,
-            ("drinking_water",),
-            "Mo-Su 09:00-17:00" if e.id % 10 else "Mo-Su 20:00-06:00",
-            None,
-        )
-        for e in entries
+        replace(e, opening_hours="Mo-Su 09:00-17:00" if e.id % 10 else "Mo-Su 20:00-06:00") for e in entries
     ]
     search.index = SpatialIndex(reloaded)
     after = search._open_by_ref(NIGHT.timestamp(), search._hours_table())
