@@ -8,7 +8,9 @@ the station), at a daytime and a night instant of an ordinary Wednesday in Beiji
 filter, one (toilet) and two (ebike_charging + toilet). Beside it, on the same points in the same run:
 
 * the floor: the bare `cKDTree.query(xyz, k=5)` on precomputed unit vectors (the index's own tree), and
-  `SpatialIndex.nearest(lat, lon, 5)`, which adds the vector arithmetic and candidate packaging;
+  `SpatialIndex.nearest(lat, lon, 5)`, which adds the vector arithmetic and candidate packaging; each
+  configuration is also timed alternating with the floor point by point, so that both meet the same
+  moments of the machine's noise (`x p99 interleaved`);
 * a numpy brute-force scan: vectorised haversine over all points, the status/amenity/open filter as
   vector masks, `argpartition` for the k nearest (no geodesic re-ranking);
 * index memory at the largest size: `memory_bytes()`, the RSS growth and peak of building it, and the
@@ -257,6 +259,30 @@ def timed(fn: Any, args: Sequence[tuple], cpu: bool = False) -> Any:
     return (wall, used) if cpu else wall
 
 
+def interleaved(fn: Any, args: Sequence[tuple], floor: Any, floor_args: Sequence[tuple]) -> float:
+    """p99 of `fn` over p99 of `floor`, the two called alternately point by point (wall clock), so that
+    both meet the same moments of the machine's noise; the separate passes above meet different ones."""
+    ours = np.empty(len(args), np.int64)
+    theirs = np.empty(len(args), np.int64)
+    clock = time.perf_counter_ns
+    was = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        for i, (a, b) in enumerate(zip(args, floor_args, strict=True)):
+            t0 = clock()
+            floor(*b)
+            t1 = clock()
+            fn(*a)
+            t2 = clock()
+            theirs[i] = t1 - t0
+            ours[i] = t2 - t1
+    finally:
+        if was:
+            gc.enable()
+    return float(np.percentile(ours, 99) / np.percentile(theirs, 99))
+
+
 def both(fn: Any, args: Sequence[tuple]) -> dict[str, float]:
     wall, used = timed(fn, args, cpu=True)
     stats = percentiles_us(wall)
@@ -353,6 +379,12 @@ def run_size(n: int, args: argparse.Namespace, memory: bool, agreement: int) -> 
                     "x_p50": stats["p50"] / floor_tree["p50"],
                     "x_p99": stats["p99"] / floor_tree["p99"],
                     "x_cpu_p99": stats["cpu p99"] / floor_tree["cpu p99"],
+                    "x_p99_interleaved": interleaved(
+                        search.find_nearest_open,
+                        [(p, K, amenities, at) for p in points],
+                        tree.query,
+                        [(q, K) for q in xyz],
+                    ),
                     "rounds": counter.calls / len(sample),
                     "fetched": counter.fetched / len(sample),
                 }
@@ -454,7 +486,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(
         "\n## nearest-open latency (µs), wall clock; cpu = this thread's CPU time (excludes preemption);"
-        "\n## x = ratio to the bare cKDTree.query floor of the same size; rounds = index.nearest calls per"
+        "\n## x = ratio to the bare cKDTree.query floor of the same size (interleaved: the two timed"
+        " alternately); rounds = index.nearest calls per"
         " query, cands = candidates fetched per query"
     )
     print(
@@ -472,6 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "x p50",
                 "x p99",
                 "x cpu p99",
+                "x p99 interleaved",
                 "rounds",
                 "cands",
             ],
@@ -489,6 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     row["x_p50"],
                     row["x_p99"],
                     row["x_cpu_p99"],
+                    row["x_p99_interleaved"],
                     row["rounds"],
                     row["fetched"],
                 ]
@@ -562,12 +597,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         worst_cpu = max(r["cpu p99"] for r in rows)
         worst_x = max(r["x_p99"] for r in rows)
         worst_x_cpu = max(r["x_cpu_p99"] for r in rows)
+        worst_x_inter = max(r["x_p99_interleaved"] for r in rows)
         print(
             f"{label}: p99 ≤ 300 µs: worst {worst['p99']:.0f} µs ({worst['instant']}, {worst['filter']}) → "
             f"{verdict(worst['p99'] <= 300)} "
             f"[CPU time: worst {worst_cpu:.0f} µs → {verdict(worst_cpu <= 300)}]; "
             f"p99 ≤ 4× floor p99: worst {worst_x:.1f}× → {verdict(worst_x <= 4)} "
-            f"[CPU time: {worst_x_cpu:.1f}× → {verdict(worst_x_cpu <= 4)}]"
+            f"[CPU time: {worst_x_cpu:.1f}× → {verdict(worst_x_cpu <= 4)}; "
+            f"timed interleaved with the floor: {worst_x_inter:.1f}× → {verdict(worst_x_inter <= 4)}]"
         )
     with_subsets = big["memory_bytes"] + big["subset_bytes"]
     print(
