@@ -6,11 +6,12 @@ of the national network holds its transaction for many seconds. A sync read in b
 rows yet, yet would hand out a `server_time` later than their stamp: the client's next sync would skip them
 for good.
 
-So every station write runs inside a fence:
+So every station write runs in a session from `station_write` (the station repository refuses any other),
+inside a fence:
 
-1. it commits a fence row holding its start time, in a transaction of its own;
-2. it stamps its rows with the clock read after that, and commits them;
-3. it deletes the fence.
+1. a fence row holding the write's start time is committed, in a transaction of its own;
+2. the write stamps its rows with the clock read after that, and commits them;
+3. the fence is deleted.
 
 A sync reads the clock, then the oldest live fence, then the rows, and answers with the earlier of the clock
 and the fence's start. A write whose fence it saw stamps its rows later than that start; a write whose fence
@@ -28,7 +29,7 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, insert, select
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 
 #: How long a fence holds syncs back at most (one left by a process that died, say).
 FENCE_TTL = timedelta(hours=1)
+#: Key in `AsyncSession.info` marking a session opened by `station_write` with a fence held.
+FENCED = "yizhan.write_fence"
 #: Rows stamped after a fence started are stamped later than this before its start; a sync answers no later.
 _MARGIN = timedelta(milliseconds=1)
 
@@ -77,6 +80,26 @@ async def write_fence(
                 started + ttl,
                 exc_info=True,
             )
+
+
+@asynccontextmanager
+async def station_write(
+    sessions: async_sessionmaker[AsyncSession], purpose: str, *, fenced: bool = True
+) -> AsyncIterator[AsyncSession]:
+    """A session in a transaction for a write that may change stations, inside a write fence; committed on
+    leaving. The station repository refuses to write stations in any other session. `fenced=False` (a dry
+    run, a report that cannot change its station) saves the fence's two small transactions."""
+    fence = write_fence(sessions, purpose) if fenced else nullcontext()
+    async with fence, sessions() as session, session.begin():
+        session.info[FENCED] = fenced
+        yield session
+
+
+def require_fence(session: AsyncSession) -> None:
+    """Raise unless `session` came from `station_write` with a fence: a station write outside one could be
+    skipped by a sync for good (see the module docstring)."""
+    if not session.info.get(FENCED):
+        raise RuntimeError("station writes run in a session from storage.fences.station_write")
 
 
 async def sync_horizon(session: AsyncSession, now: datetime) -> datetime:

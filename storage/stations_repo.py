@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import BBox, Station, StationRecord, StationStatus
+from storage.fences import require_fence
 from storage.models import StationRow, utcnow
 from storage.spatial import IndexEntry, SpatialIndex
 
@@ -263,10 +264,11 @@ class StationRepository:
         await self.session.execute(select(1))
 
     async def upsert_many(self, records: Sequence[StationRecord]) -> None:
-        """Insert new codes, update changed ones, leave identical ones untouched. Caller commits, inside a
-        write fence (storage/fences.py): rows are stamped with the clock read here."""
+        """Insert new codes, update changed ones, leave identical ones untouched, in a session from
+        `station_write` (storage/fences.py), which commits: rows are stamped with the clock read here."""
         if not records:
             return
+        require_fence(self.session)
         now = utcnow()
         dialect = self.session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -304,8 +306,10 @@ class StationRepository:
             await self.session.execute(text("ANALYZE stations"))
 
     async def update_fields(self, station_id: int, **values: Any) -> Station:
-        """Change some fields of a station. Caller commits, inside a write fence (storage/fences.py): the row
-        is stamped with the clock read here, not with the instant the change is about (that may be older)."""
+        """Change some fields of a station, in a session from `station_write` (storage/fences.py), which
+        commits: the row is stamped with the clock read here, not with the instant the change is about
+        (that may be older)."""
+        require_fence(self.session)
         row = await self.session.get(StationRow, station_id)
         if row is None:
             raise LookupError(station_id)

@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.domain import StationRecord, StationStatus
 from bot.services.roles import Access, Role
 from storage import stations_repo
-from storage.fences import FENCE_TTL, sync_horizon, write_fence
+from storage.fences import FENCE_TTL, station_write, sync_horizon, write_fence
 from storage.models import WriteFenceRow, utcnow
 
 
@@ -132,3 +132,20 @@ async def test_a_fence_left_behind_holds_syncs_back_until_it_expires(settings: S
         async with core.sessions() as session:
             holders = (await session.execute(select(WriteFenceRow.holder))).scalars().all()
         assert holders == ["died"]
+
+
+async def test_a_station_write_outside_a_fenced_session_is_refused(settings: Settings) -> None:
+    async with open_core(settings, load_index=False) as core:
+        await core.stations.save_records([record("R1")])
+        station = await core.stations.get("R1")
+        async with core.sessions() as session, session.begin():
+            repo = stations_repo.StationRepository(session)
+            with pytest.raises(RuntimeError, match="station_write"):
+                await repo.update_fields(station.id, name="改名")
+            with pytest.raises(RuntimeError, match="station_write"):
+                await repo.upsert_many([record("R2")])
+        async with station_write(core.sessions, "test", fenced=False) as session:
+            with pytest.raises(RuntimeError, match="station_write"):
+                await stations_repo.StationRepository(session).update_fields(station.id, name="改名")
+        assert (await core.stations.get("R1")).name == "驿站R1"
+        assert await core.stations.count() == 1

@@ -9,7 +9,6 @@ until staff decide.
 from __future__ import annotations
 
 import enum
-from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,7 +29,7 @@ from bot.services.hours import validate_hours
 from bot.services.roles import Access, NotAllowed
 from bot.services.search import WGS84
 from bot.services.stations import StationService
-from storage.fences import write_fence
+from storage.fences import station_write
 from storage.reports_repo import OPEN_STATES, AuditRepository, ReportRepository
 from storage.stations_repo import StationRepository
 
@@ -167,11 +166,6 @@ class ReportService:
         self.stations = stations
         self.auto_hide_after = auto_hide_after
 
-    def _station_write(self, may_change_station: bool, purpose: str) -> AbstractAsyncContextManager[None]:
-        """A write fence (storage/fences.py) around a transaction that may change a station; none otherwise,
-        since a fence costs two small transactions."""
-        return write_fence(self.sessions, purpose) if may_change_station else nullcontext()
-
     # -- reporting --------------------------------------------------------------------------------------
     async def submit(
         self,
@@ -195,78 +189,77 @@ class ReportService:
         if kind is ReportKind.OTHER and not text:
             raise InvalidReport("describe the problem")
         hidden: Station | None = None
-        async with self._station_write(kind in CLOSURE_KINDS, "report"):
-            async with self.sessions() as session, session.begin():
-                stations = StationRepository(session)
-                reports = ReportRepository(session)
-                station = await stations.get(station_id)
-                if station is None or station.status is StationStatus.CLOSED:
-                    raise StationNotFound(str(station_id))
-                topic, proposal = parse_proposal(kind, detail, station)
-                last = await reports.last_report_at(reporter_id, station_id)
-                if last is not None and at - last < REPORT_INTERVAL:
-                    raise ReportTooSoon(REPORT_INTERVAL - (at - last))
-                on_site = False
-                where = reporter_point
-                if kind is ReportKind.WRONG_LOCATION:
-                    lat, lon = proposal.split(",")
-                    where = GeoPoint(float(lat), float(lon))
-                if where is not None:
-                    on_site = WGS84.inv(where.lon, where.lat, station.lon, station.lat)[2] <= ON_SITE_M
-                case = await reports.open_case(station_id, kind.value, topic)
-                new_case = case is None
-                if case is None:
-                    case = await reports.add_case(
-                        station_id=station_id,
-                        region=station.region,
-                        kind=kind.value,
-                        topic=topic,
-                        proposal=proposal,
-                        status="open",
-                        reporters=0,
-                        on_site=0,
-                        created_at=at,
-                        updated_at=at,
-                    )
-                if not await reports.has_reported(case.id, reporter_id):
-                    case.reporters += 1
-                if on_site:
-                    case.on_site += 1
-                if proposal:
-                    case.proposal = proposal
-                case.updated_at = at
-                await reports.add_report(
-                    case_id=case.id,
+        async with station_write(self.sessions, "report", fenced=kind in CLOSURE_KINDS) as session:
+            stations = StationRepository(session)
+            reports = ReportRepository(session)
+            station = await stations.get(station_id)
+            if station is None or station.status is StationStatus.CLOSED:
+                raise StationNotFound(str(station_id))
+            topic, proposal = parse_proposal(kind, detail, station)
+            last = await reports.last_report_at(reporter_id, station_id)
+            if last is not None and at - last < REPORT_INTERVAL:
+                raise ReportTooSoon(REPORT_INTERVAL - (at - last))
+            on_site = False
+            where = reporter_point
+            if kind is ReportKind.WRONG_LOCATION:
+                lat, lon = proposal.split(",")
+                where = GeoPoint(float(lat), float(lon))
+            if where is not None:
+                on_site = WGS84.inv(where.lon, where.lat, station.lon, station.lat)[2] <= ON_SITE_M
+            case = await reports.open_case(station_id, kind.value, topic)
+            new_case = case is None
+            if case is None:
+                case = await reports.add_case(
                     station_id=station_id,
-                    reporter_id=reporter_id,
+                    region=station.region,
                     kind=kind.value,
-                    detail=proposal or topic,
-                    text=text,
-                    photo_file_id=photo_file_id,
-                    on_site=on_site,
+                    topic=topic,
+                    proposal=proposal,
+                    status="open",
+                    reporters=0,
+                    on_site=0,
                     created_at=at,
+                    updated_at=at,
                 )
-                auto_hidden = case.auto_hidden
-                if (
-                    kind in CLOSURE_KINDS
-                    and station.status is StationStatus.ACTIVE
-                    and await reports.closure_reporters_since(station_id, at - SAFETY_WINDOW)
-                    >= self.auto_hide_after
-                ):
-                    hidden = await stations.update_fields(station_id, status=StationStatus.TEMPORARILY_CLOSED)
-                    await AuditRepository(session).add(
-                        station_id,
-                        None,
-                        "auto_hide",
-                        {"status": station.status.value},
-                        {"status": hidden.status.value},
-                        at,
-                        reason=f"{self.auto_hide_after} people reported it closed within 24 hours",
-                        case_id=case.id,
-                    )
-                    await reports.mark_auto_hidden(station_id)
-                    auto_hidden = True
-                result = SubmitResult(case.id, case.reporters, new_case, on_site, auto_hidden, station.region)
+            if not await reports.has_reported(case.id, reporter_id):
+                case.reporters += 1
+            if on_site:
+                case.on_site += 1
+            if proposal:
+                case.proposal = proposal
+            case.updated_at = at
+            await reports.add_report(
+                case_id=case.id,
+                station_id=station_id,
+                reporter_id=reporter_id,
+                kind=kind.value,
+                detail=proposal or topic,
+                text=text,
+                photo_file_id=photo_file_id,
+                on_site=on_site,
+                created_at=at,
+            )
+            auto_hidden = case.auto_hidden
+            if (
+                kind in CLOSURE_KINDS
+                and station.status is StationStatus.ACTIVE
+                and await reports.closure_reporters_since(station_id, at - SAFETY_WINDOW)
+                >= self.auto_hide_after
+            ):
+                hidden = await stations.update_fields(station_id, status=StationStatus.TEMPORARILY_CLOSED)
+                await AuditRepository(session).add(
+                    station_id,
+                    None,
+                    "auto_hide",
+                    {"status": station.status.value},
+                    {"status": hidden.status.value},
+                    at,
+                    reason=f"{self.auto_hide_after} people reported it closed within 24 hours",
+                    case_id=case.id,
+                )
+                await reports.mark_auto_hidden(station_id)
+                auto_hidden = True
+            result = SubmitResult(case.id, case.reporters, new_case, on_site, auto_hidden, station.region)
         if hidden is not None:
             self.stations.reflect(hidden)
         return result
@@ -319,51 +312,52 @@ class ReportService:
         decision = Decision(decision)
         changed: Station | None = None
         changes: dict[str, Any] = {}
-        async with self._station_write(decision is not Decision.ASK, "decide report case"):
-            async with self.sessions() as session, session.begin():
-                reports = ReportRepository(session)
-                stations = StationRepository(session)
-                row = await reports.get_case(case_id)
-                if row is None:
-                    raise CaseNotFound(str(case_id))
-                access.require_staff_for(row.region)
-                if row.status not in OPEN_STATES:
-                    raise AlreadyDecided(str(case_id))
-                status = {"approve": "approved", "reject": "rejected", "ask": "needs_info"}[decision.value]
-                if decision is Decision.ASK and row.status == "needs_info":
-                    raise AlreadyDecided(str(case_id))
-                if not await reports.claim(
-                    case_id, status, access.user_id, at, final=decision is not Decision.ASK
-                ):
-                    raise AlreadyDecided(str(case_id))
-                station = await stations.get(row.station_id)
-                assert station is not None
-                kind = ReportKind(row.kind)
-                if decision is Decision.APPROVE:
-                    changes = self._changes_for(kind, row.topic, row.proposal, station)
-                    action = f"approve_{kind.value}"
-                elif (
-                    decision is Decision.REJECT
-                    and row.auto_hidden
-                    and station.status is StationStatus.TEMPORARILY_CLOSED
-                ):
-                    # The safety net hid it; staff found the reports wrong, so it comes back.
-                    changes = {"status": StationStatus.ACTIVE}
-                    action = "auto_restore"
-                if changes:
-                    changed = await stations.update_fields(station.id, **changes)
-                    await AuditRepository(session).add(
-                        station.id,
-                        access.user_id,
-                        action,
-                        _snapshot(station, tuple(changes)),
-                        _snapshot(changed, tuple(changes)),
-                        at,
-                        case_id=case_id,
-                    )
-                reporters = tuple(await reports.reporters_of(case_id))
-                await session.refresh(row)
-                view = await self._view(reports, row, changed or station)
+        async with station_write(
+            self.sessions, "decide report case", fenced=decision is not Decision.ASK
+        ) as session:
+            reports = ReportRepository(session)
+            stations = StationRepository(session)
+            row = await reports.get_case(case_id)
+            if row is None:
+                raise CaseNotFound(str(case_id))
+            access.require_staff_for(row.region)
+            if row.status not in OPEN_STATES:
+                raise AlreadyDecided(str(case_id))
+            status = {"approve": "approved", "reject": "rejected", "ask": "needs_info"}[decision.value]
+            if decision is Decision.ASK and row.status == "needs_info":
+                raise AlreadyDecided(str(case_id))
+            if not await reports.claim(
+                case_id, status, access.user_id, at, final=decision is not Decision.ASK
+            ):
+                raise AlreadyDecided(str(case_id))
+            station = await stations.get(row.station_id)
+            assert station is not None
+            kind = ReportKind(row.kind)
+            if decision is Decision.APPROVE:
+                changes = self._changes_for(kind, row.topic, row.proposal, station)
+                action = f"approve_{kind.value}"
+            elif (
+                decision is Decision.REJECT
+                and row.auto_hidden
+                and station.status is StationStatus.TEMPORARILY_CLOSED
+            ):
+                # The safety net hid it; staff found the reports wrong, so it comes back.
+                changes = {"status": StationStatus.ACTIVE}
+                action = "auto_restore"
+            if changes:
+                changed = await stations.update_fields(station.id, **changes)
+                await AuditRepository(session).add(
+                    station.id,
+                    access.user_id,
+                    action,
+                    _snapshot(station, tuple(changes)),
+                    _snapshot(changed, tuple(changes)),
+                    at,
+                    case_id=case_id,
+                )
+            reporters = tuple(await reports.reporters_of(case_id))
+            await session.refresh(row)
+            view = await self._view(reports, row, changed or station)
         if changed is not None:
             self.stations.reflect(changed)
         return DecisionResult(view, decision, reporters, changed, changes)

@@ -83,6 +83,11 @@ def _eligible_slots(
     return (status == _ACTIVE) & open_by_ref[index.hours_ref[slots]]
 
 
+def _subset_key(open_by_ref: np.ndarray | None, wanted: int) -> tuple[bool, int]:
+    """Which subset tree answers a question: (whatever the hours?, amenity mask)."""
+    return open_by_ref is None, wanted
+
+
 def geodesic_distances(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> np.ndarray:
     n = len(lats)
     if n == 0:
@@ -117,6 +122,7 @@ class SearchService:
         self._masks: dict[Iterable[str], int] = {}
         self._eligibility: dict[bool, tuple[SpatialIndex, int, np.ndarray | None, int, np.ndarray]] = {}
         #: k-d trees of the stations that can answer some kind of question, by `_subset_key`; oldest first.
+        #: Keys are per kind of question; a tree also remembers the opening table it was built for.
         self._subsets: dict[tuple[bool, int], SubsetIndex] = {}
         self._asked: dict[tuple[bool, int], int] = {}
         self._building: threading.Thread | None = None
@@ -301,7 +307,7 @@ class SearchService:
         if subset is not None or share > self.subset_share:
             return subset
         if wanted:
-            key = (open_by_ref is None, wanted)
+            key = _subset_key(open_by_ref, wanted)
             asked = self._asked.get(key, 0) + 1
             if asked < self.subset_after:
                 if len(self._asked) > 4096:
@@ -323,7 +329,7 @@ class SearchService:
 
     def _current_subset(self, open_by_ref: np.ndarray | None, wanted: int) -> SubsetIndex | None:
         """The tree built for this opening table and filter, if there is one still valid for the index."""
-        subset = self._subsets.get((open_by_ref is None, wanted))
+        subset = self._subsets.get(_subset_key(open_by_ref, wanted))
         if subset is None or not subset.usable_for(self.index):
             return None
         if open_by_ref is not None and subset.key is not open_by_ref:
@@ -343,7 +349,7 @@ class SearchService:
             if wanted:
                 member &= (index.amenity[:n] & wanted) == wanted
             subset = index.subset(np.flatnonzero(member), key=open_by_ref, touched_from=touched_from)
-            self._keep(index, (open_by_ref is None, wanted), subset)
+            self._keep(index, _subset_key(open_by_ref, wanted), subset)
             log.debug(
                 "subset index (filter %#x, %s): %d stations in %.3f s",
                 wanted,

@@ -16,7 +16,7 @@ from bot.domain import AMENITY_KEYS, InvalidOpeningHours, Station, StationNotFou
 from bot.services.hours import validate_hours
 from bot.services.roles import Access, NotAllowed
 from bot.services.stations import StationService
-from storage.fences import write_fence
+from storage.fences import station_write
 from storage.reports_repo import AuditRepository, stale_stations
 from storage.stations_repo import StationRepository, row_to_station
 
@@ -63,23 +63,22 @@ class StationAdminService:
     async def _change(
         self, station_id: int, access: Access, action: str, at: datetime, reason: str = "", **values: Any
     ) -> Station:
-        async with write_fence(self.sessions, action):
-            async with self.sessions() as session, session.begin():
-                repo = StationRepository(session)
-                before = await repo.get(station_id)
-                if before is None:
-                    raise StationNotFound(str(station_id))
-                access.require_staff_for(before.region)
-                after = await repo.update_fields(station_id, **values)
-                await AuditRepository(session).add(
-                    station_id,
-                    access.user_id,
-                    action,
-                    {name: _plain(getattr(before, name)) for name in values},
-                    {name: _plain(getattr(after, name)) for name in values},
-                    at,
-                    reason=reason,
-                )
+        async with station_write(self.sessions, action) as session:
+            repo = StationRepository(session)
+            before = await repo.get(station_id)
+            if before is None:
+                raise StationNotFound(str(station_id))
+            access.require_staff_for(before.region)
+            after = await repo.update_fields(station_id, **values)
+            await AuditRepository(session).add(
+                station_id,
+                access.user_id,
+                action,
+                {name: _plain(getattr(before, name)) for name in values},
+                {name: _plain(getattr(after, name)) for name in values},
+                at,
+                reason=reason,
+            )
         self.stations.reflect(after)
         return after
 

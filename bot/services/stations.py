@@ -14,7 +14,6 @@ import functools
 import json
 import logging
 from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +25,7 @@ from bot.domain import CRS, BBox, InvalidCursor, Station, StationNotFound, Stati
 from bot.services.cache import TtlCache
 from bot.services.hours import HoursStatus, OpenState, hours_of
 from bot.services.search import SearchService, open_now
-from storage.fences import sync_horizon, write_fence
+from storage.fences import station_write, sync_horizon
 from storage.importers import (
     GEOJSON_HEAD,
     GEOJSON_SEPARATOR,
@@ -356,10 +355,7 @@ class StationService:
     ) -> ImportReport:
         """Upsert by code in one transaction; a dry run counts what would change and writes nothing."""
         report = report or ImportReport(total_rows=len(records), dry_run=dry_run)
-        fence: AbstractAsyncContextManager[None] = (
-            nullcontext() if dry_run else write_fence(self.sessions, "import")
-        )
-        async with fence, self.sessions() as session, session.begin():
+        async with station_write(self.sessions, "import", fenced=not dry_run) as session:
             repo = StationRepository(session)
             existing = await repo.by_codes(r.code for r in records)
             changed: list[StationRecord] = []
@@ -453,7 +449,7 @@ class StationService:
 
     async def update(self, code: str, **values: Any) -> Station:
         """Change some fields of one station and patch the index."""
-        async with write_fence(self.sessions, "edit station"), self.sessions() as session, session.begin():
+        async with station_write(self.sessions, "edit station") as session:
             repo = StationRepository(session)
             station = await repo.get_by_code(code)
             if station is None:
