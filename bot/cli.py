@@ -272,11 +272,24 @@ def has_token(settings: Settings) -> bool:
 
 async def cmd_run(args: argparse.Namespace) -> int:
     from bot.app import open_core
-    from bot.telegram import build_bot, build_dispatcher, run_polling, serve_webhook
+    from bot.telegram import (
+        WebhookSecretMissing,
+        build_bot,
+        build_dispatcher,
+        require_webhook_secret,
+        run_polling,
+        serve_webhook,
+    )
 
     settings = Settings()
     if not has_token(settings):
         return 2
+    if settings.webhook_url:
+        try:
+            require_webhook_secret(settings)
+        except WebhookSecretMissing as exc:
+            print(_("error: {message}").format(message=exc), file=sys.stderr)
+            return 2
     async with open_core(settings, follow_changes=True, warm_cache=True) as core:
         assert settings.bot_token is not None  # has_token
         bot = build_bot(settings.bot_token.get_secret_value(), settings.telegram_api_url)

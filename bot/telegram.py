@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -22,9 +24,12 @@ from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, BotCommandScopeDefault, ErrorEvent, Message
 from aiogram.utils.i18n import I18n
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler
+from aiohttp import web
 
 from bot.app import Core
-from bot.domain import User
+from bot.config import Settings
+from bot.domain import User, YizhanError
 from bot.i18n import DEFAULT_LOCALE, DOMAIN, LOCALES_DIR
 from bot.middlewares import (
     LocaleMiddleware,
@@ -305,15 +310,49 @@ async def run_polling(core: Core, bot: Bot, dp: Dispatcher) -> None:
     await dp.start_polling(bot, handle_signals=True, tasks_concurrency_limit=64)
 
 
+#: Telegram allows 1-256 of these characters; fewer than 32 can be guessed offline or read over a shoulder.
+_SECRET = re.compile(r"[A-Za-z0-9_-]{32,256}")
+
+
+class WebhookSecretMissing(YizhanError):
+    """Webhook mode without a strong secret: anyone could post updates as any user (an admin's /grant)."""
+
+
+def require_webhook_secret(settings: Settings) -> str:
+    """The webhook secret, or `WebhookSecretMissing` with a one-line message for the operator."""
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
+    if not _SECRET.fullmatch(secret):
+        raise WebhookSecretMissing(
+            "webhook mode needs WEBHOOK_SECRET: 32 to 256 characters of A-Z, a-z, 0-9, _ and - "
+            "(for example the output of `openssl rand -hex 32`)"
+        )
+    return secret
+
+
+class SecretRequestHandler(SimpleRequestHandler):
+    """aiogram's webhook handler, but a request without the exact secret header is refused with 403 and
+    never reaches the dispatcher, and an empty secret refuses everything instead of accepting everything."""
+
+    def verify_secret(self, telegram_secret_token: str, bot: Bot) -> bool:
+        expected = (self.secret_token or "").encode()
+        given = telegram_secret_token.encode("utf-8", "replace")
+        return bool(expected) and secrets.compare_digest(given, expected)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        token = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if not self.verify_secret(token, self.bot):
+            return web.Response(text="Forbidden", status=403)
+        return await super().handle(request)
+
+
 async def serve_webhook(
     core: Core, bot: Bot, dp: Dispatcher, host: str, port: int, ready: asyncio.Event | None = None
 ) -> None:
-    from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
-    from aiohttp import web
+    from aiogram.webhook.aiohttp_server import setup_application
 
     settings = core.settings
     assert settings.webhook_url
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    secret = require_webhook_secret(settings)
     from urllib.parse import urlsplit
 
     from bot.web import access_log_options, build_web_app
@@ -324,7 +363,7 @@ async def serve_webhook(
     app = build_web_app(core)
     setup_h5(app, tile_url=settings.map_tile_url)
     # Processing before answering 200 lets Telegram redeliver an update whose handling failed.
-    SimpleRequestHandler(dp, bot, secret_token=secret, handle_in_background=False).register(app, path)
+    SecretRequestHandler(dp, bot, secret_token=secret, handle_in_background=False).register(app, path)
     setup_application(app, dp, bot=bot)
     await ensure_webhook(bot, core, settings.webhook_url, secret)
     runner = web.AppRunner(app, **access_log_options(settings))

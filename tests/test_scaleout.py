@@ -28,7 +28,7 @@ from bot.localapi import LocalBotAPI
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parent.parent
-SECRET = "replica-secret"
+SECRET = "replica-secret-shared-by-every-replica-0123"
 STAFF = 900
 
 
