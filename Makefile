@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint catalogues extract bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

@@ -9,9 +9,12 @@ from __future__ import annotations
 import gettext
 import os
 from functools import cache
+from importlib.resources import files
 from pathlib import Path
 
-LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+# The `locales` package: in site-packages for a wheel (which the build compiled), the checkout's
+# `locales/` for an editable install or a run from the source tree. Always a directory on disk.
+LOCALES_DIR = Path(str(files("locales")))
 DOMAIN = "messages"
 DEFAULT_LOCALE = "zh_Hans"
 LOCALES: tuple[str, ...] = ("zh_Hans", "zh_Hant", "en")
