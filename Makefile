@@ -26,12 +26,14 @@ demo: install
 
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy bot storage handlers
+	$(BIN)/lint-imports
+	$(BIN)/mypy bot domain storage handlers
 
 extract: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k __ -k gettext -k lazy_gettext -k N_ --no-location --sort-output \

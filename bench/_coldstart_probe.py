@@ -25,8 +25,8 @@ from datetime import UTC, datetime  # noqa: E402
 import bot.cli  # noqa: E402, F401  - what `python -m bot nearby` imports first
 from bot.app import install_event_loop_policy, open_core  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.domain import GeoPoint  # noqa: E402
 from bot.services.nearby import NearbyService  # noqa: E402
+from domain.values import GeoPoint  # noqa: E402
 from storage.spatial import SpatialIndex  # noqa: E402
 
 marks["import_s"] = time.perf_counter() - _p

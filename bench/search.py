@@ -47,9 +47,10 @@ from bench._common import (
     verdict,
     wait_for_quiet,
 )
-from bot.domain import AMENITY_BIT, GeoPoint, InvalidOpeningHours
-from bot.services.hours import OpenState, compile_hours
 from bot.services.search import SearchService, brute_force_nearest_open
+from domain.clock import DEFAULT_TZ
+from domain.hours import OpenState, compile_hours
+from domain.values import AMENITY_BIT, GeoPoint, InvalidOpeningHours
 from storage.seed import generate_stations
 from storage.spatial import SpatialIndex, SubsetIndex, unit_vectors
 
@@ -67,7 +68,6 @@ FILTERS: dict[str, tuple[str, ...]] = {
 K = 5
 JITTER_KM = 0.7  # per axis; the radial offset is about 1 km (Rayleigh mean 0.88 km, rms 0.99 km)
 KM_PER_DEG = 111.195
-DEFAULT_TZ = "Asia/Shanghai"
 R_SPHERE = 6_371_008.8
 # Geodesic / index-sphere distance lies within [0.99441, 1.00449]; 1.02 leaves a wide margin.
 SUPERSET_FACTOR = 1.02

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
-from bot.domain import AMENITY_KEYS, CRS, GeoPoint, InvalidLocation, YizhanError
 from bot.i18n import environment_locale, translator
 from bot.services.nearby import NearbyResult, NearbyService, nearby_json
+from domain.values import AMENITY_KEYS, CRS, GeoPoint, InvalidLocation, YizhanError
 
 _ = translator(environment_locale()).gettext
 log = logging.getLogger("yizhan")
@@ -353,7 +353,8 @@ async def cmd_worker(args: argparse.Namespace) -> int:
 
     from bot.app import open_core
     from bot.broadcast import build_broadcaster
-    from bot.telegram import build_bot, build_i18n, utc_now
+    from bot.telegram import build_bot, build_i18n
+    from domain.clock import utc_now
 
     settings = Settings()
     if not has_token(settings):

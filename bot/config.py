@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from domain.clock import DEFAULT_TZ
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///yizhan.db"
 
 
@@ -20,7 +22,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
-    default_tz: str = "Asia/Shanghai"
+    default_tz: str = DEFAULT_TZ
     admin_ids: Annotated[tuple[int, ...], NoDecode] = ()
     broadcast_rate: float = 25.0
     #: Different people reporting a station closed within 24 hours before it is hidden automatically.

@@ -13,7 +13,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -29,7 +29,6 @@ from aiohttp import web
 
 from bot.app import Core
 from bot.config import Settings
-from bot.domain import User, YizhanError
 from bot.i18n import DEFAULT_LOCALE, DOMAIN, LOCALES_DIR
 from bot.middlewares import (
     LocaleMiddleware,
@@ -43,13 +42,11 @@ from bot.observability import Metrics, log_context
 from bot.services.nearby import NearbyService
 from bot.services.users import effective_locale, user_cache
 from bot.session import JsonAiohttpSession
+from domain.clock import utc_now
+from domain.values import User, YizhanError
 from handlers import announcements, moderation, reports, search, start
 
 log = logging.getLogger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def build_bot(token: str, api_url: str | None = None) -> Bot:

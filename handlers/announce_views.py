@@ -18,10 +18,11 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.services.announcements import AnnouncementView, Audience
 from bot.services.stations import province_name
+from domain.clock import DEFAULT_TZ
 from handlers.callbacks import AnnouncementCb, ComposeCb, SubscribeCb, UnsubscribeCb, round_point
 
 #: Announcements are scheduled and shown in China's time.
-ANNOUNCE_TZ = ZoneInfo("Asia/Shanghai")
+ANNOUNCE_TZ = ZoneInfo(DEFAULT_TZ)
 RADII_KM = (1, 3, 5, 10, 20)
 ACTIVE = ("sending", "scheduled", "paused")
 _TAG = re.compile(r"<[^>]+>")

@@ -8,7 +8,6 @@ announcements, so a forged button or a stale composer can do no more than its au
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
 from html import escape
 from typing import Any
@@ -21,7 +20,6 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 from aiogram.utils.i18n import gettext as _
 
-from bot.domain import GeoPoint, InvalidLocation, StationNotFound, User
 from bot.services.announcements import (
     MAX_CAPTION,
     MAX_TEXT,
@@ -32,6 +30,8 @@ from bot.services.announcements import (
 )
 from bot.services.roles import Access, NotAllowed, RoleService
 from bot.services.stations import StationService
+from domain.clock import Clock
+from domain.values import GeoPoint, InvalidLocation, StationNotFound, User
 from handlers.announce_views import (
     ANNOUNCE_TZ,
     announcements_keyboard,
@@ -56,7 +56,6 @@ from handlers.filters import has_location, has_photo, plain_text, private_chat
 from handlers.views import location_keyboard
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], datetime]
 MAX_RADIUS_KM = 500.0
 
 

@@ -7,8 +7,6 @@ does not allow, whatever buttons a client forges.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime
 from html import escape
 from zoneinfo import ZoneInfo
 
@@ -20,13 +18,14 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.domain import StationNotFound, StationStatus, User
-from bot.services.hours import hours_of
 from bot.services.ratings import RatingService
 from bot.services.reports import AlreadyDecided, CaseNotFound, Decision, DecisionResult, ReportService
 from bot.services.roles import InvalidGrant, NotAllowed, RoleService
 from bot.services.station_admin import InvalidEdit, StationAdminService
 from bot.services.users import UserService, effective_locale
+from domain.clock import Clock
+from domain.hours import hours_of
+from domain.values import StationNotFound, StationStatus, User
 from handlers.callbacks import ModCb, StaffCb
 from handlers.common import own_message, safe_edit
 from handlers.filters import plain_text, private_chat
@@ -40,10 +39,8 @@ from handlers.views import (
     staff_amenity_keyboard,
     staff_keyboard,
 )
-from storage.users_repo import UserRepository
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], datetime]
 PAGE = 8
 
 
@@ -142,10 +139,10 @@ async def case_decided(
     if message is not None:
         keyboard = case_keyboard(result.case.id) if decision is Decision.ASK else None
         await safe_edit(message, case_text(result.case) + "\n\n" + outcome, keyboard)
-    await _tell_reporters(result, bot, i18n, users.repo)
+    await _tell_reporters(result, bot, i18n, users)
 
 
-async def _tell_reporters(result: DecisionResult, bot: Bot, i18n: I18n, users: UserRepository) -> None:
+async def _tell_reporters(result: DecisionResult, bot: Bot, i18n: I18n, users: UserService) -> None:
     """Each reporter hears the outcome in their own language."""
     for reporter_id in result.reporters:
         user = await users.get(reporter_id)

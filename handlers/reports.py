@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-
 from aiogram import F, Router
 from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
@@ -12,11 +9,12 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 from aiogram.utils.i18n import gettext as _
 
-from bot.domain import GeoPoint, InvalidLocation, InvalidOpeningHours, StationNotFound, StationStatus
-from bot.services.hours import validate_hours
 from bot.services.ratings import InvalidRating, RatingService
 from bot.services.reports import MAX_TEXT, InvalidReport, ReportKind, ReportService, ReportTooSoon
 from bot.services.stations import StationService
+from domain.clock import Clock
+from domain.hours import validate_hours
+from domain.values import GeoPoint, InvalidLocation, InvalidOpeningHours, StationNotFound, StationStatus
 from handlers.callbacks import RateCb, ReportCb
 from handlers.common import own_message
 from handlers.filters import has_location, has_photo, has_text, plain_text, private_chat
@@ -28,8 +26,6 @@ from handlers.views import (
     report_send_keyboard,
     stars_keyboard,
 )
-
-Clock = Callable[[], datetime]
 
 
 class ReportForm(StatesGroup):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -15,13 +14,14 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.domain import GeoPoint, InvalidLocation, StationNotFound, UnknownAmenity, User
 from bot.services.announcements import SubscriptionService
-from bot.services.hours import hours_of
 from bot.services.nearby import NearbyService, ResultsPage, results_page
 from bot.services.ratings import RatingService
 from bot.services.search import geodesic_distances
 from bot.services.users import UserService
+from domain.clock import Clock
+from domain.hours import hours_of
+from domain.values import GeoPoint, InvalidLocation, StationNotFound, UnknownAmenity, User
 from handlers.announce_views import offer_keyboard, offer_text
 from handlers.callbacks import FilterCb, ResultsCb, StationCb
 from handlers.common import answer_markup, own_message, safe_edit
@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 #: A live location refreshes its results message at most this often.
 LIVE_REFRESH_S = 30.0
 _COORDS = re.compile(r"^\s*\(?\s*(-?\d{1,3}(?:\.\d+)?)\s*[,，\s]\s*(-?\d{1,3}(?:\.\d+)?)\s*\)?\s*$")
-Clock = Callable[[], datetime]
 
 
 async def _results(

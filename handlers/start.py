@@ -9,8 +9,8 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.domain import User
 from bot.services.users import UnknownLocale, UserService, effective_locale
+from domain.values import User
 from handlers.callbacks import LanguageCb
 from handlers.common import own_message, safe_edit
 from handlers.filters import private_chat

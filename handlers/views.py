@@ -22,12 +22,12 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import lazy_gettext as __
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.domain import AMENITY_KEYS, Station, StationStatus
 from bot.i18n import LOCALES
-from bot.services.hours import Hours, OpenState
 from bot.services.nearby import NearbyResult, ResultsPage
 from bot.services.ratings import RatingSummary
 from bot.services.reports import CaseView
+from domain.hours import Hours, OpenState
+from domain.values import AMENITY_KEYS, Station, StationStatus
 from handlers.callbacks import (
     FilterCb,
     LanguageCb,

@@ -35,7 +35,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import WriteFenceRow, utcnow
+from domain.clock import utc_now
+from storage.models import WriteFenceRow
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,8 @@ async def write_fence(
     sessions: async_sessionmaker[AsyncSession], purpose: str, ttl: timedelta = FENCE_TTL
 ) -> AsyncIterator[None]:
     """Hold a fence around a station write: open the write's transaction inside, stamp rows with the clock
-    read inside (`utcnow()` at the write), and commit before leaving."""
-    started = utcnow()
+    read inside (`utc_now()` at the write), and commit before leaving."""
+    started = utc_now()
     holder = f"{socket.gethostname()}:{os.getpid()} {purpose}"[:100]
     async with sessions() as session, session.begin():
         # Fences of processes that died are of no use past their expiry.

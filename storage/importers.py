@@ -33,8 +33,10 @@ from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.coords import out_of_china, to_wgs84
-from bot.domain import (
+from domain.clock import DEFAULT_TZ
+from domain.coords import out_of_china, to_wgs84
+from domain.hours import validate_hours
+from domain.values import (
     AMENITY_KEYS,
     AMENITY_LABELS_ZH,
     CRS,
@@ -43,7 +45,6 @@ from bot.domain import (
     StationStatus,
     YizhanError,
 )
-from bot.services.hours import validate_hours
 
 __all__ = [
     "EXPORT_COLUMNS",
@@ -127,7 +128,6 @@ _STATUS_WORDS: dict[str, StationStatus] = {
     "撤销": StationStatus.CLOSED,
 }
 
-_FALLBACK_TZ = "Asia/Shanghai"  # DEFAULT_TZ's default in ARCHITECTURE.md
 _PROGRESS_EVERY = 5_000
 _AMENITY_SEPARATORS = re.compile(r"[;|,，、；｜]")
 _HEADER_NOISE = re.compile(r"[\s_\-*:：\ufeff]+")
@@ -458,7 +458,7 @@ class _RowParser:
             problems.append(f"verification date {_text(raw)!r} is not a date (use YYYY-MM-DD)")
             return None
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=self.zone(tz_name or _FALLBACK_TZ) or ZoneInfo(_FALLBACK_TZ))
+            parsed = parsed.replace(tzinfo=self.zone(tz_name or DEFAULT_TZ) or ZoneInfo(DEFAULT_TZ))
         return parsed
 
     def parse(self, values: dict[str, Any], labels: dict[str, str], row: int) -> StationRecord | RowError:

@@ -20,7 +20,7 @@ from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.domain import YizhanError
+from domain.values import YizhanError
 
 log = logging.getLogger(__name__)
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)

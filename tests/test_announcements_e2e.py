@@ -17,8 +17,8 @@ from aiogram.fsm.storage.base import StorageKey
 from botkit import HOME, NOON, Env, button_data, env, is_offer, is_results
 from sqlalchemy import inspect
 
-from bot.domain import GeoPoint
 from bot.services.announcements import Audience
+from domain.values import GeoPoint
 from storage.models import AnnouncementRow, SubscriptionRow
 
 __all__ = ["env"]

@@ -37,13 +37,13 @@ from referencing.jsonschema import DRAFT202012
 
 from bot.app import Core, open_core
 from bot.config import Settings
-from bot.coords import wgs84_to_bd09, wgs84_to_gcj02
-from bot.domain import GeoPoint, StationRecord, StationStatus
 from bot.services.nearby import NearbyService, nearby_json
 from bot.web import build_web_app
 from bot.web.api import accepts_gzip
 from bot.web.openapi import build_openapi
 from bot.web.responses import json_body
+from domain.coords import wgs84_to_bd09, wgs84_to_gcj02
+from domain.values import GeoPoint, StationRecord, StationStatus
 from storage.stations_repo import StationRepository
 
 ROOT = Path(__file__).resolve().parent.parent

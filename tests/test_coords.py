@@ -7,8 +7,8 @@ from geopy.distance import geodesic
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import coords
-from bot.coords import (
+from domain import coords
+from domain.coords import (
     bd09_to_gcj02,
     bd09_to_wgs84,
     gcj02_to_bd09,
@@ -18,7 +18,7 @@ from bot.coords import (
     wgs84_to_bd09,
     wgs84_to_gcj02,
 )
-from bot.domain import CRS
+from domain.values import CRS
 
 #: WGS-84 (lat, lon) of places spread over China, from the far north to Hainan and from Xinjiang to the coast.
 CHINA_POINTS: dict[str, tuple[float, float]] = {

@@ -20,9 +20,9 @@ from cdp import Chromium, Page, require_chromium  # tests/ is on sys.path (rootd
 
 from bot.app import Core, open_core
 from bot.config import Settings
-from bot.domain import AMENITY_KEYS, GeoPoint, StationRecord, StationStatus
 from bot.i18n import LOCALES, translator
 from bot.web.h5 import AMENITY_LABELS, STATIC_DIR, UI_STRINGS, setup_h5
+from domain.values import AMENITY_KEYS, GeoPoint, StationRecord, StationStatus
 
 TILES = "https://tiles.example.test/{z}/{x}/{y}.png"
 HOOKS = ("language", "coords-input", "coords-submit", "map", "error")

@@ -10,8 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opening_hours import OpeningHours, State
 
-from bot.domain import InvalidOpeningHours
-from bot.services.hours import (
+from domain.hours import (
     Hours,
     HoursStatus,
     OpenState,
@@ -19,6 +18,7 @@ from bot.services.hours import (
     is_public_holiday,
     validate_hours,
 )
+from domain.values import InvalidOpeningHours
 
 SHANGHAI = "Asia/Shanghai"
 SH = ZoneInfo(SHANGHAI)

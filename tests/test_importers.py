@@ -15,8 +15,9 @@ from geopy.distance import geodesic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.coords import wgs84_to_bd09, wgs84_to_gcj02
-from bot.domain import (
+from domain.coords import wgs84_to_bd09, wgs84_to_gcj02
+from domain.hours import validate_hours
+from domain.values import (
     AMENITY_KEYS,
     CRS,
     InvalidOpeningHours,
@@ -24,7 +25,6 @@ from bot.domain import (
     StationStatus,
     YizhanError,
 )
-from bot.services.hours import validate_hours
 from storage.importers import (
     ImportFileError,
     ParsedImport,
@@ -417,7 +417,7 @@ def test_ambiguous_short_amenity_is_refused(tmp_path: Path) -> None:
 
 
 def test_every_amenity_key_and_label_is_accepted(tmp_path: Path) -> None:
-    from bot.domain import AMENITY_LABELS_ZH
+    from domain.values import AMENITY_LABELS_ZH
 
     labels = "、".join(reversed(AMENITY_LABELS_ZH.values()))
     keys = ";".join(AMENITY_KEYS)

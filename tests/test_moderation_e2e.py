@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from botkit import Env, button_data, env, names_in
 
-from bot.domain import StationStatus
 from bot.i18n import translator
+from domain.values import StationStatus
 
 __all__ = ["env"]
 
@@ -62,7 +62,7 @@ async def open_case(env: Env, staff: int = STAFF) -> Any:
 
 
 def riders_see(env: Env, code: str = "GZ0001") -> bool:
-    from bot.domain import GeoPoint
+    from domain.values import GeoPoint
 
     hits = env.core.search.find_nearest_open(GeoPoint(23.13, 113.26), 10, (), env.clock())
     return code in [h.code for h in hits]

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.domain import AMENITY_KEYS, GeoPoint, Station, StationStatus
 from bot.services.nearby import NearbyService, nearby_json
 from bot.services.search import SearchService
 from bot.web.responses import json_body
+from domain.values import AMENITY_KEYS, GeoPoint, Station, StationStatus
 from storage.spatial import IndexEntry, SpatialIndex
 
 HOURS = ["24/7", "Mo-Su 08:00-20:00", "Mo-Fr 09:00-18:00; PH off", "Mo-Su 22:00-06:00", ""]

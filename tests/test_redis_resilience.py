@@ -18,9 +18,9 @@ import pytest
 
 from bot.app import Core, open_core
 from bot.config import Settings
-from bot.domain import StationRecord
 from bot.localapi import LocalBotAPI
 from bot.telegram import build_bot, build_dispatcher
+from domain.values import StationRecord
 
 NOON = datetime(2025, 6, 3, 4, 0, tzinfo=UTC)
 STATIONS = [
@@ -230,7 +230,7 @@ async def test_the_same_update_delivered_twice_is_handled_once(running: Bot) -> 
 
 
 async def test_a_change_announced_by_another_process_patches_the_index(running: Bot, tmp_path: Path) -> None:
-    from bot.domain import GeoPoint, StationStatus
+    from domain.values import GeoPoint, StationStatus
 
     core = running.core
     other = Settings(

@@ -10,11 +10,11 @@ import pytest
 
 from bot.app import Core, open_core
 from bot.config import Settings
-from bot.domain import GeoPoint, StationRecord, StationStatus
 from bot.services.ratings import InvalidRating
 from bot.services.reports import AlreadyDecided, InvalidReport, ReportTooSoon
 from bot.services.roles import InvalidGrant, NotAllowed
 from bot.services.station_admin import InvalidEdit
+from domain.values import GeoPoint, StationRecord, StationStatus
 
 AT = datetime(2025, 6, 3, 4, 0, tzinfo=UTC)
 GZ = (23.13, 113.26)

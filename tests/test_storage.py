@@ -17,8 +17,8 @@ from sqlalchemy import text
 
 from bot.app import open_core
 from bot.config import Settings
-from bot.domain import CRS, GeoPoint, StationRecord, StationStatus
 from bot.services.search import brute_force_nearest_open
+from domain.values import CRS, GeoPoint, StationRecord, StationStatus
 from storage.seed import generate_stations
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,7 +200,7 @@ async def test_a_process_killed_mid_import_leaves_the_database_as_it_was(setting
 
 
 async def test_import_gcj02_file_is_stored_in_wgs84(settings: Settings, tmp_path: Path) -> None:
-    from bot.coords import wgs84_to_gcj02
+    from domain.coords import wgs84_to_gcj02
 
     truth = (23.129110, 113.264385)
     glat, glon = wgs84_to_gcj02(*truth)

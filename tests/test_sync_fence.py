@@ -14,11 +14,12 @@ from sqlalchemy import func, insert, select
 
 from bot.app import open_core
 from bot.config import Settings
-from bot.domain import StationRecord, StationStatus
 from bot.services.roles import Access, Role
+from domain.clock import utc_now
+from domain.values import StationRecord, StationStatus
 from storage import stations_repo
 from storage.fences import FENCE_TTL, station_write, sync_horizon, write_fence
-from storage.models import WriteFenceRow, utcnow
+from storage.models import WriteFenceRow
 
 
 def record(code: str, lat: float = 23.13, lon: float = 113.26) -> StationRecord:
@@ -89,7 +90,7 @@ async def test_a_moderation_during_a_sync_is_not_skipped(settings: Settings) -> 
             StationStatus.TEMPORARILY_CLOSED,
             Access(user_id=7, grants=((Role.ADMIN, ""),)),
             # The instant the change is about may lie before the sync: the row is stamped when written.
-            utcnow() - timedelta(hours=2),
+            utc_now() - timedelta(hours=2),
         )
         changed, _ = await synced_codes(core, since)
         assert changed == {"M1"}
@@ -110,7 +111,7 @@ async def test_a_failed_write_removes_its_fence_and_a_dry_run_takes_none(setting
 
 async def test_a_fence_left_behind_holds_syncs_back_until_it_expires(settings: Settings) -> None:
     async with open_core(settings, load_index=False) as core:
-        now = utcnow()
+        now = utc_now()
         started = now - timedelta(minutes=5)
         async with core.sessions() as session, session.begin():
             # Left by a process that died mid-import, and an older one already expired.

@@ -8,8 +8,8 @@ import uuid
 import pytest
 from conftest import REDIS_URL, service_missing
 
-from bot.domain import User
 from bot.services.users import UserCache
+from domain.values import User
 from storage.changes import RedisChangeFeed
 
 

@@ -23,10 +23,10 @@ from typing import Protocol
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.domain import GeoPoint, YizhanError
 from bot.services.cache import TtlCache
 from bot.services.roles import Access, NotAllowed
 from bot.services.search import SearchService, geodesic_distances
+from domain.values import GeoPoint, YizhanError
 from storage.announcements_repo import AnnouncementRepository
 from storage.ratelimit import RateLimiter
 from storage.stations_repo import StationRepository

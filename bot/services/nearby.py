@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.coords import out_of_china, to_wgs84
-from bot.domain import CRS, GeoPoint, InvalidLocation, Station
 from bot.services.search import NearbyHit, SearchService
 from bot.services.stations import StationService
+from domain.coords import out_of_china, to_wgs84
+from domain.values import CRS, GeoPoint, InvalidLocation, Station
 
 
 def result_json(station: Station, hit: NearbyHit) -> dict[str, Any]:

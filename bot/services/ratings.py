@@ -7,8 +7,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.domain import YizhanError
 from bot.services.roles import Access
+from domain.values import YizhanError
 from storage.reports_repo import RatingRepository
 from storage.stations_repo import StationRepository
 

@@ -15,7 +15,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.domain import (
+from bot.services.roles import Access, NotAllowed
+from bot.services.search import WGS84
+from bot.services.stations import StationService
+from domain.hours import validate_hours
+from domain.values import (
     AMENITY_KEYS,
     GeoPoint,
     InvalidLocation,
@@ -25,10 +29,6 @@ from bot.domain import (
     StationStatus,
     YizhanError,
 )
-from bot.services.hours import validate_hours
-from bot.services.roles import Access, NotAllowed
-from bot.services.search import WGS84
-from bot.services.stations import StationService
 from storage.fences import station_write
 from storage.reports_repo import OPEN_STATES, AuditRepository, ReportRepository
 from storage.stations_repo import StationRepository

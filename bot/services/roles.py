@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.domain import YizhanError
+from domain.values import YizhanError
 from storage.roles_repo import RoleRepository
 
 _REGION = re.compile(r"^(\d{2}|\d{4}|\d{6})$")

@@ -23,8 +23,9 @@ from datetime import datetime
 import numpy as np
 from pyproj import Geod
 
-from bot.domain import GeoPoint, InvalidOpeningHours, StationStatus, amenity_mask
-from bot.services.hours import Hours, HoursStatus, OpenState, compile_hours
+from domain.clock import DEFAULT_TZ
+from domain.hours import Hours, HoursStatus, OpenState, compile_hours
+from domain.values import GeoPoint, InvalidOpeningHours, StationStatus, amenity_mask
 from storage.spatial import (
     EARTH_RADIUS_M,
     GEODESIC_LOWER_BOUND,
@@ -102,7 +103,7 @@ class SearchService:
     def __init__(
         self,
         index: SpatialIndex,
-        default_tz: str = "Asia/Shanghai",
+        default_tz: str = DEFAULT_TZ,
         *,
         subset_share: float = 0.3,
         subset_after: int = 32,
@@ -503,7 +504,7 @@ def brute_force_nearest_open(
     k: int,
     amenities: Iterable[str],
     at: datetime,
-    default_tz: str = "Asia/Shanghai",
+    default_tz: str = DEFAULT_TZ,
     include_closed: bool = False,
 ) -> list[tuple[str, float]]:
     """Reference answer by a full geodesic scan with geopy: (code, distance_m) pairs.

@@ -12,10 +12,17 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.domain import AMENITY_KEYS, InvalidOpeningHours, Station, StationNotFound, StationStatus, YizhanError
-from bot.services.hours import validate_hours
 from bot.services.roles import Access, NotAllowed
 from bot.services.stations import StationService
+from domain.hours import validate_hours
+from domain.values import (
+    AMENITY_KEYS,
+    InvalidOpeningHours,
+    Station,
+    StationNotFound,
+    StationStatus,
+    YizhanError,
+)
 from storage.fences import station_write
 from storage.reports_repo import AuditRepository, stale_stations
 from storage.stations_repo import StationRepository, row_to_station

@@ -21,10 +21,11 @@ from typing import Any, TextIO
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.domain import CRS, BBox, InvalidCursor, Station, StationNotFound, StationRecord
 from bot.services.cache import TtlCache
-from bot.services.hours import HoursStatus, OpenState, hours_of
 from bot.services.search import SearchService, open_now
+from domain.clock import DEFAULT_TZ, utc_now
+from domain.hours import HoursStatus, OpenState, hours_of
+from domain.values import CRS, BBox, InvalidCursor, Station, StationNotFound, StationRecord
 from storage.fences import station_write, sync_horizon
 from storage.importers import (
     GEOJSON_HEAD,
@@ -36,7 +37,6 @@ from storage.importers import (
     write_csv,
     write_geojson,
 )
-from storage.models import utcnow
 from storage.spatial import SpatialIndex
 from storage.stations_repo import RECORD_FIELDS, StationRepository, index_entry, record_from_raw
 
@@ -191,7 +191,7 @@ class StationService:
         self,
         sessions: async_sessionmaker[AsyncSession],
         search: SearchService | None = None,
-        default_tz: str = "Asia/Shanghai",
+        default_tz: str = DEFAULT_TZ,
         cache: TtlCache[int, Station] | None = None,
     ) -> None:
         self.sessions = sessions
@@ -276,7 +276,7 @@ class StationService:
             raise ValueError(f"limit must be between 1 and {MAX_SYNC_PAGE}")
         # The clock the writers stamp updated_at with, then the writes in progress, then the rows: see
         # ChangesPage and storage/fences.py.
-        now = utcnow()
+        now = utc_now()
         async with self.sessions() as session:
             server_time = await sync_horizon(session, now)
             stations = await StationRepository(session).changed_page(

@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import AMENITY_KEYS, UnknownAmenity, User
 from bot.i18n import LOCALES, locale_for
 from bot.services.cache import TtlCache
+from domain.values import AMENITY_KEYS, UnknownAmenity, User
 from storage.changes import USERS_STREAM, RedisChangeFeed, redis_down
 from storage.users_repo import UserRepository
 
@@ -87,6 +87,10 @@ class UserService:
         self.repo = UserRepository(session)
         self.session = session
         self.cache = cache if cache is not None else UserCache(ttl=0.0, max_size=0)
+
+    async def get(self, user_id: int) -> User | None:
+        """A known user as stored, or None."""
+        return await self.repo.get(user_id)
 
     async def seen(
         self, user_id: int, first_name: str, username: str | None, language_code: str | None

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from bot.domain import InvalidLocation, StationNotFound
 from bot.services.stations import MAX_SYNC_PAGE, NetworkVersion, StationService, station_json
 from bot.web import params
 from bot.web.keys import CLOCK, CORE, GEOJSON_CACHE, NEARBY
 from bot.web.responses import BadParameter, NotFound, json_body, json_response, raw_json_response
+from domain.values import InvalidLocation, StationNotFound
 
 API_PREFIX = "/api/v1"
 MAX_K = 50

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -23,8 +22,9 @@ from bot.config import Settings
 from bot.observability import Metrics
 from bot.services.nearby import NearbyService
 from bot.web import api
-from bot.web.keys import CLOCK, CORE, GEOJSON_CACHE, NEARBY, Clock
+from bot.web.keys import CLOCK, CORE, GEOJSON_CACHE, NEARBY
 from bot.web.responses import ApiError, error_response, json_response
+from domain.clock import Clock, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,6 @@ _ERROR_CODES = {
     405: "method_not_allowed",
     413: "payload_too_large",
 }
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def edge_middleware(metrics: Metrics | None = None) -> Callable[..., Awaitable[web.StreamResponse]]:
@@ -116,7 +112,7 @@ def build_web_app(
     metrics = metrics or core.metrics
     app = web.Application(middlewares=[edge_middleware(metrics)])
     app[CORE] = core
-    app[CLOCK] = clock or _utc_now
+    app[CLOCK] = clock or utc_now
     app[NEARBY] = NearbyService(
         core.search, core.stations, observe_search=metrics.observe_search if metrics is not None else None
     )

@@ -23,8 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.domain import AMENITY_KEYS
 from bot.i18n import DEFAULT_LOCALE, LOCALES, locale_for, translator
+from domain.values import AMENITY_KEYS
 from storage.seed import DEMO_PLACES
 
 __all__ = ["DEFAULT_TILE_URL", "STATIC_DIR", "UI_STRINGS", "setup_h5", "ui_catalogue"]

@@ -6,19 +6,17 @@ tests build as many apps as they like, each on its own core and clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from bot.app import Core
 from bot.services.nearby import NearbyService
+from domain.clock import Clock
 
 if TYPE_CHECKING:
     from bot.web.api import GeoJSONCache
 
-Clock = Callable[[], datetime]
 
 CORE = web.AppKey("core", Core)
 NEARBY = web.AppKey("nearby", NearbyService)

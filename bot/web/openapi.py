@@ -11,10 +11,11 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from bot.domain import AMENITY_KEYS, AMENITY_LABELS_ZH, CRS, StationStatus
 from bot.web.api import API_PREFIX, DEFAULT_K, DEFAULT_SYNC_LIMIT, MAX_K, MAX_SYNC_LIMIT
 from bot.web.params import EARLIEST_AT, LATEST_AT
 from bot.web.responses import json_body
+from domain.clock import DEFAULT_TZ
+from domain.values import AMENITY_KEYS, AMENITY_LABELS_ZH, CRS, StationStatus
 
 _REF = "#/components/schemas/"
 
@@ -60,7 +61,7 @@ _STATION_PROPERTIES: dict[str, Any] = {
     "status": _ref("Status"),
     "timezone": {
         "type": ["string", "null"],
-        "description": "IANA timezone of the opening hours; null means the service default (Asia/Shanghai)",
+        "description": f"IANA timezone of the opening hours; null means the service default ({DEFAULT_TZ})",
     },
     "verified_at": _nullable(_DATE_TIME),
     "created_at": _DATE_TIME,

@@ -1,7 +1,7 @@
 """Query-string parsing for the HTTP API: each function reads one parameter or raises `BadParameter`.
 
 Everything here is about text coming off the wire; the meaning of the values (ranges, keys, coordinate
-systems) comes from `bot.domain`. Unknown parameters are ignored, so that clients may add cache busters
+systems) comes from `domain.values`. Unknown parameters are ignored, so that clients may add cache busters
 and later versions may add parameters. A parameter given twice counts with its first value, except
 `amenity`, which may repeat.
 """
@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 
 from multidict import MultiMapping
 
-from bot.domain import AMENITY_KEYS, CRS, BBox, GeoPoint, InvalidCursor, InvalidLocation
 from bot.services.stations import SyncCursor
 from bot.web.responses import BadParameter
+from domain.values import AMENITY_KEYS, CRS, BBox, GeoPoint, InvalidCursor, InvalidLocation
 
 Query = MultiMapping[str]
 

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 import holidays
 from opening_hours import OpeningHours, State
 
-from bot.domain import InvalidOpeningHours, StationRecord
+from domain.values import InvalidOpeningHours, StationRecord
 
 __all__ = [
     "Hours",

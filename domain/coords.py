@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from bot.domain import CRS
+from domain.values import CRS
 
 __all__ = [
     "bd09_to_gcj02",
