@@ -21,7 +21,6 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.filters import ExceptionTypeFilter
 from aiogram.fsm.storage.base import BaseStorage
-from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, BotCommandScopeDefault, ErrorEvent, Message
 from aiogram.utils.i18n import I18n
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
@@ -45,6 +44,7 @@ from bot.session import JsonAiohttpSession
 from domain.clock import utc_now
 from domain.values import User, YizhanError
 from handlers import announcements, moderation, reports, search, start
+from storage.memory_state import ExpiringMemoryStorage
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def build_dispatcher(
             core.redis, throttle_rate, throttle_burst, fallback=TokenBuckets(throttle_rate, throttle_burst)
         )
     dp = Dispatcher(
-        storage=storage or MemoryStorage(),
+        storage=storage or ExpiringMemoryStorage(),
         events_isolation=isolation,
         i18n=i18n,
         nearby=NearbyService(

@@ -1,8 +1,8 @@
 """Redis-backed state shared by every bot process, built to degrade rather than fail.
 
-- `ResilientRedisStorage`: aiogram's RedisStorage for FSM state; while Redis is unreachable, reading a
-  state answers "none" (so searches go on) and writing one raises `StateUnavailable` (so a multi-step
-  flow tells the user to try again in a moment).
+- `ResilientRedisStorage`: aiogram's RedisStorage for FSM state, whose keys expire a day after their last
+  write (`FSM_TTL_S`); while Redis is unreachable, reading a state answers "none" (so searches go on) and
+  writing one raises `StateUnavailable` (so a multi-step flow tells the user to try again in a moment).
 - `ResilientEventIsolation`: RedisEventIsolation, but without Redis updates proceed unlocked.
 - `UpdateLedger`: remembers handled update ids, so an update Telegram delivers twice is handled once.
 - `RedisBuckets`: per-user token buckets shared by all processes, falling back to local buckets.
@@ -21,6 +21,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from domain.values import YizhanError
+from storage.memory_state import FSM_TTL_S
 
 log = logging.getLogger(__name__)
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
@@ -54,6 +55,9 @@ class _Warn:
 
 class ResilientRedisStorage(RedisStorage):
     def __init__(self, redis: Any, **kwargs: Any) -> None:
+        # An abandoned conversation (a report left half-way) must not keep what it collected for ever.
+        kwargs.setdefault("state_ttl", FSM_TTL_S)
+        kwargs.setdefault("data_ttl", FSM_TTL_S)
         super().__init__(redis, key_builder=key_builder(), **kwargs)
         self._warn = _Warn("FSM storage")
 

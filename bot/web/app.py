@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 from bot.app import Core
 from bot.config import Settings
@@ -85,7 +86,8 @@ def edge_middleware(metrics: Metrics | None = None) -> Callable[..., Awaitable[w
         except asyncio.CancelledError:
             raise  # the client went away; nothing to answer
         except Exception:
-            log.exception("unhandled error for %s %s", request.method, request.path_qs)
+            # The path only: a search's query string is the rider's position.
+            log.exception("unhandled error for %s %s", request.method, request.path)
             response = json_response(
                 {"error": {"code": "internal_error", "message": "internal error; it has been logged"}},
                 status=500,
@@ -99,9 +101,24 @@ def edge_middleware(metrics: Metrics | None = None) -> Callable[..., Awaitable[w
     return edges
 
 
+class PathAccessLogger(AbstractAccessLogger):
+    """aiohttp's access log line without the query string, which carries a search's `lat` and `lon`."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %d %d %.4f',
+            request.remote,
+            request.method,
+            request.path,
+            response.status,
+            response.body_length,
+            time,
+        )
+
+
 def access_log_options(settings: Settings) -> dict[str, Any]:
-    """`AppRunner` keyword arguments: aiohttp's access log only when ACCESS_LOG asks for it."""
-    return {} if settings.access_log else {"access_log": None}
+    """`AppRunner` keyword arguments: aiohttp's access log (paths only) when ACCESS_LOG asks for it."""
+    return {"access_log_class": PathAccessLogger} if settings.access_log else {"access_log": None}
 
 
 def build_web_app(
