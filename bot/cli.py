@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import logging
+import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -71,6 +73,44 @@ def _amenity(value: str) -> str:
     return value
 
 
+class PortUnavailable(YizhanError):
+    """The address a service command would listen on cannot be had; the message says so in one line."""
+
+
+def unavailable(host: str, port: int, error: OSError) -> PortUnavailable:
+    if error.errno == errno.EADDRINUSE:
+        return PortUnavailable(
+            _("{host}:{port} is already in use by another program; stop it or choose another --port").format(
+                host=host, port=port
+            )
+        )
+    return PortUnavailable(
+        _("cannot listen on {host}:{port} ({reason}); choose another --host or --port").format(
+            host=host, port=port, reason=error.strerror or error
+        )
+    )
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Bind host:port for a moment, as the server will (every address `host` resolves to, SO_REUSEADDR), so
+    that a busy port is reported before the seconds of loading that come first. Port 0 is always free."""
+    if port == 0:
+        return
+    try:
+        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise unavailable(host, port, exc) from None
+    for family, kind, proto, _name, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise unavailable(host, port, exc) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="yizhan", description=_("yizhan: find the union service stations for outdoor workers")
@@ -81,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     stations = commands.add_parser("stations", help=_("import, export and seed stations"))
     station_cmds = stations.add_subparsers(dest="stations_command", required=True, metavar="ACTION")
     imp = station_cmds.add_parser("import", help=_("import stations from CSV, GeoJSON or XLSX"))
-    imp.add_argument("path", type=Path)
+    imp.add_argument("path", type=Path, help=_("the file to import (.csv, .geojson, .json or .xlsx)"))
     imp.add_argument(
         "--crs",
         choices=[c.value for c in CRS],
@@ -90,43 +130,79 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("--dry-run", action="store_true", help=_("check and count, change nothing"))
     exp = station_cmds.add_parser("export", help=_("export every station"))
-    exp.add_argument("--format", choices=["csv", "geojson"], default="csv")
+    exp.add_argument(
+        "--format", choices=["csv", "geojson"], default="csv", help=_("file format (default: csv)")
+    )
     exp.add_argument("--output", type=Path, help=_("file to write (default: standard output)"))
     seed = station_cmds.add_parser("seed", help=_("build the synthetic national data set"))
-    seed.add_argument("--count", type=int, default=186_100)
-    seed.add_argument("--seed", type=int, default=2024)
+    seed.add_argument(
+        "--count",
+        type=int,
+        default=186_100,
+        help=_("how many stations (default: %(default)s, the national count)"),
+    )
+    seed.add_argument(
+        "--seed",
+        type=int,
+        default=2024,
+        help=_("random seed; the same seed gives the same stations (default: %(default)s)"),
+    )
 
     nearby = commands.add_parser("nearby", help=_("the nearest open stations to a point"))
-    nearby.add_argument("lat", type=float)
-    nearby.add_argument("lon", type=float)
-    nearby.add_argument("--k", type=int, default=5)
-    nearby.add_argument("--amenity", type=_amenity, action="append", default=[], metavar="KEY")
+    nearby.add_argument("lat", type=float, help=_("latitude in degrees, e.g. 23.1291"))
+    nearby.add_argument("lon", type=float, help=_("longitude in degrees, e.g. 113.2644"))
+    nearby.add_argument("--k", type=int, default=5, help=_("how many stations (default: %(default)s)"))
+    nearby.add_argument(
+        "--amenity",
+        type=_amenity,
+        action="append",
+        default=[],
+        metavar="KEY",
+        help=_("only stations with this amenity; repeat for several (keys: {keys})").format(
+            keys=", ".join(AMENITY_KEYS)
+        ),
+    )
     nearby.add_argument("--at", type=_parse_at, help=_("instant to evaluate opening hours at (default: now)"))
-    nearby.add_argument("--crs", choices=[c.value for c in CRS], default=CRS.WGS84.value)
+    nearby.add_argument(
+        "--crs",
+        choices=[c.value for c in CRS],
+        default=CRS.WGS84.value,
+        help=_("coordinate system of LAT and LON (default: wgs84, as GPS and Telegram give)"),
+    )
     nearby.add_argument(
         "--include-closed", action="store_true", help=_("also stations closed now or temporarily closed")
     )
     nearby.add_argument("--json", action="store_true", help=_("machine-readable output"))
 
     run = commands.add_parser("run", help=_("run the bot: polling, or webhook when WEBHOOK_URL is set"))
-    run.add_argument("--host", default="0.0.0.0", help=_("webhook mode: address to listen on"))
-    run.add_argument("--port", type=int, default=8080, help=_("webhook mode: port to listen on"))
-    serve = commands.add_parser("serve", help=_("the web app alone: API v1 and /healthz"))
-    serve.add_argument("--host", default="127.0.0.1", help=_("address to listen on"))
-    serve.add_argument("--port", type=int, default=8080, help=_("port to listen on (0: any free port)"))
+    run.add_argument(
+        "--host", default="0.0.0.0", help=_("webhook mode: address to listen on (default: %(default)s)")
+    )
+    run.add_argument(
+        "--port", type=int, default=8080, help=_("webhook mode: port to listen on (default: %(default)s)")
+    )
+    serve = commands.add_parser("serve", help=_("the web app alone: API v1, the H5 page, /healthz, /metrics"))
+    serve.add_argument("--host", default="127.0.0.1", help=_("address to listen on (default: %(default)s)"))
+    serve.add_argument(
+        "--port", type=int, default=8080, help=_("port to listen on (default: %(default)s; 0: any free port)")
+    )
     commands.add_parser("worker", help=_("deliver announcements in a process of its own"))
     demo = commands.add_parser(
         "demo", help=_("the whole service on this machine, no Telegram account needed")
     )
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument(
+        "--host", default="127.0.0.1", help=_("address of the chat page (default: %(default)s)")
+    )
+    demo.add_argument(
+        "--port", type=int, default=8080, help=_("port of the chat page (default: %(default)s)")
+    )
 
     admin = commands.add_parser("admin", help=_("grant and revoke roles"))
     admin_cmds = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
     for action, help_text in (("grant", _("grant a role")), ("revoke", _("revoke a role"))):
         sub = admin_cmds.add_parser(action, help=help_text)
-        sub.add_argument("telegram_id", type=int)
-        sub.add_argument("--role", required=True, choices=["volunteer", "staff", "admin"])
+        sub.add_argument("telegram_id", type=int, help=_("the person's numeric Telegram id"))
+        sub.add_argument("--role", required=True, choices=["volunteer", "staff", "admin"], help=_("the role"))
         sub.add_argument("--region", default=None, help=_("adcode prefix for staff, e.g. 44 or 4401"))
 
     db = commands.add_parser("db", help=_("database schema"))
@@ -290,6 +366,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
         except WebhookSecretMissing as exc:
             print(_("error: {message}").format(message=exc), file=sys.stderr)
             return 2
+        ensure_port_free(args.host, args.port)
     async with open_core(settings, follow_changes=True, warm_cache=True) as core:
         assert settings.bot_token is not None  # has_token
         bot = build_bot(settings.bot_token.get_secret_value(), settings.telegram_api_url)
@@ -314,6 +391,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     from bot.web import access_log_options, build_web_app
     from bot.web.h5 import setup_h5
 
+    ensure_port_free(args.host, args.port)
     async with open_core(follow_changes=True, warm_cache=True) as core:
         app = build_web_app(core)
         setup_h5(app, tile_url=core.settings.map_tile_url)
@@ -321,7 +399,10 @@ async def cmd_serve(args: argparse.Namespace) -> int:
         await runner.setup()
         try:
             site = web.TCPSite(runner, args.host, args.port)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:  # taken while the index was loading
+                raise unavailable(args.host, args.port, exc) from None
             host, port = runner.addresses[0][:2]
             url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
             # bot.telegram.tune_runtime's tuning, without importing aiogram (seconds of start-up):
@@ -331,7 +412,11 @@ async def cmd_serve(args: argparse.Namespace) -> int:
             gc.set_threshold(50_000, 20, 20)
             print(
                 _(
-                    "yizhan serve: {count} stations at {url}/api/v1/ (health: {url}/healthz); Ctrl+C stops."
+                    "yizhan serve: {count} stations at {url}; Ctrl+C stops.\n"
+                    "  H5 page: {url}/\n"
+                    "  API:     {url}/api/v1/ (OpenAPI: {url}/api/v1/openapi.json)\n"
+                    "  health:  {url}/healthz\n"
+                    "  metrics: {url}/metrics"
                 ).format(count=len(core.search.index), url=url),
                 flush=True,
             )
@@ -396,6 +481,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     from bot.telegram import build_bot, build_dispatcher, run_polling
     from storage.seed import DEMO_PLACES, demo_stations
 
+    ensure_port_free(args.host, args.port)
     async with open_core() as core:
         if await core.stations.count() == 0:
             print(_("Empty database: adding the demo stations…"), file=sys.stderr)
@@ -404,7 +490,10 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         api = LocalBotAPI(
             preset_places=[(key, DEMO_PLACE_LABELS.get(key, key), lat, lon) for key, lat, lon in DEMO_PLACES]
         )
-        url = await api.start(args.host, args.port)
+        try:
+            url = await api.start(args.host, args.port)
+        except OSError as exc:  # taken while the index was loading
+            raise unavailable(args.host, args.port, exc) from None
         bot = build_bot(api.token, url)
         dp = build_dispatcher(core)
         print(

@@ -1,0 +1,119 @@
+"""The command line's rough edges: every argument explains itself, and a busy port is one line of error,
+found before seconds of loading, with a non-zero exit status."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.cli import build_parser, main
+
+
+def parsers(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    yield parser.prog, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from parsers(sub)
+
+
+def test_every_argument_of_every_command_has_help() -> None:
+    missing = [
+        f"{prog} {action.dest}"
+        for prog, parser in parsers(build_parser())
+        for action in parser._actions
+        if not action.help and not isinstance(action, argparse._SubParsersAction)
+    ]
+    assert missing == []
+
+
+def test_help_of_every_command_renders(capsys: pytest.CaptureFixture[str]) -> None:
+    for prog, parser in parsers(build_parser()):
+        parser.print_help()
+        assert capsys.readouterr().out.startswith("usage: " + prog)
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port another program listens on."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        yield other.getsockname()[1]
+
+
+@pytest.fixture
+def loading_forbidden(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The database a command would open; opening the core at all fails the test."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the port must be checked before anything is loaded")
+
+    monkeypatch.setattr("bot.app.open_core", refuse)
+    monkeypatch.setattr("bot.app.install_event_loop_policy", lambda: None)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "cli.db"
+
+
+@pytest.mark.parametrize("command", ["serve", "demo", "run"])
+def test_a_busy_port_is_one_line_of_error_before_loading(
+    command: str,
+    busy_port: int,
+    loading_forbidden: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    if command == "run":  # webhook mode listens; polling does not
+        monkeypatch.setenv("BOT_TOKEN", "1:x")
+        monkeypatch.setenv("WEBHOOK_URL", "https://bot.example.org/webhook")
+        monkeypatch.setenv("WEBHOOK_SECRET", "s" * 32)
+    status = main([command, "--host", "127.0.0.1", "--port", str(busy_port)])
+    assert status != 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert f"127.0.0.1:{busy_port}" in err and "--port" in err
+    assert "Traceback" not in err
+    assert not loading_forbidden.exists()
+
+
+def test_serve_says_where_the_page_api_health_and_metrics_are(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}",
+        "LANGUAGE": "en",
+        "STATION_CACHE_SIZE": "0",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve", "--port", "0"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        lines = [server.stdout.readline() for _ in range(5)]
+        found = dict(re.findall(r"^\s+([A-Za-z0-9 ]+):\s+(http://\S+)", "".join(lines), flags=re.M))
+        assert set(found) == {"H5 page", "API", "health", "metrics"}, lines
+        assert found["H5 page"].endswith("/") and found["H5 page"].count("/") == 3
+        assert found["health"].endswith("/healthz") and found["metrics"].endswith("/metrics")
+        for url in (found["H5 page"], found["health"], found["metrics"], found["API"] + "openapi.json"):
+            with urllib.request.urlopen(url, timeout=10) as response:
+                assert response.status == 200, url
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
