@@ -28,6 +28,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from types import MappingProxyType
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -36,13 +37,28 @@ from opening_hours import OpeningHours, State
 from domain.values import InvalidOpeningHours, StationRecord
 
 __all__ = [
+    "GRAMMAR_WORDS",
     "Hours",
+    "HoursProblem",
     "HoursStatus",
     "OpenState",
     "compile_hours",
     "is_public_holiday",
     "validate_hours",
 ]
+
+
+class HoursProblem(enum.StrEnum):
+    """`InvalidOpeningHours.code` of the errors raised here, so an edge can word them in its language.
+
+    SYNTAX comes with `details`: `column` (1-based, 0 at the end of the text), `token` (the text found
+    there, at most 20 characters), `expected` (grammar rule names, see `GRAMMAR_WORDS`), `unexpected` (a
+    rule name, or ""), and `free_text` (True when the text does not start like opening hours at all)."""
+
+    SYNTAX = "syntax"
+    PH_OFFSET = "ph_offset"
+    PH_WITH_WEEKDAYS = "ph_with_weekdays"
+    PH_POSITION = "ph_position"
 
 
 class OpenState(enum.StrEnum):
@@ -185,6 +201,38 @@ _RULE_START = re.compile(r"(?:;|\|\||,)\s*$")
 _RULE_SEPARATOR = re.compile(r";|\|\||,")
 
 
+#: The parser's grammar rules by name, as `HoursProblem.SYNTAX` details name them.
+GRAMMAR_WORDS = _GRAMMAR_WORDS
+_RULE_LIST = re.compile(r"^(un)?expected (.*)$")
+
+
+def _parser_error_details(expression: str, error: Exception) -> dict[str, Any]:
+    """The parser's report as data: where it stopped, what stood there, which rules it expected."""
+    text = str(error)
+    details = [line.strip()[2:] for line in text.splitlines() if line.strip().startswith("= ")]
+    expected: list[str] = []
+    unexpected = ""
+    match = _RULE_LIST.match(details[-1]) if details else None
+    if match:
+        rules = [r.strip() for r in re.split(r",\s*(?:or\s+)?|\s+or\s+", match.group(2)) if r.strip()]
+        if match.group(1):
+            unexpected = rules[0] if rules else ""
+        else:
+            expected = rules
+    position = _PEST_POSITION.search(text)
+    column = int(position.group(2)) if position else 0
+    rest = expression[column - 1 :].split() if column else []
+    if not rest:
+        column = 0
+    return {
+        "column": column,
+        "token": rest[0][:20] if rest else "",
+        "expected": tuple(expected),
+        "unexpected": unexpected,
+        "free_text": column == 1 and '"' not in expression,
+    }
+
+
 def _readable_parser_error(expression: str, error: Exception) -> str:
     """One line out of the parser's multi-line ascii-art report: where, and what was expected there."""
     text = str(error)
@@ -223,11 +271,16 @@ def _split_template(expression: str) -> tuple[str, ...]:
             rule_has_code = True
             continue
         if _PH_OFFSET.search(piece):
-            raise InvalidOpeningHours(expression, "PH with a day offset (like 'PH +1 day') is not supported")
+            raise InvalidOpeningHours(
+                expression,
+                "PH with a day offset (like 'PH +1 day') is not supported",
+                HoursProblem.PH_OFFSET,
+            )
         if _PH_WITH_WEEKDAYS.search(piece):
             raise InvalidOpeningHours(
                 expression,
                 "'PH' directly followed by weekdays is not supported; write 'PH,Mo-Fr' or two rules",
+                HoursProblem.PH_WITH_WEEKDAYS,
             )
         if _RULE_SEPARATOR.search(piece):
             rule_has_code = not _RULE_START.search(piece)
@@ -246,7 +299,12 @@ def _compile(expression: str, text: str) -> OpeningHours:
     try:
         return OpeningHours(text, max_interval_days=_SCAN_DAYS)
     except Exception as error:  # the binding raises its own ParserError and, for some inputs, ValueError
-        raise InvalidOpeningHours(expression, _readable_parser_error(text, error)) from None
+        raise InvalidOpeningHours(
+            expression,
+            _readable_parser_error(text, error),
+            HoursProblem.SYNTAX,
+            _parser_error_details(text, error),
+        ) from None
 
 
 def _prepare(expression: str) -> tuple[tuple[str, ...], OpeningHours, OpeningHours | None]:
@@ -259,7 +317,9 @@ def _prepare(expression: str) -> tuple[tuple[str, ...], OpeningHours, OpeningHou
         holiday = OpeningHours(_ALL_HOLIDAYS.join(parts), max_interval_days=_SCAN_DAYS)
     except Exception:
         # The expression is valid OSM but PH sits where no weekday may stand in for it.
-        raise InvalidOpeningHours(expression, "PH is not supported in this position") from None
+        raise InvalidOpeningHours(
+            expression, "PH is not supported in this position", HoursProblem.PH_POSITION
+        ) from None
     return parts, plain, holiday
 
 

@@ -10,6 +10,7 @@ import enum
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 #: Amenity keys in their canonical order (the order used for bitmasks, icons and exports), with the
 #: Simplified Chinese label that imports accept besides the key. User-facing labels come from the catalogues.
@@ -77,10 +78,17 @@ class UnknownAmenity(YizhanError):
 
 
 class InvalidOpeningHours(YizhanError):
-    def __init__(self, expression: str, message: str) -> None:
+    """`message` is English for logs and the command line; `code` and `details` let an edge say it in the
+    user's language (`domain.hours.HoursProblem` lists the codes)."""
+
+    def __init__(
+        self, expression: str, message: str, code: str = "invalid", details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(f"invalid opening hours {expression!r}: {message}")
         self.expression = expression
         self.message = message
+        self.code = code
+        self.details = details or {}
 
 
 class StationNotFound(YizhanError):

@@ -125,9 +125,14 @@ async def province_chosen(
     query: CallbackQuery,
     callback_data: SubscribeCb,
     subscriptions: SubscriptionService,
+    stations: StationService,
     state: FSMContext,
     clock: Clock,
 ) -> None:
+    # Only a province the bot offers (one with stations in service), whatever a client forges.
+    if callback_data.region not in dict(await stations.provinces()):
+        await _stale(query)
+        return
     try:
         await subscriptions.subscribe_region(query.from_user.id, callback_data.region, clock())
     except AnnouncementError:
@@ -305,7 +310,7 @@ async def sub_region_typed(
     message: Message, state: FSMContext, roles: RoleService, announcements: AnnouncementService
 ) -> None:
     region = (message.text or "").strip()
-    if not region.isdigit() or len(region) not in (2, 4, 6):
+    if not region.isascii() or not region.isdigit() or len(region) not in (2, 4, 6):
         await message.answer(
             _("An adcode prefix has 2, 4 or 6 digits, e.g. 44 or 4401. Please type it again.")
         )

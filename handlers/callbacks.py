@@ -6,18 +6,29 @@ survive restarts and replicas, and a forged or stale button can do no more than 
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from aiogram.filters.callback_data import CallbackData
+from pydantic import Field
+
+#: Every id a button carries fits a database integer (a signed 64-bit one on PostgreSQL and SQLite); a
+#: forged one outside 1..2^63-1 fails to unpack, so no handler runs and the catch-all answers "out of date".
+MAX_DB_ID = 2**63 - 1
+DbId = Annotated[int, Field(ge=1, le=MAX_DB_ID)]
+#: Optional ids (0 = none) and page numbers.
+DbIdOrZero = Annotated[int, Field(ge=0, le=MAX_DB_ID)]
+Page = Annotated[int, Field(ge=0, le=10_000)]
 
 
 class ResultsCb(CallbackData, prefix="r"):
     lat: float
     lon: float
-    page: int = 0
+    page: Page = 0
     closed: bool = False
 
 
 class StationCb(CallbackData, prefix="st"):
-    id: int
+    id: DbId
     lat: float
     lon: float
 
@@ -44,21 +55,21 @@ class ReportCb(CallbackData, prefix="rp"):
     """action: s = start on a station, k = kind chosen, a = amenity chosen, go = send, x = cancel."""
 
     action: str
-    station: int
+    station: DbId
     value: str = ""
 
 
 class RateCb(CallbackData, prefix="rt"):
-    station: int
-    stars: int = 0
+    station: DbId
+    stars: Annotated[int, Field(ge=0, le=5)] = 0
 
 
 class ModCb(CallbackData, prefix="md"):
     """action: v = view, ok = approve, no = reject, ask = ask for details, p = page of the queue."""
 
     action: str
-    case: int = 0
-    page: int = 0
+    case: DbIdOrZero = 0
+    page: Page = 0
 
 
 class StaffCb(CallbackData, prefix="sf"):
@@ -66,7 +77,7 @@ class StaffCb(CallbackData, prefix="sf"):
     at = toggle amenity `value`, ad = amenities done."""
 
     action: str
-    station: int
+    station: DbId
     value: str = ""
 
 
@@ -97,4 +108,4 @@ class AnnouncementCb(CallbackData, prefix="an"):
     """Managing a sent or scheduled announcement. action: p = pause, r = resume, x = cancel."""
 
     action: str
-    id: int
+    id: DbId

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiogram.exceptions import TelegramBadRequest
@@ -9,6 +10,18 @@ from aiogram.methods import SendMessage
 from aiogram.types import CallbackQuery, InaccessibleMessage, InlineKeyboardMarkup, Message
 
 from bot.session import JsonAiohttpSession
+from handlers.callbacks import MAX_DB_ID
+
+_ASCII_ID = re.compile(r"[0-9]{1,19}")
+
+
+def parse_id(text: str) -> int | None:
+    """A database id typed in a command: ASCII digits only (`str.isdigit` takes "²" and "٤") within
+    1..2^63-1, or None."""
+    if not _ASCII_ID.fullmatch(text):
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_DB_ID else None
 
 
 def own_message(query: CallbackQuery) -> Message | None:

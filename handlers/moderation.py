@@ -17,6 +17,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import lazy_gettext as __
 
 from bot.services.ratings import RatingService
 from bot.services.reports import AlreadyDecided, CaseNotFound, Decision, DecisionResult, ReportService
@@ -27,7 +28,8 @@ from domain.clock import Clock
 from domain.hours import hours_of
 from domain.values import StationNotFound, StationStatus, User
 from handlers.callbacks import ModCb, StaffCb
-from handlers.common import own_message, safe_edit
+from handlers.common import own_message, parse_id, safe_edit
+from handlers.errors import edit_error_text, grant_error_text
 from handlers.filters import plain_text, private_chat
 from handlers.views import (
     card_text,
@@ -56,6 +58,15 @@ async def _not_allowed_message(message: Message) -> None:
 
 async def _not_allowed_query(query: CallbackQuery) -> None:
     await query.answer(_("Not allowed."), show_alert=True)
+
+
+async def _stale_query(query: CallbackQuery) -> None:
+    """A button whose message the bot cannot see, or in a chat other than the user's own with the bot."""
+    await query.answer(_("This button is out of date."), show_alert=True)
+
+
+#: Staff actions that answer with a message (or set a step): only in the staff member's private chat.
+_REPLYING_ACTIONS = frozenset({"cl", "hr", "ph", "am", "at", "ad", "hist"})
 
 
 # -- the queue --------------------------------------------------------------------------------------------
@@ -97,15 +108,19 @@ async def queue_paged(
 async def case_viewed(
     query: CallbackQuery, callback_data: ModCb, reports: ReportService, roles: RoleService
 ) -> None:
+    message = own_message(query)
+    if message is None:
+        await _stale_query(query)
+        return
     try:
         case = await reports.case(callback_data.case, await roles.access(query.from_user.id))
     except (NotAllowed, CaseNotFound):
         await _not_allowed_query(query)
         return
     await query.answer()
-    await query.message.answer(case_text(case), reply_markup=case_keyboard(case.id))  # type: ignore[union-attr]
+    await message.answer(case_text(case), reply_markup=case_keyboard(case.id))
     for photo in case.photos:
-        await query.message.answer_photo(photo)  # type: ignore[union-attr]
+        await message.answer_photo(photo)
 
 
 async def case_decided(
@@ -241,9 +256,13 @@ async def staff_action(
     state: FSMContext,
     clock: Clock,
 ) -> None:
-    access = await roles.access(query.from_user.id)
     action = callback_data.action
     station_id = callback_data.station
+    message = own_message(query)
+    if message is None and action in _REPLYING_ACTIONS:
+        await _stale_query(query)
+        return
+    access = await roles.access(query.from_user.id)
     try:
         if action == "ver":
             await station_admin.verify(station_id, access, clock())
@@ -269,7 +288,7 @@ async def staff_action(
             await state.set_state(form)
             await state.update_data(staff_station=station_id)
             await query.answer()
-            await query.message.answer(prompt)  # type: ignore[union-attr]
+            await message.answer(prompt)  # type: ignore[union-attr]
             return
         elif action in ("am", "at", "ad"):
             await _staff_amenities(query, callback_data, station_admin, access, state, clock)
@@ -277,7 +296,7 @@ async def staff_action(
         elif action == "hist":
             entries = await station_admin.history(station_id, access)
             await query.answer()
-            await query.message.answer(_history_text(entries))  # type: ignore[union-attr]
+            await message.answer(_history_text(entries))  # type: ignore[union-attr]
             return
         else:
             await _not_allowed_query(query)
@@ -286,12 +305,15 @@ async def staff_action(
         await _not_allowed_query(query)
         return
     except InvalidEdit as exc:
-        await query.answer(exc.reason, show_alert=True)
+        await query.answer(edit_error_text(exc), show_alert=True)
         return
 
 
 async def _staff_amenities(query, callback_data, station_admin, access, state, clock) -> None:  # type: ignore[no-untyped-def]
     message = own_message(query)
+    if message is None:
+        await _stale_query(query)
+        return
     data = await state.get_data()
     if callback_data.action == "am":
         await station_admin.history(callback_data.station, access, limit=1)  # the right to edit it
@@ -299,13 +321,13 @@ async def _staff_amenities(query, callback_data, station_admin, access, state, c
         current = tuple(station.amenities)
         await state.update_data(staff_amenities={"station": station.id, "chosen": list(current)})
         await query.answer()
-        await query.message.answer(
-            _("Amenities of {name}:").format(name=escape(station.name)),  # type: ignore[union-attr]
+        await message.answer(
+            _("Amenities of {name}:").format(name=escape(station.name)),
             reply_markup=staff_amenity_keyboard(station, current),
         )
         return
     pending = data.get("staff_amenities")
-    if not pending or pending.get("station") != callback_data.station or message is None:
+    if not pending or pending.get("station") != callback_data.station:
         await query.answer(_("This button is out of date."), show_alert=True)
         return
     station = await station_admin.stations.get_by_id(callback_data.station)
@@ -345,7 +367,7 @@ async def staff_text_entered(
             reply = _("Phone number saved.")
     except InvalidEdit as exc:
         await message.answer(
-            _("Not saved: {reason}. Please type it again.").format(reason=escape(exc.reason))
+            _("Not saved: {reason}. Please type it again.").format(reason=edit_error_text(exc))
         )
         return
     except (NotAllowed, StationNotFound):
@@ -356,6 +378,50 @@ async def staff_text_entered(
     await message.answer(reply)
 
 
+#: Audit actions and changed fields as staff read them; one not listed shows as recorded.
+_ACTIONS = {
+    "verify": __("verified"),
+    "close_temporarily": __("closed temporarily"),
+    "reopen": __("reopened"),
+    "close": __("closed for good"),
+    "edit_hours": __("hours edited"),
+    "edit_phone": __("phone edited"),
+    "edit_amenities": __("amenities edited"),
+    "auto_hide": __("hidden automatically after reports"),
+    "auto_restore": __("shown again automatically"),
+    "approve_closed_now": __("report approved: closed now"),
+    "approve_closed_permanently": __("report approved: closed for good"),
+    "approve_amenity_broken": __("report approved: something broken"),
+    "approve_wrong_location": __("report approved: wrong location"),
+    "approve_wrong_hours": __("report approved: wrong hours"),
+    "approve_other": __("report approved"),
+}
+_FIELDS = {
+    "status": __("status"),
+    "opening_hours": __("hours"),
+    "phone": __("phone"),
+    "amenities": __("amenities"),
+    "verified_at": __("verified"),
+    "lat": __("latitude"),
+    "lon": __("longitude"),
+}
+_STATUSES = {
+    "active": __("active"),
+    "temporarily_closed": __("temporarily closed"),
+    "closed": __("closed for good"),
+}
+
+
+#: Characters of history in one reply, leaving room for the station's name within Telegram's 4,096.
+_HISTORY_BUDGET = 3500
+
+
+def _history_value(field: str, value: object) -> str:
+    if field == "status" and isinstance(value, str) and value in _STATUSES:
+        return str(_STATUSES[value])
+    return escape(str(value))
+
+
 def _history_text(entries: list) -> str:  # type: ignore[type-arg]
     if not entries:
         return _("No changes recorded yet.")
@@ -363,13 +429,19 @@ def _history_text(entries: list) -> str:  # type: ignore[type-arg]
     for entry in entries:
         who = _("system") if entry.actor_id is None else str(entry.actor_id)
         change = ", ".join(
-            f"{k}: {escape(str(entry.before.get(k)))} → {escape(str(v))}" for k, v in entry.after.items()
+            f"{_FIELDS[k] if k in _FIELDS else escape(k)}: {_history_value(k, entry.before.get(k))}"
+            f" → {_history_value(k, v)}"
+            for k, v in entry.after.items()
         )
-        line = f"{entry.at.strftime('%Y-%m-%d %H:%M')} · {escape(entry.action)} · {who}\n   {change}"
+        action = _ACTIONS[entry.action] if entry.action in _ACTIONS else escape(entry.action)
+        line = f"{entry.at.strftime('%Y-%m-%d %H:%M')} · {action} · {who}\n   {change}"
         if entry.reason:
             line += f"\n   {escape(entry.reason)}"
+        # Whole entries only: a cut inside an entity or a tag would make the reply invalid HTML.
+        if sum(len(x) + 1 for x in lines) + len(line) > _HISTORY_BUDGET:
+            break
         lines.append(line)
-    return "\n".join(lines)[:4000]
+    return "\n".join(lines)
 
 
 async def history_command(
@@ -427,12 +499,13 @@ async def _grant_or_revoke(
         await message.answer(_("This command is for admins."))
         return
     parts = (command.args or "").split()
-    if len(parts) not in (2, 3) or not parts[0].isdigit():
+    target = parse_id(parts[0]) if len(parts) in (2, 3) else None
+    if target is None:
         await message.answer(
             _("Usage: /grant USER_ID volunteer|staff|admin [REGION] — /revoke USER_ID ROLE [REGION]")
         )
         return
-    target, role, region = int(parts[0]), parts[1], parts[2] if len(parts) == 3 else ""
+    role, region = parts[1], parts[2] if len(parts) == 3 else ""
     try:
         if grant:
             await roles.grant(target, role, region, by=access)
@@ -441,7 +514,7 @@ async def _grant_or_revoke(
             removed = await roles.revoke(target, role, region or None, by=access)
             await message.answer(_("Revoked.") if removed else _("Nothing to revoke."))
     except InvalidGrant as exc:
-        await message.answer(escape(str(exc)))
+        await message.answer(grant_error_text(exc))
 
 
 def create_router() -> Router:

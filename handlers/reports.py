@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape
+
 from aiogram import F, Router
 from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
@@ -17,6 +19,7 @@ from domain.hours import validate_hours
 from domain.values import GeoPoint, InvalidLocation, InvalidOpeningHours, StationNotFound, StationStatus
 from handlers.callbacks import RateCb, ReportCb
 from handlers.common import own_message
+from handlers.errors import hours_error_text, rating_error_text, report_error_text
 from handlers.filters import has_location, has_photo, has_text, plain_text, private_chat
 from handlers.views import (
     location_keyboard,
@@ -63,7 +66,7 @@ async def report_started(
     await state.update_data(report={"station": station.id})
     await query.answer()
     await query.message.answer(  # type: ignore[union-attr]
-        _("What is wrong with {name}?").format(name=station.name),
+        _("What is wrong with {name}?").format(name=escape(station.name)),
         reply_markup=report_kind_keyboard(station.id),
     )
 
@@ -152,11 +155,12 @@ async def report_hours_typed(message: Message, state: FSMContext) -> None:
     text = (message.text or "").strip()
     try:
         validate_hours(text)
-        if not text:
-            raise InvalidOpeningHours(text, _("empty"))
+        error = _("empty") if not text else ""
     except InvalidOpeningHours as exc:
+        error = hours_error_text(exc)
+    if error:
         await message.answer(
-            _("These hours cannot be read: {error}\nPlease type them again.").format(error=exc.message)
+            _("These hours cannot be read: {error}\nPlease type them again.").format(error=error)
         )
         return
     data = (await state.get_data()).get("report") or {}
@@ -246,7 +250,7 @@ async def report_sent(
         return
     except InvalidReport as exc:
         await query.answer(
-            _("This report cannot be sent: {reason}").format(reason=exc.reason), show_alert=True
+            _("This report cannot be sent: {reason}").format(reason=report_error_text(exc)), show_alert=True
         )
         return
     except StationNotFound:
@@ -289,13 +293,13 @@ async def rate_pressed(
     if callback_data.stars == 0:
         await query.answer()
         await query.message.answer(  # type: ignore[union-attr]
-            _("How was {name}?").format(name=station.name), reply_markup=stars_keyboard(station.id)
+            _("How was {name}?").format(name=escape(station.name)), reply_markup=stars_keyboard(station.id)
         )
         return
     try:
         summary = await ratings.rate(query.from_user.id, station.id, callback_data.stars, clock())
     except InvalidRating as exc:
-        await query.answer(exc.reason, show_alert=True)
+        await query.answer(rating_error_text(exc), show_alert=True)
         return
     await state.set_state(RatingForm.comment)
     await state.update_data(rating_station=station.id)
@@ -316,7 +320,7 @@ async def rating_comment_typed(
     try:
         await ratings.comment(message.from_user.id, station_id, text, clock())  # type: ignore[union-attr]
     except InvalidRating as exc:
-        await message.answer(exc.reason)
+        await message.answer(rating_error_text(exc))
         return
     await message.answer(_("Comment saved. Thank you!"))
 

@@ -265,6 +265,11 @@ async def station_opened(
     )
 
 
+async def button_out_of_date(query: CallbackQuery) -> None:
+    """Last of all: a button no handler took (an id out of range, a mangled or unknown prefix)."""
+    await query.answer(_("This button is out of date."), show_alert=True)
+
+
 def create_fast_router() -> Router:
     """First in the dispatcher: a location or venue shared outside any dialog — most updates the bot
     gets — goes straight to the search instead of through every other router's handlers and filters.
@@ -290,4 +295,5 @@ def create_router() -> Router:
     router.callback_query.register(results_paged, ResultsCb.filter())
     router.callback_query.register(filter_changed, FilterCb.filter())
     router.callback_query.register(station_opened, StationCb.filter())
+    router.callback_query.register(button_out_of_date)
     return router

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape
+
 from aiogram import Router
 from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
@@ -36,7 +38,7 @@ def help_text() -> str:
 
 async def start(message: Message, user: User, state: FSMContext) -> None:
     await state.clear()
-    name = user.first_name or _("friend")
+    name = escape(user.first_name) if user.first_name else _("friend")
     await message.answer(
         _(
             "Hello, {name}! 👋\n"

@@ -115,7 +115,7 @@ async def test_three_reports_hide_the_station_at_once_and_staff_restore_it(env: 
     await env.api.press(STAFF, card.message_id, reopen, language_code="en")
     await env.api.wait_for(lambda: riders_see(env))
     history = await act(env, STAFF, env.api.send_text(STAFF, "/history GZ0001", language_code="en"))
-    assert "reopen" in history.text and "auto_hide" in history.text and "system" in history.text
+    assert "reopened" in history.text and "hidden automatically" in history.text and "system" in history.text
 
 
 async def test_wrong_hours_are_validated_then_applied(env: Env) -> None:

@@ -1418,9 +1418,12 @@ class LocalBotAPI:
         first_name: str = "测试",
         chat_id: int | None = None,
         forged: bool = False,
+        inaccessible: bool = False,
     ) -> str:
         """The user taps an inline button; returns the callback_query id. The button must exist, unless
-        `forged`: then any data, on any message id of any chat, as a modified client could send."""
+        `forged`: then any data, on any message id of any chat, as a modified client could send.
+        `inaccessible`: the query carries only the message's chat and id (date 0), as Telegram sends it
+        for a message too old for the bot to see."""
         target_chat = user_id if chat_id is None else chat_id
         chat = self._chats.get(target_chat)
         stored = chat.messages.get(message_id) if chat else None
@@ -1441,7 +1444,13 @@ class LocalBotAPI:
             "data": callback_data,
             "answered": False,
         }
-        if stored is not None:
+        if inaccessible:
+            message = {
+                "message_id": message_id,
+                "date": 0,
+                "chat": {"id": target_chat, "type": "private" if target_chat > 0 else "supergroup"},
+            }
+        elif stored is not None:
             message = copy.deepcopy(stored.raw)  # as the bot last rendered it
         else:
             message = {

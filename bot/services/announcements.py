@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -81,6 +82,10 @@ def geohash_centre(cell: str) -> tuple[float, float]:
 
 
 # -- errors and values ----------------------------------------------------------------------------------
+#: ASCII digits only: `str.isdigit` also takes "²" and "٤".
+_REGION_PREFIX = re.compile(r"[0-9]{2}|[0-9]{4}|[0-9]{6}")
+
+
 class AnnouncementError(YizhanError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -192,7 +197,7 @@ class SubscriptionService:
         return cell
 
     async def subscribe_region(self, user_id: int, region: str, at: datetime) -> None:
-        if not region.isdigit() or len(region) not in (2, 4, 6):
+        if not _REGION_PREFIX.fullmatch(region):
             raise AnnouncementError("a region is an adcode prefix of 2, 4 or 6 digits")
         async with self.sessions() as session, session.begin():
             await AnnouncementRepository(session).subscribe(user_id, "", region, at)

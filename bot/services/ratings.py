@@ -16,8 +16,17 @@ MAX_COMMENT = 500
 
 
 class InvalidRating(YizhanError):
-    def __init__(self, reason: str) -> None:
+    """`code` names the problem for the edges to word (`STARS`, `NO_STATION`, `TOO_LONG`, `NOT_RATED`);
+    `reason` is English, for logs."""
+
+    STARS = "stars"
+    NO_STATION = "no_station"
+    TOO_LONG = "too_long"
+    NOT_RATED = "not_rated"
+
+    def __init__(self, code: str, reason: str) -> None:
         super().__init__(reason)
+        self.code = code
         self.reason = reason
 
 
@@ -41,10 +50,10 @@ class RatingService:
 
     async def rate(self, user_id: int, station_id: int, stars: int, at: datetime) -> RatingSummary:
         if not 1 <= stars <= 5:
-            raise InvalidRating("a rating is 1 to 5 stars")
+            raise InvalidRating(InvalidRating.STARS, "a rating is 1 to 5 stars")
         async with self.sessions() as session, session.begin():
             if await StationRepository(session).get(station_id) is None:
-                raise InvalidRating("no such station")
+                raise InvalidRating(InvalidRating.NO_STATION, "no such station")
             repo = RatingRepository(session)
             await repo.upsert(station_id, user_id, stars, None, at)
             average, count = await repo.summary(station_id)
@@ -53,10 +62,10 @@ class RatingService:
     async def comment(self, user_id: int, station_id: int, text: str, at: datetime) -> None:
         text = text.strip()
         if len(text) > MAX_COMMENT:
-            raise InvalidRating(f"a comment has at most {MAX_COMMENT} characters")
+            raise InvalidRating(InvalidRating.TOO_LONG, f"a comment has at most {MAX_COMMENT} characters")
         async with self.sessions() as session, session.begin():
             if not await RatingRepository(session).set_comment(station_id, user_id, text, at):
-                raise InvalidRating("rate the station first")
+                raise InvalidRating(InvalidRating.NOT_RATED, "rate the station first")
 
     async def summary(self, station_id: int, user_id: int | None = None) -> RatingSummary:
         async with self.sessions() as session:

@@ -56,9 +56,23 @@ class Decision(enum.StrEnum):
 
 
 class InvalidReport(YizhanError):
-    def __init__(self, reason: str) -> None:
+    """`code` names the problem for the edges to word; `reason` is English, for logs. A report whose
+    proposed hours cannot be read carries the parser's error as `hours_error`."""
+
+    UNKNOWN_AMENITY = "unknown_amenity"
+    AMENITY_NOT_LISTED = "amenity_not_listed"
+    LOCATION = "location"
+    HOURS_MISSING = "hours_missing"
+    HOURS = "hours"
+    KIND = "kind"
+    TOO_LONG = "too_long"
+    TEXT_MISSING = "text_missing"
+
+    def __init__(self, code: str, reason: str, hours_error: InvalidOpeningHours | None = None) -> None:
         super().__init__(reason)
+        self.code = code
         self.reason = reason
+        self.hours_error = hours_error
 
 
 class ReportTooSoon(YizhanError):
@@ -129,24 +143,24 @@ def parse_proposal(kind: ReportKind, detail: str, station: Station) -> tuple[str
     detail = detail.strip()
     if kind is ReportKind.AMENITY_BROKEN:
         if detail not in AMENITY_KEYS:
-            raise InvalidReport(f"unknown amenity {detail!r}")
+            raise InvalidReport(InvalidReport.UNKNOWN_AMENITY, f"unknown amenity {detail!r}")
         if detail not in station.amenities:
-            raise InvalidReport(f"the station does not list {detail}")
+            raise InvalidReport(InvalidReport.AMENITY_NOT_LISTED, f"the station does not list {detail}")
         return detail, ""
     if kind is ReportKind.WRONG_LOCATION:
         try:
             lat_text, lon_text = detail.split(",")
             point = GeoPoint.parse(lat_text, lon_text)
         except (ValueError, InvalidLocation):
-            raise InvalidReport("the right location is missing or invalid") from None
+            raise InvalidReport(InvalidReport.LOCATION, "the right location is missing or invalid") from None
         return "", f"{point.lat:.6f},{point.lon:.6f}"
     if kind is ReportKind.WRONG_HOURS:
         if not detail:
-            raise InvalidReport("the right opening hours are missing")
+            raise InvalidReport(InvalidReport.HOURS_MISSING, "the right opening hours are missing")
         try:
             validate_hours(detail)
         except InvalidOpeningHours as exc:
-            raise InvalidReport(exc.message) from None
+            raise InvalidReport(InvalidReport.HOURS, exc.message, exc) from None
         return "", detail[:500]
     return "", ""
 
@@ -182,12 +196,12 @@ class ReportService:
         try:
             kind = ReportKind(kind)
         except ValueError:
-            raise InvalidReport(f"unknown problem type {kind!r}") from None
+            raise InvalidReport(InvalidReport.KIND, f"unknown problem type {kind!r}") from None
         text = text.strip()
         if len(text) > MAX_TEXT:
-            raise InvalidReport(f"the text is longer than {MAX_TEXT} characters")
+            raise InvalidReport(InvalidReport.TOO_LONG, f"the text is longer than {MAX_TEXT} characters")
         if kind is ReportKind.OTHER and not text:
-            raise InvalidReport("describe the problem")
+            raise InvalidReport(InvalidReport.TEXT_MISSING, "describe the problem")
         hidden: Station | None = None
         async with station_write(self.sessions, "report", fenced=kind in CLOSURE_KINDS) as session:
             stations = StationRepository(session)

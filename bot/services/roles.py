@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from domain.values import YizhanError
 from storage.roles_repo import RoleRepository
 
-_REGION = re.compile(r"^(\d{2}|\d{4}|\d{6})$")
+_REGION = re.compile(r"(?:[0-9]{2}|[0-9]{4}|[0-9]{6})")
 
 
 class Role(enum.StrEnum):
@@ -29,7 +29,15 @@ class NotAllowed(YizhanError):
 
 
 class InvalidGrant(YizhanError):
-    pass
+    """`code` names the problem for the edges to word; the message is English, for the command line."""
+
+    ROLE = "role"
+    STAFF_REGION = "staff_region"
+    NO_REGION = "no_region"
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +80,15 @@ def validate_grant(role: str, region: str) -> tuple[Role, str]:
     try:
         parsed = Role(role)
     except ValueError:
-        raise InvalidGrant(f"unknown role {role!r}: volunteer, staff or admin") from None
+        raise InvalidGrant(InvalidGrant.ROLE, f"unknown role {role!r}: volunteer, staff or admin") from None
     region = region.strip()
-    if parsed is Role.STAFF and not _REGION.match(region):
-        raise InvalidGrant("staff need a region: an adcode prefix of 2, 4 or 6 digits, e.g. 44 or 4401")
+    if parsed is Role.STAFF and not _REGION.fullmatch(region):
+        raise InvalidGrant(
+            InvalidGrant.STAFF_REGION,
+            "staff need a region: an adcode prefix of 2, 4 or 6 digits, e.g. 44 or 4401",
+        )
     if parsed is not Role.STAFF and region:
-        raise InvalidGrant(f"{parsed.value} takes no region")
+        raise InvalidGrant(InvalidGrant.NO_REGION, f"{parsed.value} takes no region")
     return parsed, region
 
 
@@ -108,7 +119,9 @@ class RoleService:
         try:
             parsed = Role(role)
         except ValueError:
-            raise InvalidGrant(f"unknown role {role!r}: volunteer, staff or admin") from None
+            raise InvalidGrant(
+                InvalidGrant.ROLE, f"unknown role {role!r}: volunteer, staff or admin"
+            ) from None
         async with self.sessions() as session, session.begin():
             return await RoleRepository(session).revoke(user_id, parsed.value, region)
 

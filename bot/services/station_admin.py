@@ -32,9 +32,19 @@ _PHONE = re.compile(r"^[0-9+\-() ]{3,32}$")
 
 
 class InvalidEdit(YizhanError):
-    def __init__(self, reason: str) -> None:
+    """`code` names the problem for the edges to word; `reason` is English, for logs. Hours that cannot
+    be read carry the parser's error as `hours_error`."""
+
+    REASON_MISSING = "reason_missing"
+    HOURS = "hours"
+    PHONE = "phone"
+    AMENITY = "amenity"
+
+    def __init__(self, code: str, reason: str, hours_error: InvalidOpeningHours | None = None) -> None:
         super().__init__(reason)
+        self.code = code
         self.reason = reason
+        self.hours_error = hours_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +106,7 @@ class StationAdminService:
         self, station_id: int, status: StationStatus, access: Access, at: datetime, reason: str = ""
     ) -> Station:
         if status is StationStatus.CLOSED and not reason.strip():
-            raise InvalidEdit("closing a station for good needs a reason")
+            raise InvalidEdit(InvalidEdit.REASON_MISSING, "closing a station for good needs a reason")
         action = {"active": "reopen", "temporarily_closed": "close_temporarily", "closed": "close"}[
             status.value
         ]
@@ -107,13 +117,15 @@ class StationAdminService:
         try:
             validate_hours(expression)
         except InvalidOpeningHours as exc:
-            raise InvalidEdit(exc.message) from None
+            raise InvalidEdit(InvalidEdit.HOURS, exc.message, exc) from None
         return await self._change(station_id, access, "edit_hours", at, opening_hours=expression)
 
     async def edit_phone(self, station_id: int, phone: str, access: Access, at: datetime) -> Station:
         phone = phone.strip()
         if not _PHONE.match(phone):
-            raise InvalidEdit("a phone number has 3 to 32 digits, spaces, +, - or brackets")
+            raise InvalidEdit(
+                InvalidEdit.PHONE, "a phone number has 3 to 32 digits, spaces, +, - or brackets"
+            )
         return await self._change(station_id, access, "edit_phone", at, phone=phone)
 
     async def edit_amenities(
@@ -121,7 +133,7 @@ class StationAdminService:
     ) -> Station:
         unknown = [a for a in amenities if a not in AMENITY_KEYS]
         if unknown:
-            raise InvalidEdit(f"unknown amenity {unknown[0]!r}")
+            raise InvalidEdit(InvalidEdit.AMENITY, f"unknown amenity {unknown[0]!r}")
         ordered = tuple(key for key in AMENITY_KEYS if key in amenities)
         return await self._change(station_id, access, "edit_amenities", at, amenities=ordered)
 
