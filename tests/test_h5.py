@@ -411,3 +411,39 @@ async def test_the_list_works_when_leaflet_cannot_load(site: Site) -> None:
         await wait_for_names(page, [])
         assert await text(page, "#notice") == UI_STRINGS["empty_filter"]
         assert page.errors == []
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(("locale", "sample"), [("zh-CN", "驿站"), ("zh-TW", "驛站")])
+async def test_chinese_text_renders_with_a_cjk_font_not_as_boxes(
+    site: Site, locale: str, sample: str
+) -> None:
+    """Without a CJK font (CI once had none) every ideograph is the same narrow box: the page is unreadable,
+    and screenshots of it prove nothing. Ideographs are full-width: two of them are two em wide."""
+    binary = require_chromium()
+    async with Chromium(binary) as browser:
+        page = await open_page(browser, site, locale=locale)
+        measured = await page.evaluate(
+            f"""(() => {{
+                const probe = document.createElement("span");
+                document.querySelector("h1.title").appendChild(probe);
+                const width = text => (probe.textContent = text, probe.getBoundingClientRect().width);
+                const result = {{
+                    sample: width({json.dumps(sample)}),
+                    boxes: width("\\ue000\\ue000"),  // private use: a box in every font
+                    em: parseFloat(getComputedStyle(probe).fontSize),
+                }};
+                probe.remove();
+                return result;
+            }})()"""
+        )
+        # The fonts Chromium drew the heading with, for the failure message.
+        document = await page.send("DOM.getDocument", {"depth": 0})
+        heading = await page.send(
+            "DOM.querySelector", {"nodeId": document["root"]["nodeId"], "selector": "h1.title"}
+        )
+        await page.send("CSS.enable")
+        fonts = (await page.send("CSS.getPlatformFontsForNode", {"nodeId": heading["nodeId"]}))["fonts"]
+        used = [font["familyName"] for font in fonts]
+        assert measured["sample"] >= 1.9 * measured["em"], (measured, used)
+        assert measured["sample"] != measured["boxes"], (measured, used)
