@@ -2,7 +2,7 @@
 
 The real bot (`build_bot` + `build_dispatcher`, aiogram's aiohttp session, long polling with
 `tasks_concurrency_limit=64`, `tune_runtime()`) runs in this process against the local Bot API server
-(`bot.localapi.LocalBotAPI`), which runs in a *separate* process so its CPU does not share the bot's event
+(`localapi.LocalBotAPI`), which runs in a *separate* process so its CPU does not share the bot's event
 loop. The server gets two extra routes, mounted here on `api.app`:
 
   POST /bench/run  {"mode": "seq"|"burst", "items": [[user_id, lat, lon, language_code], ...]}
@@ -65,7 +65,7 @@ def _server_main(conn: Any) -> None:
 async def _serve(conn: Any) -> None:
     from aiohttp import web
 
-    from bot.localapi import LocalBotAPI
+    from localapi import LocalBotAPI
 
     api = LocalBotAPI()
     waiting: dict[int, tuple[int, asyncio.Future[int]]] = {}

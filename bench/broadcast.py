@@ -87,8 +87,8 @@ def _server_main(conn: Any) -> None:
 async def _serve(conn: Any) -> None:
     from aiohttp import web
 
-    from bot.localapi import LocalBotAPI
-    from bot.localapi.server import _TokenBucket
+    from localapi import LocalBotAPI
+    from localapi.server import _TokenBucket
 
     api = LocalBotAPI()
     name, send_message = api._methods["sendmessage"]

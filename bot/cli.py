@@ -477,8 +477,8 @@ DEMO_PLACE_LABELS = {
 
 async def cmd_demo(args: argparse.Namespace) -> int:
     from bot.app import open_core
-    from bot.localapi import LocalBotAPI
     from bot.telegram import build_bot, build_dispatcher, run_polling
+    from localapi import LocalBotAPI
     from storage.seed import DEMO_PLACES, demo_stations
 
     ensure_port_free(args.host, args.port)

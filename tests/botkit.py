@@ -16,9 +16,9 @@ from aiogram import Dispatcher
 from bot.app import Core, open_core
 from bot.config import Settings
 from bot.i18n import translator
-from bot.localapi import LocalBotAPI
 from bot.telegram import build_bot, build_dispatcher
 from domain.values import StationRecord, StationStatus
+from localapi import LocalBotAPI
 from storage.models import SubscriptionOfferRow, SubscriptionRow
 
 HOME = (23.1300, 113.2600)

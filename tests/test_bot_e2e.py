@@ -16,8 +16,8 @@ from botkit import HOME, LANGS, NOON, STATIONS, Clock, Env, button_data, env, is
 from bot.app import open_core
 from bot.config import Settings
 from bot.i18n import translator
-from bot.localapi import LocalBotAPI
 from bot.telegram import build_bot, build_dispatcher
+from localapi import LocalBotAPI
 from storage.users_repo import UserRepository
 
 __all__ = ["env"]

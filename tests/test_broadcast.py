@@ -26,7 +26,6 @@ from sqlalchemy import select
 from bot.app import Core, open_core
 from bot.broadcast import TelegramTransport
 from bot.config import Settings
-from bot.localapi import LocalBotAPI
 from bot.services.announcements import (
     AnnouncementError,
     AnnouncementView,
@@ -43,6 +42,7 @@ from bot.services.announcements import (
 from bot.services.roles import NotAllowed
 from bot.telegram import build_bot, build_i18n
 from domain.values import GeoPoint, StationRecord
+from localapi import LocalBotAPI
 from storage.announcements_repo import AnnouncementRepository
 from storage.models import DeliveryRow
 from storage.ratelimit import LocalRateLimiter

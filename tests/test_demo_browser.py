@@ -14,9 +14,9 @@ from cdp import Chromium, require_chromium  # tests/ is on sys.path (rootdir con
 from bot.app import open_core
 from bot.cli import DEMO_PLACE_LABELS
 from bot.config import Settings
-from bot.localapi import LocalBotAPI
 from bot.telegram import build_bot, build_dispatcher
 from domain.values import GeoPoint
+from localapi import LocalBotAPI
 from storage.seed import DEMO_PLACES, demo_stations
 
 NOON = datetime(2025, 6, 3, 4, 0, tzinfo=UTC)  # Tuesday 12:00 in China

@@ -47,7 +47,7 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 from cdp import Chromium, require_chromium  # tests/ is on sys.path (rootdir conftest)
 
-from bot.localapi import DEMO_USER_ID, LocalBotAPI
+from localapi import DEMO_USER_ID, LocalBotAPI
 
 USER = 501
 TIANFU = ("tianfu", "天府广场", 30.657, 104.066)

@@ -29,7 +29,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.app import Core, open_core
 from bot.broadcast import build_broadcaster
 from bot.config import Settings
-from bot.localapi import LocalBotAPI
 from bot.observability import (
     ContextFilter,
     JsonFormatter,
@@ -42,6 +41,7 @@ from bot.services.announcements import Audience
 from bot.telegram import build_bot, build_i18n
 from bot.web import build_web_app
 from domain.values import StationRecord
+from localapi import LocalBotAPI
 
 __all__ = ["env"]
 

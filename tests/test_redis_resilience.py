@@ -18,9 +18,9 @@ import pytest
 
 from bot.app import Core, open_core
 from bot.config import Settings
-from bot.localapi import LocalBotAPI
 from bot.telegram import build_bot, build_dispatcher
 from domain.values import StationRecord
+from localapi import LocalBotAPI
 
 NOON = datetime(2025, 6, 3, 4, 0, tzinfo=UTC)
 STATIONS = [

@@ -23,8 +23,8 @@ from conftest import REDIS_URL, empty_postgres, service_missing
 
 from bot.app import open_core
 from bot.config import Settings
-from bot.localapi import LocalBotAPI
 from domain.values import StationRecord
+from localapi import LocalBotAPI
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parent.parent

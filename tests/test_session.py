@@ -46,7 +46,7 @@ async def test_call_json_answers_like_aiogram_and_raises_its_exceptions() -> Non
     from aiogram.client.telegram import TelegramAPIServer
     from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramNetworkError
 
-    from bot.localapi import LocalBotAPI
+    from localapi import LocalBotAPI
 
     async with LocalBotAPI() as api:
         session = JsonAiohttpSession(api=TelegramAPIServer.from_base(api.url))

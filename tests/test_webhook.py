@@ -13,9 +13,9 @@ from pydantic import SecretStr
 
 from bot.app import open_core
 from bot.config import Settings
-from bot.localapi import LocalBotAPI
 from bot.telegram import WebhookSecretMissing, build_bot, build_dispatcher, serve_webhook
 from domain.values import StationRecord
+from localapi import LocalBotAPI
 
 
 def free_port() -> int:

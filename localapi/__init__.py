@@ -6,7 +6,7 @@ at `/`) act as users and inspect every chat.
 
 from __future__ import annotations
 
-from bot.localapi.demo import DEMO_USER_ID
-from bot.localapi.server import ApiError, ChatMessage, LocalBotAPI
+from localapi.demo import DEMO_USER_ID
+from localapi.server import ApiError, ChatMessage, LocalBotAPI
 
 __all__ = ["DEMO_USER_ID", "ApiError", "ChatMessage", "LocalBotAPI"]

@@ -36,8 +36,8 @@ from aiogram.types import MessageEntity
 from aiogram.utils.text_decorations import html_decoration
 from aiohttp import BodyPartReader, ClientError, ClientSession, ClientTimeout, MultipartReader, web
 
-from bot.localapi.demo import DemoChat
-from bot.localapi.entities import EntityParseError, parse_html, utf16_len
+from localapi.demo import DemoChat
+from localapi.entities import EntityParseError, parse_html, utf16_len
 
 __all__ = ["ApiError", "ChatMessage", "LocalBotAPI"]
 

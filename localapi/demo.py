@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from bot.localapi.server import ChatMessage, LocalBotAPI
+    from localapi.server import ChatMessage, LocalBotAPI
 
 __all__ = ["DEMO_USER_ID", "LANGUAGES", "DemoChat"]
 
