@@ -33,7 +33,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy bot domain storage handlers
+	$(BIN)/mypy bot domain storage handlers localapi
 
 extract: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k __ -k gettext -k lazy_gettext -k N_ --no-location --sort-output \

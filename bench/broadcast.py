@@ -88,7 +88,7 @@ async def _serve(conn: Any) -> None:
     from aiohttp import web
 
     from localapi import LocalBotAPI
-    from localapi.server import _TokenBucket
+    from localapi.state import TokenBucket
 
     api = LocalBotAPI()
     name, send_message = api._methods["sendmessage"]
@@ -132,7 +132,7 @@ async def _serve(conn: Any) -> None:
         body = await request.json()
         rate = body.get("rate_limit")
         api.rate_limit = rate
-        api._bucket = _TokenBucket(rate) if rate else None
+        api._bucket = TokenBucket(rate) if rate else None
         gc.unfreeze()  # the previous scenario's chats go now
         api._chats.clear()
         api._users.clear()

@@ -7,6 +7,7 @@ at `/`) act as users and inspect every chat.
 from __future__ import annotations
 
 from localapi.demo import DEMO_USER_ID
-from localapi.server import ApiError, ChatMessage, LocalBotAPI
+from localapi.server import LocalBotAPI
+from localapi.state import ApiError, ChatMessage
 
 __all__ = ["DEMO_USER_ID", "ApiError", "ChatMessage", "LocalBotAPI"]

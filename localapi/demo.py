@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from localapi.server import ChatMessage, LocalBotAPI
+    from localapi.server import LocalBotAPI
+    from localapi.state import ChatMessage
 
 __all__ = ["DEMO_USER_ID", "LANGUAGES", "DemoChat"]
 
