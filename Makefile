@@ -36,9 +36,9 @@ lint: install
 	$(BIN)/mypy bot domain storage handlers localapi
 
 extract: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k __ -k gettext -k lazy_gettext -k N_ --no-location --sort-output \
+	$(BIN)/pybabel extract -F babel.cfg -k __ -k gettext -k lazy_gettext -k N_ --no-location --sort-output --width 100 \
 		--project yizhan -o locales/messages.pot .
-	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching
+	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching --width 100
 
 bench: install
 	$(BIN)/python -m bench.search

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.observability import Metrics
 from bot.services.announcements import AnnouncementService, SubscriptionService
+from bot.services.privacy import PrivacyService
 from bot.services.ratings import RatingService
 from bot.services.reports import ReportService
 from bot.services.roles import RoleService
@@ -46,6 +48,7 @@ class Core:
     ratings: RatingService
     subscriptions: SubscriptionService
     announcements: AnnouncementService
+    privacy: PrivacyService
     broadcast_limiter: RateLimiter
     redis: Any = None
     #: The background fill of the station cache, when this process warms it.
@@ -177,6 +180,7 @@ async def open_core(
             ratings=RatingService(sessions),
             subscriptions=SubscriptionService(sessions, search),
             announcements=AnnouncementService(sessions),
+            privacy=PrivacyService(sessions, timedelta(days=settings.report_retention_days)),
             broadcast_limiter=LocalRateLimiter(settings.broadcast_rate),
             metrics=metrics,
         )

@@ -459,7 +459,11 @@ async def cmd_worker(args: argparse.Namespace) -> int:
             flush=True,
         )
         try:
-            await build_broadcaster(core, bot, build_i18n(), utc_now).run(stop)
+            # Background jobs: announcement delivery, and the retention of report comments and photos.
+            await asyncio.gather(
+                build_broadcaster(core, bot, build_i18n(), utc_now).run(stop),
+                core.privacy.run_retention(utc_now, stop),
+            )
         finally:
             await bot.session.close()
     return 0

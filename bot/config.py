@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     access_log: bool = False
     #: Leaflet tile template for the H5 page's map (`{z}/{x}/{y}`); OpenStreetMap's standard tiles when unset.
     map_tile_url: str | None = None
+    #: Days a report's comment and photo are kept; the retention job empties them afterwards.
+    report_retention_days: int = 180
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -60,6 +62,13 @@ class Settings(BaseSettings):
         value = value.strip().lower()
         if value not in ("auto", "json", "text"):
             raise ValueError("LOG_FORMAT must be auto, json or text")
+        return value
+
+    @field_validator("report_retention_days")
+    @classmethod
+    def _positive_days(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("REPORT_RETENTION_DAYS must be positive")
         return value
 
     @field_validator("broadcast_rate")

@@ -43,7 +43,7 @@ from bot.services.users import effective_locale, user_cache
 from bot.session import JsonAiohttpSession
 from domain.clock import utc_now
 from domain.values import User, YizhanError
-from handlers import announcements, moderation, reports, search, start
+from handlers import announcements, moderation, privacy, reports, search, start
 from storage.memory_state import ExpiringMemoryStorage
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,7 @@ def build_dispatcher(
         ratings=core.ratings,
         subscriptions=core.subscriptions,
         announcements=core.announcements,
+        privacy=core.privacy,
         clock=clock,
         default_tz=core.settings.default_tz,
         metrics=metrics,
@@ -116,6 +117,8 @@ def build_dispatcher(
     dp.include_routers(
         search.create_fast_router(),
         start.create_router(),
+        # Before the journeys: /forget and /privacy work in the middle of any step.
+        privacy.create_router(),
         moderation.create_router(),
         reports.create_router(),
         # Before search: its location and text handlers take whatever no state claimed.
@@ -131,6 +134,7 @@ def build_dispatcher(
         stop.clear()
         tasks.append(asyncio.create_task(digest_loop(bot, core, i18n, clock)))
         tasks.append(asyncio.create_task(users.follow(stop)))
+        tasks.append(asyncio.create_task(core.privacy.run_retention(clock, stop)))
         if deliver_announcements:
             from bot.broadcast import build_broadcaster
 
@@ -208,6 +212,10 @@ async def _on_startup(bot: Bot) -> None:
                 description=i18n.gettext("News from the union about my area", locale=locale),
             ),
             BotCommand(command="unsubscribe", description=i18n.gettext("Stop the news", locale=locale)),
+            BotCommand(
+                command="privacy", description=i18n.gettext("What the bot keeps about me", locale=locale)
+            ),
+            BotCommand(command="forget", description=i18n.gettext("Delete my data", locale=locale)),
         ]
         description = i18n.gettext(
             "Share your location and find the nearest union service station for outdoor workers that is "

@@ -109,3 +109,9 @@ class AnnouncementCb(CallbackData, prefix="an"):
 
     action: str
     id: DbId
+
+
+class ForgetCb(CallbackData, prefix="fg"):
+    """/forget's confirmation. action: yes = delete my data, no = keep it."""
+
+    action: str

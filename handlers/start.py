@@ -31,6 +31,7 @@ def help_text() -> str:
             _("Share a live location and the results follow you."),
             "",
             _("/subscribe: news from the union about your area; /unsubscribe stops it."),
+            _("/privacy: what the bot keeps about you; /forget deletes it."),
             _("/language changes the language, /help shows this text."),
         )
     )

@@ -141,7 +141,8 @@ class ReportRow(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("report_cases.id"), index=True)
     station_id: Mapped[int] = mapped_column(BigInteger, index=True)
-    reporter_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    # None once the reporter asked to be forgotten (/forget): the report stays, unlinked.
+    reporter_id: Mapped[int | None] = mapped_column(BigInteger, index=True, nullable=True)
     kind: Mapped[str] = mapped_column(String(24))
     detail: Mapped[str] = mapped_column(String(500), default="")
     text: Mapped[str] = mapped_column(Text, default="")
@@ -155,7 +156,8 @@ class RatingRow(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"), index=True)
-    user_id: Mapped[int] = mapped_column(BigInteger)
+    # None once the rider asked to be forgotten (/forget): the rating stays, unlinked.
+    user_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     stars: Mapped[int] = mapped_column(Integer)
     comment: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)

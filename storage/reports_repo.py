@@ -120,9 +120,11 @@ class ReportRepository:
 
     async def reporters_of(self, case_id: int) -> list[int]:
         rows = await self.session.scalars(
-            select(ReportRow.reporter_id).where(ReportRow.case_id == case_id).distinct()
+            select(ReportRow.reporter_id)
+            .where(ReportRow.case_id == case_id, ReportRow.reporter_id.is_not(None))
+            .distinct()
         )
-        return sorted(rows)
+        return sorted(row for row in rows if row is not None)
 
     async def reports_of(self, case_id: int) -> list[ReportRow]:
         return list(

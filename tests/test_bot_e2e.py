@@ -205,6 +205,8 @@ async def test_start_up_registers_commands_per_language(env: Env) -> None:
         "language",
         "subscribe",
         "unsubscribe",
+        "privacy",
+        "forget",
     ]
     zh = env.api.commands_for("zh")
     assert zh and zh[0]["description"] == translator("zh_Hans").gettext("Find stations near me")

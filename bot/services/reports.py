@@ -30,6 +30,7 @@ from domain.values import (
     YizhanError,
 )
 from storage.fences import station_write
+from storage.privacy_repo import PrivacyRepository
 from storage.reports_repo import OPEN_STATES, AuditRepository, ReportRepository
 from storage.stations_repo import StationRepository
 
@@ -369,6 +370,9 @@ class ReportService:
                     at,
                     case_id=case_id,
                 )
+            if kind is ReportKind.WRONG_LOCATION and decision is not Decision.ASK:
+                # The proposed points are where reporters stood: kept only while staff need them.
+                await PrivacyRepository(session).forget_location_proposals(case_id)
             reporters = tuple(await reports.reporters_of(case_id))
             await session.refresh(row)
             view = await self._view(reports, row, changed or station)

@@ -59,6 +59,16 @@ class UserCache:
             # Followers resynchronise (drop everything) once Redis is back, which covers this notice.
             log.warning("user change feed: Redis unreachable (%r); user %s not announced", exc, user.id)
 
+    async def removed(self, user_id: int) -> None:
+        """A user this process has just deleted (/forget): dropped here, announced to the others."""
+        self.entries.discard(user_id)
+        if self.feed is None:
+            return
+        try:
+            await self.feed.publish([user_id])
+        except redis_down() as exc:
+            log.warning("user change feed: Redis unreachable (%r); user %s not announced", exc, user_id)
+
     async def forget(self, user_ids: Sequence[int]) -> None:
         for user_id in user_ids:
             self.entries.discard(user_id)
@@ -131,6 +141,10 @@ class UserService:
         await self.session.commit()
         await self.cache.changed(user)
         return user
+
+    async def forgotten(self, user_id: int) -> None:
+        """The user's rows are gone (PrivacyService.forget): no process may answer from a cached copy."""
+        await self.cache.removed(user_id)
 
     async def clear_filter(self, user: User) -> User:
         user = await self.repo.set_amenity_filter(user.id, ())

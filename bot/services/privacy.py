@@ -1,0 +1,52 @@
+"""Privacy use cases: a rider's /forget, and the retention of report comments and photos.
+
+Positions never reach this service: searches keep none, on-site checks keep a distance, subscriptions a
+~5 km cell. What is left to forget is the person (their rows, unlinked reports and ratings) and what they
+wrote or photographed in reports, which is kept `retention` long (REPORT_RETENTION_DAYS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.privacy_repo import Forgotten, PrivacyRepository
+
+log = logging.getLogger(__name__)
+
+#: How often the retention job looks for report contents past their time.
+RETENTION_POLL_S = 3600.0
+
+
+class PrivacyService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], retention: timedelta) -> None:
+        self.sessions = sessions
+        self.retention = retention
+
+    async def forget(self, user_id: int) -> Forgotten:
+        """Delete the person's own rows and unlink their reports and ratings, in one transaction."""
+        async with self.sessions() as session, session.begin():
+            return await PrivacyRepository(session).forget(user_id)
+
+    async def purge_expired(self, at: datetime) -> int:
+        """Empty the comments and photos of reports older than the retention period; returns how many."""
+        async with self.sessions() as session, session.begin():
+            return await PrivacyRepository(session).purge_report_contents(at - self.retention)
+
+    async def run_retention(self, clock: Callable[[], datetime], stop: asyncio.Event) -> None:
+        """Purge now, then every hour until `stop`; a failed round is logged and tried next time."""
+        while not stop.is_set():
+            try:
+                purged = await self.purge_expired(clock())
+                if purged:
+                    log.info("retention: emptied the comments and photos of %d old reports", purged)
+            except Exception:
+                log.exception("retention round failed")
+            try:
+                await asyncio.wait_for(stop.wait(), RETENTION_POLL_S)
+            except TimeoutError:
+                pass

@@ -1,0 +1,83 @@
+"""What a rider leaves behind, and how it goes: /forget and the retention of report contents.
+
+`forget` deletes everything that is about one person only (their user row with language and amenity
+filter, subscription, subscription offer, block mark, pending announcement deliveries, staff digest
+time) and unlinks what the stations need to keep (reports and ratings lose their person: the id becomes
+NULL). Roles and the audit trail of staff decisions stay: they are the union's record of its staff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, or_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    BotBlockRow,
+    CaseRow,
+    DeliveryRow,
+    RatingRow,
+    ReportRow,
+    StaffDigestRow,
+    SubscriptionOfferRow,
+    SubscriptionRow,
+    UserRow,
+)
+
+#: Rows that are about one person only, deleted by /forget: (table, its user id column).
+PERSONAL_ROWS = (
+    (UserRow, UserRow.id),
+    (SubscriptionRow, SubscriptionRow.user_id),
+    (SubscriptionOfferRow, SubscriptionOfferRow.user_id),
+    (BotBlockRow, BotBlockRow.user_id),
+    (StaffDigestRow, StaffDigestRow.user_id),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    deleted: int
+    reports_unlinked: int
+    ratings_unlinked: int
+
+
+class PrivacyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def forget(self, user_id: int) -> Forgotten:
+        deleted = 0
+        for table, column in PERSONAL_ROWS:
+            result = await self.session.execute(delete(table).where(column == user_id))
+            deleted += result.rowcount  # type: ignore[attr-defined]
+        # Not sent yet: never sent now. Sent ones stay, so that nobody is sent a second copy.
+        result = await self.session.execute(
+            delete(DeliveryRow).where(DeliveryRow.user_id == user_id, DeliveryRow.status == "pending")
+        )
+        deleted += result.rowcount  # type: ignore[attr-defined]
+        reports = await self.session.execute(
+            update(ReportRow).where(ReportRow.reporter_id == user_id).values(reporter_id=None)
+        )
+        ratings = await self.session.execute(
+            update(RatingRow).where(RatingRow.user_id == user_id).values(user_id=None)
+        )
+        return Forgotten(deleted, reports.rowcount, ratings.rowcount)  # type: ignore[attr-defined]
+
+    async def forget_location_proposals(self, case_id: int) -> None:
+        """A wrong-location case is decided: the proposed points (the reporters' positions) go."""
+        await self.session.execute(update(CaseRow).where(CaseRow.id == case_id).values(proposal=""))
+        await self.session.execute(update(ReportRow).where(ReportRow.case_id == case_id).values(detail=""))
+
+    async def purge_report_contents(self, before: datetime) -> int:
+        """Texts and photos of reports made before `before` are emptied; the reports themselves stay."""
+        result = await self.session.execute(
+            update(ReportRow)
+            .where(
+                ReportRow.created_at < before,
+                or_(ReportRow.text != "", ReportRow.photo_file_id.is_not(None)),
+            )
+            .values(text="", photo_file_id=None)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
