@@ -22,7 +22,7 @@ from bot.observability import Metrics
 from bot.services.announcements import AnnouncementService, SubscriptionService
 from bot.services.privacy import PrivacyService
 from bot.services.ratings import RatingService
-from bot.services.reports import ReportService
+from bot.services.reports import ReportService, TrustPolicy
 from bot.services.roles import RoleService
 from bot.services.search import SearchService
 from bot.services.station_admin import StationAdminService
@@ -63,6 +63,7 @@ class Core:
         """After missed change notifications: reload everything derived from the stations table."""
         await self.reload_index()
         self.stations.cache.clear()
+        await self.stations.closures.load()
 
     async def reload_index(self) -> SpatialIndex:
         started = time.perf_counter()
@@ -175,7 +176,7 @@ async def open_core(
             search,
             stations,
             roles=RoleService(sessions),
-            reports=ReportService(sessions, stations, auto_hide_after=settings.auto_hide_reports),
+            reports=ReportService(sessions, stations, TrustPolicy.from_settings(settings)),
             station_admin=StationAdminService(sessions, stations),
             ratings=RatingService(sessions),
             subscriptions=SubscriptionService(sessions, search),
@@ -195,6 +196,7 @@ async def open_core(
             await core.roles.ensure_admins(settings.admin_ids)
         if load_index:
             await core.reload_index()
+            await stations.closures.load()
         if follow_changes and core.redis is not None:
             follower = asyncio.create_task(
                 stations.change_feed.follow(stations.apply_remote_changes, core.resync, stop_following)

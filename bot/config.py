@@ -25,8 +25,33 @@ class Settings(BaseSettings):
     default_tz: str = DEFAULT_TZ
     admin_ids: Annotated[tuple[int, ...], NoDecode] = ()
     broadcast_rate: float = 25.0
-    #: Different people reporting a station closed within 24 hours before it is hidden automatically.
-    auto_hide_reports: int = 3
+    #: Weighted evidence that hides a station reported closed: the sum, over the last 24 hours, of the
+    #: weights of on-site closure reports by trusted reporters (a trusted rider weighs 1).
+    auto_hide_reports: float = 3.0
+    #: A closure report is evidence only with a location message this close to the station (metres)…
+    report_on_site_m: float = 300.0
+    #: …sent at most this many minutes before the report.
+    report_location_max_age_min: float = 30.0
+    #: Accounts first seen less recently than this (hours), or that never searched, weigh nothing.
+    reporter_min_age_h: float = 24.0
+    #: Weight of a volunteer's (or staff member's) report; a rider's is 1.
+    volunteer_weight: float = 1.5
+    #: Each case of theirs staff approve adds this to a reporter's weight, each rejected one subtracts
+    #: the next; the weight stays between 0 and `reporter_max_weight`.
+    reporter_approval_bonus: float = 0.25
+    reporter_rejection_penalty: float = 0.5
+    reporter_max_weight: float = 2.0
+    #: Reporters of an automatic hiding that staff reject weigh nothing for this many days.
+    reporter_suspension_days: float = 30.0
+    #: Closure reports, and reports of any kind, one person may send in 24 hours (all stations together).
+    report_daily_closures: int = 5
+    report_daily_limit: int = 20
+    #: The circuit breaker: stations of one region (the first `auto_hide_region_digits` digits of the
+    #: adcode, 4 = a city) hidden automatically within an hour before automatic hiding pauses there for
+    #: `auto_hide_pause_h` hours and the region's staff are alerted.
+    auto_hide_region_digits: int = 4
+    auto_hide_region_per_hour: int = 5
+    auto_hide_pause_h: float = 24.0
     #: Stations whose details a bot or web process keeps in memory (about 0.6 KB each); 0 turns it off.
     station_cache_size: int = 250_000
     log_format: str = "auto"
@@ -76,4 +101,40 @@ class Settings(BaseSettings):
     def _positive_rate(cls, value: float) -> float:
         if value <= 0:
             raise ValueError("BROADCAST_RATE must be positive")
+        return value
+
+    @field_validator(
+        "auto_hide_reports",
+        "report_on_site_m",
+        "report_location_max_age_min",
+        "volunteer_weight",
+        "reporter_max_weight",
+        "auto_hide_region_per_hour",
+        "report_daily_closures",
+        "report_daily_limit",
+    )
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be positive")
+        return value
+
+    @field_validator(
+        "reporter_min_age_h",
+        "reporter_approval_bonus",
+        "reporter_rejection_penalty",
+        "reporter_suspension_days",
+        "auto_hide_pause_h",
+    )
+    @classmethod
+    def _not_negative(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+
+    @field_validator("auto_hide_region_digits")
+    @classmethod
+    def _adcode_digits(cls, value: int) -> int:
+        if not 0 <= value <= 6:
+            raise ValueError("AUTO_HIDE_REGION_DIGITS must be between 0 and 6")
         return value

@@ -236,20 +236,24 @@ DIGEST_POLL_S = 60.0
 
 
 async def send_digests(bot: Bot, core: Core, i18n: I18n, at: datetime) -> int:
-    """Tell each staff member about new cases in their region, at most every 10 minutes each."""
+    """Tell each staff member about new cases in their region, at most every 10 minutes each, and at once
+    when automatic hiding paused in their region."""
     from aiogram.utils.i18n import gettext as _
 
-    from handlers.views import case_line
+    from handlers.views import case_line, pause_alert
     from storage.users_repo import UserRepository
 
     due = await core.reports.due_digests(await core.roles.moderators(), at)
     sent = 0
-    for user_id, cases in due.items():
+    for user_id, digest in due.items():
+        cases = digest.cases
         async with core.sessions() as session:
             user = await UserRepository(session).get(user_id)
         with i18n.context(), i18n.use_locale(effective_locale(user)):
-            lines = [_("📬 <b>New reports in your region: {count}</b>").format(count=len(cases))]
-            lines += [case_line(case) for case in cases[:10]]
+            lines = [pause_alert(pause) for pause in digest.pauses]
+            if cases:
+                lines.append(_("📬 <b>New reports in your region: {count}</b>").format(count=len(cases)))
+                lines += [case_line(case) for case in cases[:10]]
             lines.append(_("Open the queue with /reports."))
             text = "\n\n".join(lines)
         try:

@@ -202,7 +202,9 @@ async def _staff_card(
     access = await roles.access(user_id)
     station = await admin.station(station_code, access)
     tz = station.timezone or default_tz
-    text = card_text(station, hours_of(station, default_tz), clock(), ZoneInfo(tz), None)
+    now = clock()
+    closure = admin.stations.closures.get(station.id, now)
+    text = card_text(station, hours_of(station, default_tz), now, ZoneInfo(tz), None, closure=closure)
     text += "\n" + rating_line(await ratings.summary(station.id))
     comments = await ratings.recent_comments(station.id, access, station.region, limit=3)
     for comment in comments:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from html import escape
+from typing import Any
 
 from aiogram import F, Router
 from aiogram.filters import StateFilter
@@ -12,7 +14,16 @@ from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 from aiogram.utils.i18n import gettext as _
 
 from bot.services.ratings import InvalidRating, RatingService
-from bot.services.reports import MAX_TEXT, InvalidReport, ReportKind, ReportService, ReportTooSoon
+from bot.services.reports import (
+    CLOSURE_KINDS,
+    MAX_TEXT,
+    InvalidReport,
+    ReportKind,
+    ReportLimitReached,
+    ReportService,
+    ReportTooSoon,
+    SiteEvidence,
+)
 from bot.services.stations import StationService
 from domain.clock import Clock
 from domain.hours import validate_hours
@@ -22,6 +33,7 @@ from handlers.common import own_message
 from handlers.errors import hours_error_text, rating_error_text, report_error_text
 from handlers.filters import has_location, has_photo, has_text, plain_text, private_chat
 from handlers.views import (
+    format_distance,
     location_keyboard,
     rating_line,
     report_amenity_keyboard,
@@ -72,7 +84,11 @@ async def report_started(
 
 
 async def report_kind_chosen(
-    query: CallbackQuery, callback_data: ReportCb, stations: StationService, state: FSMContext
+    query: CallbackQuery,
+    callback_data: ReportCb,
+    stations: StationService,
+    reports: ReportService,
+    state: FSMContext,
 ) -> None:
     data = (await state.get_data()).get("report")
     if own_message(query) is None or not data or data.get("station") != callback_data.station:
@@ -111,18 +127,25 @@ async def report_kind_chosen(
         await state.set_state(ReportForm.text)
         await message.answer(_("Describe the problem in a few words."))
     else:
-        await _ask_extras(message, station.id, state)
+        await _ask_extras(message, station.id, state, closure_within_m=reports.policy.on_site_m)
 
 
-async def _ask_extras(message: Message, station_id: int, state: FSMContext) -> None:
+async def _ask_extras(
+    message: Message, station_id: int, state: FSMContext, closure_within_m: float | None = None
+) -> None:
     await state.set_state(ReportForm.extras)
-    await message.answer(
-        _(
+    if closure_within_m is not None:
+        text = _(
+            "Share your location now, at the station: a closure report helps hide the station from "
+            "riders only when it comes from within {distance} of it. Optional: a photo. "
+            "Then tap “Send report”."
+        ).format(distance=format_distance(closure_within_m))
+    else:
+        text = _(
             "Optional: send a photo, or share your location to show you are at the station. "
             "Then tap “Send report”."
-        ),
-        reply_markup=report_send_keyboard(station_id),
-    )
+        )
+    await message.answer(text, reply_markup=report_send_keyboard(station_id))
 
 
 async def report_amenity_chosen(query: CallbackQuery, callback_data: ReportCb, state: FSMContext) -> None:
@@ -191,16 +214,44 @@ async def report_photo_added(message: Message, state: FSMContext) -> None:
     )
 
 
-async def report_here_added(message: Message, state: FSMContext) -> None:
+async def report_here_added(
+    message: Message, reports: ReportService, state: FSMContext, clock: Clock
+) -> None:
     data = (await state.get_data()).get("report") or {}
     location = message.location
     assert location is not None
-    # Kept only until the report is sent, to tell whether it was made on site; never stored.
-    data["here"] = [location.latitude, location.longitude]
+    if message.venue is not None or message.forward_origin is not None:
+        # A place picked from a list, or someone else's location, shows nothing about the reporter.
+        await message.answer(
+            _("Please share your own current location, not a place or a forwarded location."),
+            reply_markup=report_send_keyboard(data.get("station", 0)),
+        )
+        return
+    try:
+        point = GeoPoint.parse(location.latitude, location.longitude)
+        evidence = await reports.locate(data["station"], point, clock())
+    except (InvalidLocation, StationNotFound, KeyError):
+        await message.answer(_("That location looks wrong. Please share it again."))
+        return
+    # Only the distance and the time are kept, never the point.
+    data["evidence"] = {"distance_m": round(evidence.distance_m), "at": evidence.at.isoformat()}
     await state.update_data(report=data)
     await message.answer(
-        _("Location added. Tap “Send report” when ready."), reply_markup=report_send_keyboard(data["station"])
+        _("Location added: you are {distance} from the station. Tap “Send report” when ready.").format(
+            distance=format_distance(evidence.distance_m)
+        ),
+        reply_markup=report_send_keyboard(data["station"]),
     )
+
+
+def _evidence(data: dict[str, Any]) -> SiteEvidence | None:
+    raw = data.get("evidence")
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return SiteEvidence(int(data["station"]), float(raw["distance_m"]), datetime.fromisoformat(raw["at"]))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 async def report_extras_other(message: Message, state: FSMContext) -> None:
@@ -226,13 +277,6 @@ async def report_sent(
     ):
         await query.answer(_("This button is out of date. Share your location again."), show_alert=True)
         return
-    here = data.get("here")
-    point = None
-    if here:
-        try:
-            point = GeoPoint.parse(*here)
-        except InvalidLocation:
-            point = None
     try:
         result = await reports.submit(
             query.from_user.id,
@@ -242,11 +286,20 @@ async def report_sent(
             detail=data.get("detail", ""),
             text=data.get("text", ""),
             photo_file_id=data.get("photo"),
-            reporter_point=point,
+            evidence=_evidence(data),
         )
     except ReportTooSoon:
         await state.clear()
         await query.answer(_("You reported this station less than an hour ago. Thank you!"), show_alert=True)
+        return
+    except ReportLimitReached as exc:
+        await state.clear()
+        limit = (
+            _("You sent {count} closure reports today, the most one person can. Thank you!")
+            if exc.closures
+            else _("You sent {count} reports today, the most one person can. Thank you!")
+        )
+        await query.answer(limit.format(count=exc.limit), show_alert=True)
         return
     except InvalidReport as exc:
         await query.answer(
@@ -264,6 +317,10 @@ async def report_sent(
         text += "\n" + _("{count} people report this problem.").format(count=result.reporters)
     if result.on_site:
         text += "\n" + _("📍 Marked as reported on site.")
+    elif ReportKind(data["kind"]) in CLOSURE_KINDS:
+        text += "\n" + _(
+            "Reports sent from the station itself, with your location, can hide it from riders at once."
+        )
     if result.auto_hidden:
         text += "\n" + _("The station is hidden from riders until staff confirm.")
     await query.message.edit_text(text)  # type: ignore[union-attr]

@@ -253,9 +253,11 @@ async def station_opened(
     except InvalidLocation:
         pass
     rating = await ratings.summary(station.id, query.from_user.id)
+    now = clock()
+    closure = nearby.stations.closures.get(station.id, now)
     await query.answer()
     await message.answer(
-        card_text(station, hours, clock(), tz, distance, rating), reply_markup=card_keyboard(station)
+        card_text(station, hours, now, tz, distance, rating, closure), reply_markup=card_keyboard(station)
     )
     await message.answer_venue(
         latitude=station.lat,

@@ -23,9 +23,10 @@ from aiogram.utils.i18n import lazy_gettext as __
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.i18n import LOCALES
+from bot.services.closures import ClosureNote
 from bot.services.nearby import NearbyResult, ResultsPage
 from bot.services.ratings import RatingSummary
-from bot.services.reports import CaseView
+from bot.services.reports import CLOSURE_KINDS, CaseView, RegionPause
 from domain.hours import Hours, OpenState
 from domain.values import AMENITY_KEYS, Station, StationStatus
 from handlers.callbacks import (
@@ -125,6 +126,16 @@ def hours_phrase(result: NearbyResult, now: datetime) -> str:
     return _("🔴 closed, opens {time}").format(time=format_when(change, now))
 
 
+def closure_line(note: ClosureNote, now: datetime) -> str:
+    """ "2 riders reported it closed at 14:05", in the station's timezone (the note's)."""
+    when = note.last_at.strftime("%H:%M")
+    if note.last_at.date() != now.astimezone(note.last_at.tzinfo).date():
+        when = _("yesterday {time}").format(time=when)
+    if note.count == 1:
+        return "⚠️ " + _("A rider reported it closed at {time}").format(time=when)
+    return "⚠️ " + _("{count} riders reported it closed at {time}").format(count=note.count, time=when)
+
+
 def icons(amenities: tuple[str, ...] | list[str]) -> str:
     return "".join(AMENITY_ICONS[key] for key in amenities if key in AMENITY_ICONS)
 
@@ -173,6 +184,8 @@ def results_text(page: ResultsPage, amenities: tuple[str, ...], now: datetime) -
         )
         if result.station.amenities:
             lines.append("    " + icons(result.station.amenities))
+        if result.closure is not None:
+            lines.append("    " + closure_line(result.closure, now))
     return "\n".join(lines)
 
 
@@ -321,6 +334,7 @@ def card_text(
     tz: ZoneInfo,
     distance_m: float | None,
     rating: RatingSummary | None = None,
+    closure: ClosureNote | None = None,
 ) -> str:
     local_now = now.astimezone(tz)
     lines = [f"🏠 <b>{escape(station.name)}</b>", _("No. {code}").format(code=escape(station.code))]
@@ -358,6 +372,8 @@ def card_text(
         if status.comment:
             line += f" ({escape(status.comment)})"
         lines.append(line)
+    if closure is not None:
+        lines.append(closure_line(closure, now))
     lines.append("🕘 " + _("Today: {hours}").format(hours=_intervals_text(hours, local_now.date())))
     if hours is not None and not hours.is_always_open:
         lines.append("<pre>" + "\n".join(week_text(hours, local_now.date())) + "</pre>")
@@ -485,6 +501,11 @@ def case_text(case: CaseView) -> str:
     lines = [case_line(case)]
     if case.proposal:
         lines.append(_("Proposed: {value}").format(value=f"<code>{escape(case.proposal)}</code>"))
+    if case.kind in CLOSURE_KINDS:
+        weight = f"{case.weight:g}"
+        lines.append(
+            "⚖️ " + _("Weight of on-site reports by trusted reporters: {weight}").format(weight=weight)
+        )
     if case.auto_hidden:
         lines.append("🙈 " + _("Hidden from riders automatically until you decide."))
     for text in case.texts:
@@ -493,6 +514,20 @@ def case_text(case: CaseView) -> str:
         lines.append("📷 " + _("{count} photos").format(count=len(case.photos)))
     lines.append(_("Reported {date}").format(date=case.created_at.strftime("%Y-%m-%d %H:%M UTC")))
     return "\n".join(lines)
+
+
+def pause_alert(pause: RegionPause) -> str:
+    """The circuit breaker's alert to the region's staff."""
+    return (
+        "🚨 <b>"
+        + _("Automatic hiding paused in region {region}").format(region=escape(pause.region or "–"))
+        + "</b>\n"
+        + _(
+            "{count} stations there were hidden automatically within an hour. Until {until}, stations "
+            "reported closed there stay listed with a warning: check the reports and close the ones "
+            "that really are."
+        ).format(count=pause.hidden, until=pause.until.strftime("%Y-%m-%d %H:%M UTC"))
+    )
 
 
 def case_keyboard(case_id: int) -> InlineKeyboardMarkup:

@@ -148,7 +148,40 @@ class ReportRow(Base):
     text: Mapped[str] = mapped_column(Text, default="")
     photo_file_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     on_site: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The evidence of a location message shared with the report: its distance from the station and when
+    # it was sent (never the point).
+    distance_m: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    located_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # What the report weighs toward hiding the station (0: no evidence, or a reporter not trusted yet).
+    weight: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+    __table_args__ = (Index("ix_reports_reporter_created", "reporter_id", "created_at"),)
+
+
+class ReporterRow(Base):
+    """A reporter's record with staff: decided cases and a suspension after a rejected automatic hiding."""
+
+    __tablename__ = "reporters"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    approved: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    suspended_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class RegionPauseRow(Base):
+    """The circuit breaker: automatic hiding paused in one region (adcode prefix) until `until`."""
+
+    __tablename__ = "region_pauses"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    region: Mapped[str] = mapped_column(String(12), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    until: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Stations the region had hidden automatically within the hour before the pause.
+    hidden: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class RatingRow(Base):
@@ -180,6 +213,8 @@ class AuditRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     case_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+    __table_args__ = (Index("ix_audit_log_action_created", "action", "created_at"),)
 
 
 class StaffDigestRow(Base):

@@ -3,7 +3,9 @@
 `forget` deletes everything that is about one person only (their user row with language and amenity
 filter, subscription, subscription offer, block mark, pending announcement deliveries, staff digest
 time) and unlinks what the stations need to keep (reports and ratings lose their person: the id becomes
-NULL). Roles and the audit trail of staff decisions stay: they are the union's record of its staff.
+NULL). Roles and the audit trail of staff decisions stay: they are the union's record of its staff. A
+reporter's record with staff goes too, except a suspension still in force (an id and a date), so that
+forgetting cannot undo it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from storage.models import (
     CaseRow,
     DeliveryRow,
     RatingRow,
+    ReporterRow,
     ReportRow,
     StaffDigestRow,
     SubscriptionOfferRow,
@@ -57,6 +60,13 @@ class PrivacyRepository:
             delete(DeliveryRow).where(DeliveryRow.user_id == user_id, DeliveryRow.status == "pending")
         )
         deleted += result.rowcount  # type: ignore[attr-defined]
+        # The count of decided cases goes; a suspension stays until it ends (bot/services/reports.py).
+        await self.session.execute(
+            delete(ReporterRow).where(ReporterRow.user_id == user_id, ReporterRow.suspended_until.is_(None))
+        )
+        await self.session.execute(
+            update(ReporterRow).where(ReporterRow.user_id == user_id).values(approved=0, rejected=0)
+        )
         reports = await self.session.execute(
             update(ReportRow).where(ReportRow.reporter_id == user_id).values(reporter_id=None)
         )

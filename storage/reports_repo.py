@@ -3,16 +3,54 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import AuditRow, CaseRow, RatingRow, ReportRow, StaffDigestRow, StationRow
+from storage.models import (
+    AuditRow,
+    CaseRow,
+    RatingRow,
+    RegionPauseRow,
+    ReporterRow,
+    ReportRow,
+    StaffDigestRow,
+    StationRow,
+    SubscriptionOfferRow,
+    UserRow,
+)
+from storage.roles_repo import RoleRepository
 
 OPEN_STATES = ("open", "needs_info")
+CLOSURE_KINDS = ("closed_now", "closed_permanently")
+
+
+@dataclass(frozen=True, slots=True)
+class ReporterFacts:
+    """What decides a reporter's weight, read in one place."""
+
+    first_seen: datetime | None
+    #: The rider's first search: the subscription offer that follows it records when it happened
+    #: (handlers/search.py), so trust needs no write on the search path.
+    first_search: datetime | None
+    roles: tuple[str, ...]
+    approved: int
+    rejected: int
+    suspended_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClosureTally:
+    """Open closure reports of one station that weigh something: how many people, the latest when."""
+
+    station_id: int
+    reporters: int
+    last_at: datetime
+    timezone: str | None
 
 
 def _region_filter(column: Any, prefixes: Sequence[str]) -> Any:
@@ -65,23 +103,142 @@ class ReportRepository:
         await self.session.flush()
         return report
 
-    async def closure_reporters_since(self, station_id: int, since: datetime) -> int:
-        """Distinct people who reported the station closed (now or for good) since `since`."""
-        count = await self.session.scalar(
-            select(func.count(func.distinct(ReportRow.reporter_id))).where(
+    async def closure_evidence_since(self, station_id: int, since: datetime) -> float:
+        """The weighted evidence that the station is closed: over the people who reported it closed (now
+        or for good) since `since`, the sum of each one's heaviest report."""
+        per_reporter = (
+            select(func.max(ReportRow.weight).label("weight"))
+            .where(
                 ReportRow.station_id == station_id,
-                ReportRow.kind.in_(("closed_now", "closed_permanently")),
+                ReportRow.kind.in_(CLOSURE_KINDS),
                 ReportRow.created_at >= since,
+                ReportRow.weight > 0,
+            )
+            .group_by(ReportRow.reporter_id)
+            .subquery()
+        )
+        total = await self.session.scalar(select(func.sum(per_reporter.c.weight)))
+        return float(total or 0.0)
+
+    async def sent_since(self, reporter_id: int, since: datetime) -> tuple[int, int]:
+        """(reports of any kind, closure reports) one person sent since `since`, all stations together."""
+        row = (
+            await self.session.execute(
+                select(
+                    func.count(),
+                    func.count().filter(ReportRow.kind.in_(CLOSURE_KINDS)),
+                ).where(ReportRow.reporter_id == reporter_id, ReportRow.created_at >= since)
+            )
+        ).one()
+        return int(row[0]), int(row[1])
+
+    async def reporter_facts(self, user_id: int) -> ReporterFacts:
+        first_seen = await self.session.scalar(select(UserRow.created_at).where(UserRow.id == user_id))
+        first_search = await self.session.scalar(
+            select(SubscriptionOfferRow.offered_at).where(SubscriptionOfferRow.user_id == user_id)
+        )
+        roles = tuple(role for role, _region in await RoleRepository(self.session).grants_of(user_id))
+        record = await self.session.get(ReporterRow, user_id)
+        return ReporterFacts(
+            first_seen,
+            first_search,
+            roles,
+            record.approved if record else 0,
+            record.rejected if record else 0,
+            record.suspended_until if record else None,
+        )
+
+    async def record_outcome(
+        self, user_ids: Sequence[int], approved: bool, at: datetime, suspend_until: datetime | None
+    ) -> None:
+        """Count a decided case in each reporter's record; `suspend_until` suspends them."""
+        for user_id in user_ids:
+            record = await self.session.get(ReporterRow, user_id, with_for_update=True)
+            if record is None:
+                record = ReporterRow(user_id=user_id, approved=0, rejected=0, updated_at=at)
+                self.session.add(record)
+            if approved:
+                record.approved += 1
+            else:
+                record.rejected += 1
+            if suspend_until is not None and (
+                record.suspended_until is None or record.suspended_until < suspend_until
+            ):
+                record.suspended_until = suspend_until
+            record.updated_at = at
+        await self.session.flush()
+
+    async def auto_hides_since(self, region: str, digits: int, since: datetime) -> int:
+        """Stations of the region (its first `digits` adcode digits) the safety net hid since `since`."""
+        count = await self.session.scalar(
+            select(func.count())
+            .select_from(AuditRow)
+            .join(StationRow, StationRow.id == AuditRow.station_id)
+            .where(
+                AuditRow.action == "auto_hide",
+                AuditRow.created_at >= since,
+                func.substr(StationRow.region, 1, digits) == region,
             )
         )
         return int(count or 0)
+
+    async def pause_of(self, region: str, at: datetime) -> RegionPauseRow | None:
+        return await self.session.scalar(
+            select(RegionPauseRow)
+            .where(RegionPauseRow.region == region, RegionPauseRow.until > at)
+            .order_by(RegionPauseRow.until.desc())
+            .limit(1)
+        )
+
+    async def add_pause(self, region: str, started_at: datetime, until: datetime, hidden: int) -> None:
+        self.session.add(RegionPauseRow(region=region, started_at=started_at, until=until, hidden=hidden))
+        await self.session.flush()
+
+    async def pauses_for(self, prefixes: Sequence[str], after: datetime | None) -> list[RegionPauseRow]:
+        """Pauses in the staff member's regions (or covering them) that started after `after`."""
+        covering = or_(
+            _region_filter(RegionPauseRow.region, prefixes),
+            *(
+                func.substr(literal(prefix), 1, func.length(RegionPauseRow.region)) == RegionPauseRow.region
+                for prefix in prefixes
+                if prefix
+            ),
+        )
+        stmt = select(RegionPauseRow).where(covering)
+        if after is not None:
+            stmt = stmt.where(RegionPauseRow.started_at > after)
+        return list(await self.session.scalars(stmt.order_by(RegionPauseRow.started_at)))
+
+    async def closure_tallies(self, station_ids: Sequence[int] | None = None) -> list[ClosureTally]:
+        """Per station with an open closure case: the people whose report there weighs something, and
+        the latest such report. All stations when `station_ids` is None."""
+        stmt = (
+            select(
+                ReportRow.station_id,
+                func.count(func.distinct(ReportRow.reporter_id)),
+                func.max(ReportRow.created_at),
+                StationRow.timezone,
+            )
+            .join(CaseRow, CaseRow.id == ReportRow.case_id)
+            .join(StationRow, StationRow.id == ReportRow.station_id)
+            .where(
+                CaseRow.status.in_(OPEN_STATES),
+                CaseRow.kind.in_(CLOSURE_KINDS),
+                ReportRow.weight > 0,
+            )
+            .group_by(ReportRow.station_id, StationRow.timezone)
+        )
+        if station_ids is not None:
+            stmt = stmt.where(ReportRow.station_id.in_(list(station_ids)))
+        rows = await self.session.execute(stmt)
+        return [ClosureTally(int(r[0]), int(r[1]), r[2], r[3]) for r in rows]
 
     async def mark_auto_hidden(self, station_id: int) -> None:
         await self.session.execute(
             update(CaseRow)
             .where(
                 CaseRow.station_id == station_id,
-                CaseRow.kind.in_(("closed_now", "closed_permanently")),
+                CaseRow.kind.in_(CLOSURE_KINDS),
                 CaseRow.status.in_(OPEN_STATES),
             )
             .values(auto_hidden=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.services.closures import ClosureNote
 from bot.services.search import NearbyHit, SearchService
 from bot.services.stations import StationService
 from domain.coords import out_of_china, to_wgs84
@@ -42,6 +43,8 @@ def result_json(station: Station, hit: NearbyHit) -> dict[str, Any]:
 class NearbyResult:
     station: Station
     hit: NearbyHit
+    #: People who reported the station closed, shown while it stays listed (bot/services/closures.py).
+    closure: ClosureNote | None = None
 
     def as_json(self) -> dict[str, Any]:
         return result_json(self.station, self.hit)
@@ -91,7 +94,7 @@ class NearbyService:
         at: datetime,
         include_closed: bool = False,
     ) -> list[NearbyResult]:
-        return await self.join(self.find_nearest_open(point, k, amenities, at, include_closed))
+        return await self.join(self.find_nearest_open(point, k, amenities, at, include_closed), at)
 
     def find_nearest_open(
         self, point: GeoPoint, k: int, amenities: Iterable[str], at: datetime, include_closed: bool = False
@@ -120,9 +123,14 @@ class NearbyService:
         pairs = await self._with_details(self.find_nearest_open(point, k, amenities, at, include_closed))
         return _answer_json(point, at, [result_json(station, hit) for station, hit in pairs])
 
-    async def join(self, hits: list[NearbyHit]) -> list[NearbyResult]:
-        """Attach each hit's station details (one query for all)."""
-        return [NearbyResult(station, hit) for station, hit in await self._with_details(hits)]
+    async def join(self, hits: list[NearbyHit], at: datetime | None = None) -> list[NearbyResult]:
+        """Attach each hit's station details (one query for all) and, given the instant `at`, the closure
+        reports riders are told about (from memory)."""
+        pairs = await self._with_details(hits)
+        if at is None:
+            return [NearbyResult(station, hit) for station, hit in pairs]
+        closures = self.stations.closures
+        return [NearbyResult(station, hit, closures.get(station.id, at)) for station, hit in pairs]
 
     async def _with_details(self, hits: list[NearbyHit]) -> list[tuple[Station, NearbyHit]]:
         details = await self.stations.get_many([hit.station_id for hit in hits])
@@ -175,7 +183,7 @@ async def results_page(
         fallback = True
     start = PAGE_SIZE * page
     return ResultsPage(
-        results=await service.join(found[start : start + PAGE_SIZE]),
+        results=await service.join(found[start : start + PAGE_SIZE], at),
         page=page,
         has_more=len(found) > start + PAGE_SIZE and page + 1 < MAX_PAGES,
         fallback=fallback,

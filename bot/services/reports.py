@@ -2,16 +2,25 @@
 
 Anyone reports a problem; reports about the same problem merge into one case; staff of the station's
 region decide each case exactly once, and an approval changes the station in the same transaction as its
-audit entry. When enough different people report a station closed within a day, it is hidden at once
-until staff decide.
+audit entry.
+
+The safety net hides a station reported closed before staff decide, on evidence rather than headcount:
+a closure report weighs something only when the reporter shared a Telegram location message near the
+station shortly before (`SiteEvidence`: the distance and the time, never the point), and only as much as
+the reporter is trusted (`TrustPolicy`: accounts seen for a day that searched before; volunteers more,
+staff decisions move it, a rejected automatic hiding suspends its reporters). Per-reporter limits span
+all stations, and a circuit breaker pauses automatic hiding in a region that suddenly loses many
+stations, alerting its staff. Below the threshold riders see the reports that weigh something
+(bot/services/closures.py).
 """
 
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -31,14 +40,77 @@ from domain.values import (
 )
 from storage.fences import station_write
 from storage.privacy_repo import PrivacyRepository
-from storage.reports_repo import OPEN_STATES, AuditRepository, ReportRepository
+from storage.reports_repo import CLOSURE_KINDS as STORED_CLOSURE_KINDS
+from storage.reports_repo import OPEN_STATES, AuditRepository, ReporterFacts, ReportRepository
 from storage.stations_repo import StationRepository
 
-ON_SITE_M = 300.0
+if TYPE_CHECKING:
+    from bot.config import Settings
+
 REPORT_INTERVAL = timedelta(hours=1)
 SAFETY_WINDOW = timedelta(hours=24)
+#: The per-reporter limits count the reports of this long, all stations together.
+LIMIT_WINDOW = timedelta(hours=24)
+#: The circuit breaker counts the automatic hidings of this long in a region.
+BREAKER_WINDOW = timedelta(hours=1)
 MAX_TEXT = 1000
 DIGEST_INTERVAL = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class TrustPolicy:
+    """Every number of the safety net; `Settings` documents each (bot/config.py)."""
+
+    auto_hide_weight: float = 3.0
+    on_site_m: float = 300.0
+    location_max_age: timedelta = timedelta(minutes=30)
+    min_account_age: timedelta = timedelta(hours=24)
+    volunteer_weight: float = 1.5
+    approval_bonus: float = 0.25
+    rejection_penalty: float = 0.5
+    max_weight: float = 2.0
+    suspension: timedelta = timedelta(days=30)
+    daily_closures: int = 5
+    daily_reports: int = 20
+    region_digits: int = 4
+    region_hides_per_hour: int = 5
+    region_pause: timedelta = timedelta(hours=24)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TrustPolicy:
+        return cls(
+            auto_hide_weight=settings.auto_hide_reports,
+            on_site_m=settings.report_on_site_m,
+            location_max_age=timedelta(minutes=settings.report_location_max_age_min),
+            min_account_age=timedelta(hours=settings.reporter_min_age_h),
+            volunteer_weight=settings.volunteer_weight,
+            approval_bonus=settings.reporter_approval_bonus,
+            rejection_penalty=settings.reporter_rejection_penalty,
+            max_weight=settings.reporter_max_weight,
+            suspension=timedelta(days=settings.reporter_suspension_days),
+            daily_closures=settings.report_daily_closures,
+            daily_reports=settings.report_daily_limit,
+            region_digits=settings.auto_hide_region_digits,
+            region_hides_per_hour=settings.auto_hide_region_per_hour,
+            region_pause=timedelta(hours=settings.auto_hide_pause_h),
+        )
+
+    def standing(self, facts: ReporterFacts, at: datetime) -> Standing:
+        if facts.first_seen is None or at - facts.first_seen < self.min_account_age:
+            return Standing.NEW_ACCOUNT
+        if facts.first_search is None or facts.first_search > at:
+            return Standing.NO_SEARCH
+        if facts.suspended_until is not None and facts.suspended_until > at:
+            return Standing.SUSPENDED
+        return Standing.TRUSTED
+
+    def weight(self, facts: ReporterFacts, at: datetime) -> float:
+        """What an on-site closure report by this reporter weighs at `at`."""
+        if self.standing(facts, at) is not Standing.TRUSTED:
+            return 0.0
+        base = self.volunteer_weight if facts.roles else 1.0  # every role is at least a volunteer
+        weight = base + self.approval_bonus * facts.approved - self.rejection_penalty * facts.rejected
+        return min(max(weight, 0.0), max(self.max_weight, base))
 
 
 class ReportKind(enum.StrEnum):
@@ -76,10 +148,48 @@ class InvalidReport(YizhanError):
         self.hours_error = hours_error
 
 
+class Standing(enum.StrEnum):
+    """Why a reporter's reports weigh what they do."""
+
+    TRUSTED = "trusted"
+    NEW_ACCOUNT = "new_account"  # first seen less than `TrustPolicy.min_account_age` ago
+    NO_SEARCH = "no_search"  # never searched before reporting
+    SUSPENDED = "suspended"  # reported an automatic hiding that staff rejected
+
+
+class Evidence(enum.StrEnum):
+    """What a report shows of the reporter being at the station."""
+
+    ON_SITE = "on_site"
+    OFF_SITE = "off_site"  # a location message too far away
+    STALE = "stale"  # a location message too long before the report
+    NONE = "none"  # no location message
+
+
 class ReportTooSoon(YizhanError):
     def __init__(self, retry_after: timedelta) -> None:
         super().__init__(f"one report per station per hour; again in {retry_after}")
         self.retry_after = retry_after
+
+
+class ReportLimitReached(YizhanError):
+    """The reporter sent as many reports (of this kind) as one person may in a day."""
+
+    def __init__(self, limit: int, closures: bool) -> None:
+        what = "closure reports" if closures else "reports"
+        super().__init__(f"at most {limit} {what} a day")
+        self.limit = limit
+        self.closures = closures
+
+
+@dataclass(frozen=True, slots=True)
+class SiteEvidence:
+    """What a location message shared during a report proves: how far from the station the reporter was,
+    and when. The point itself is never kept."""
+
+    station_id: int
+    distance_m: float
+    at: datetime
 
 
 class AlreadyDecided(YizhanError):
@@ -98,6 +208,11 @@ class SubmitResult:
     on_site: bool
     auto_hidden: bool
     region: str
+    evidence: Evidence = Evidence.NONE
+    #: What the report weighs toward hiding the station.
+    weight: float = 0.0
+    #: The circuit breaker held back an automatic hiding this report would have caused.
+    paused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +229,24 @@ class CaseView:
     created_at: datetime
     texts: tuple[str, ...] = ()
     photos: tuple[str, ...] = ()
+    #: The case's weighted evidence (the heaviest report of each reporter, summed).
+    weight: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RegionPause:
+    """The circuit breaker tripped: automatic hiding paused in `region` until `until`."""
+
+    region: str
+    started_at: datetime
+    until: datetime
+    hidden: int
+
+
+@dataclass(frozen=True, slots=True)
+class StaffDigest:
+    cases: list[CaseView]
+    pauses: list[RegionPause] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +270,13 @@ def _snapshot(station: Station, fields: tuple[str, ...]) -> dict[str, Any]:
             value = value.isoformat()
         out[name] = value
     return out
+
+
+def _heaviest(items: list[Any]) -> dict[int, float]:
+    heaviest: dict[int, float] = {}
+    for item in items:
+        heaviest[item.reporter_id] = max(heaviest.get(item.reporter_id, 0.0), item.weight)
+    return heaviest
 
 
 def parse_proposal(kind: ReportKind, detail: str, station: Station) -> tuple[str, str]:
@@ -167,7 +307,7 @@ def parse_proposal(kind: ReportKind, detail: str, station: Station) -> tuple[str
 
 
 #: Reports that can change the station itself (the safety net hides it).
-CLOSURE_KINDS = frozenset({ReportKind.CLOSED_NOW, ReportKind.CLOSED_PERMANENTLY})
+CLOSURE_KINDS = frozenset(ReportKind(kind) for kind in STORED_CLOSURE_KINDS)
 
 
 class ReportService:
@@ -175,13 +315,26 @@ class ReportService:
         self,
         sessions: async_sessionmaker[AsyncSession],
         stations: StationService,
-        auto_hide_after: int = 3,
+        policy: TrustPolicy | None = None,
     ) -> None:
         self.sessions = sessions
         self.stations = stations
-        self.auto_hide_after = auto_hide_after
+        self.policy = policy or TrustPolicy()
 
     # -- reporting --------------------------------------------------------------------------------------
+    async def locate(self, station_id: int, point: GeoPoint, at: datetime) -> SiteEvidence:
+        """The evidence of a location message shared while reporting a station: its distance, and when."""
+        station = await self.stations.get_by_id(station_id)
+        distance = float(WGS84.inv(point.lon, point.lat, station.lon, station.lat)[2])
+        return SiteEvidence(station_id, distance, at)
+
+    def judge(self, evidence: SiteEvidence | None, station_id: int, at: datetime) -> Evidence:
+        if evidence is None or evidence.station_id != station_id or not math.isfinite(evidence.distance_m):
+            return Evidence.NONE
+        if not timedelta(0) <= at - evidence.at <= self.policy.location_max_age:
+            return Evidence.STALE
+        return Evidence.ON_SITE if evidence.distance_m <= self.policy.on_site_m else Evidence.OFF_SITE
+
     async def submit(
         self,
         reporter_id: int,
@@ -192,7 +345,7 @@ class ReportService:
         detail: str = "",
         text: str = "",
         photo_file_id: str | None = None,
-        reporter_point: GeoPoint | None = None,
+        evidence: SiteEvidence | None = None,
     ) -> SubmitResult:
         try:
             kind = ReportKind(kind)
@@ -203,8 +356,10 @@ class ReportService:
             raise InvalidReport(InvalidReport.TOO_LONG, f"the text is longer than {MAX_TEXT} characters")
         if kind is ReportKind.OTHER and not text:
             raise InvalidReport(InvalidReport.TEXT_MISSING, "describe the problem")
+        policy = self.policy
+        closure = kind in CLOSURE_KINDS
         hidden: Station | None = None
-        async with station_write(self.sessions, "report", fenced=kind in CLOSURE_KINDS) as session:
+        async with station_write(self.sessions, "report", fenced=closure) as session:
             stations = StationRepository(session)
             reports = ReportRepository(session)
             station = await stations.get(station_id)
@@ -214,13 +369,20 @@ class ReportService:
             last = await reports.last_report_at(reporter_id, station_id)
             if last is not None and at - last < REPORT_INTERVAL:
                 raise ReportTooSoon(REPORT_INTERVAL - (at - last))
-            on_site = False
-            where = reporter_point
-            if kind is ReportKind.WRONG_LOCATION:
+            sent, closures_sent = await reports.sent_since(reporter_id, at - LIMIT_WINDOW)
+            if closure and closures_sent >= policy.daily_closures:
+                raise ReportLimitReached(policy.daily_closures, closures=True)
+            if sent >= policy.daily_reports:
+                raise ReportLimitReached(policy.daily_reports, closures=False)
+            verdict = self.judge(evidence, station_id, at)
+            on_site = verdict is Evidence.ON_SITE
+            if kind is ReportKind.WRONG_LOCATION and evidence is None:
+                # The proposed position itself shows whether the reporter stood near the listed one.
                 lat, lon = proposal.split(",")
-                where = GeoPoint(float(lat), float(lon))
-            if where is not None:
-                on_site = WGS84.inv(where.lon, where.lat, station.lon, station.lat)[2] <= ON_SITE_M
+                on_site = WGS84.inv(float(lon), float(lat), station.lon, station.lat)[2] <= policy.on_site_m
+            weight = 0.0
+            if closure and on_site:
+                weight = policy.weight(await reports.reporter_facts(reporter_id), at)
             case = await reports.open_case(station_id, kind.value, topic)
             new_case = case is None
             if case is None:
@@ -252,32 +414,73 @@ class ReportService:
                 text=text,
                 photo_file_id=photo_file_id,
                 on_site=on_site,
+                distance_m=round(evidence.distance_m) if verdict is not Evidence.NONE and evidence else None,
+                located_at=evidence.at if verdict is not Evidence.NONE and evidence else None,
+                weight=weight,
                 created_at=at,
             )
             auto_hidden = case.auto_hidden
+            paused = False
             if (
-                kind in CLOSURE_KINDS
+                weight > 0
                 and station.status is StationStatus.ACTIVE
-                and await reports.closure_reporters_since(station_id, at - SAFETY_WINDOW)
-                >= self.auto_hide_after
+                and await reports.closure_evidence_since(station_id, at - SAFETY_WINDOW)
+                >= policy.auto_hide_weight
             ):
-                hidden = await stations.update_fields(station_id, status=StationStatus.TEMPORARILY_CLOSED)
-                await AuditRepository(session).add(
-                    station_id,
-                    None,
-                    "auto_hide",
-                    {"status": station.status.value},
-                    {"status": hidden.status.value},
-                    at,
-                    reason=f"{self.auto_hide_after} people reported it closed within 24 hours",
-                    case_id=case.id,
-                )
-                await reports.mark_auto_hidden(station_id)
-                auto_hidden = True
-            result = SubmitResult(case.id, case.reporters, new_case, on_site, auto_hidden, station.region)
+                if await self._breaker_allows(reports, station.region, at):
+                    hidden = await stations.update_fields(station_id, status=StationStatus.TEMPORARILY_CLOSED)
+                    await AuditRepository(session).add(
+                        station_id,
+                        None,
+                        "auto_hide",
+                        {"status": station.status.value},
+                        {"status": hidden.status.value},
+                        at,
+                        reason=f"closure reports weighing {policy.auto_hide_weight:g} within 24 hours",
+                        case_id=case.id,
+                    )
+                    await reports.mark_auto_hidden(station_id)
+                    auto_hidden = True
+                else:
+                    paused = True
+            result = SubmitResult(
+                case.id,
+                case.reporters,
+                new_case,
+                on_site,
+                auto_hidden,
+                station.region,
+                verdict,
+                weight,
+                paused,
+            )
         if hidden is not None:
             self.stations.reflect(hidden)
+        if weight > 0:
+            await self.stations.closure_reports_changed(station_id)
         return result
+
+    def region_of(self, adcode: str) -> str:
+        """The circuit breaker's region of a station: its adcode's first digits."""
+        return adcode[: self.policy.region_digits]
+
+    async def _breaker_allows(self, reports: ReportRepository, adcode: str, at: datetime) -> bool:
+        """Whether the region may hide one more station now; trips the breaker when it may not."""
+        policy = self.policy
+        region = self.region_of(adcode)
+        if await reports.pause_of(region, at) is not None:
+            return False
+        hidden = await reports.auto_hides_since(region, policy.region_digits, at - BREAKER_WINDOW)
+        if hidden < policy.region_hides_per_hour:
+            return True
+        await reports.add_pause(region, at, at + policy.region_pause, hidden)
+        return False
+
+    async def region_pause(self, adcode: str, at: datetime) -> RegionPause | None:
+        """The pause of automatic hiding in a station's region at `at`, if any."""
+        async with self.sessions() as session:
+            row = await ReportRepository(session).pause_of(self.region_of(adcode), at)
+        return RegionPause(row.region, row.started_at, row.until, row.hidden) if row else None
 
     # -- moderation -------------------------------------------------------------------------------------
     async def open_cases(
@@ -318,6 +521,7 @@ class ReportService:
             created_at=row.created_at,
             texts=tuple(r.text for r in items if r.text)[-5:],
             photos=tuple(r.photo_file_id for r in items if r.photo_file_id)[-3:],
+            weight=sum(_heaviest(items).values()),
         )
 
     async def decide(
@@ -374,10 +578,21 @@ class ReportService:
                 # The proposed points are where reporters stood: kept only while staff need them.
                 await PrivacyRepository(session).forget_location_proposals(case_id)
             reporters = tuple(await reports.reporters_of(case_id))
+            if decision is not Decision.ASK:
+                # Staff's verdict moves the reporters' weight; a wrong automatic hiding suspends them.
+                suspend = row.auto_hidden and decision is Decision.REJECT
+                await reports.record_outcome(
+                    reporters,
+                    approved=decision is Decision.APPROVE,
+                    at=at,
+                    suspend_until=at + self.policy.suspension if suspend else None,
+                )
             await session.refresh(row)
             view = await self._view(reports, row, changed or station)
         if changed is not None:
             self.stations.reflect(changed)
+        if kind in CLOSURE_KINDS and decision is not Decision.ASK:
+            await self.stations.closure_reports_changed(view.station.id)
         return DecisionResult(view, decision, reporters, changed, changes)
 
     @staticmethod
@@ -396,20 +611,26 @@ class ReportService:
         return {}
 
     # -- staff digests ----------------------------------------------------------------------------------
-    async def due_digests(self, moderators: dict[int, Access], at: datetime) -> dict[int, list[CaseView]]:
-        """New open cases per staff member not told for DIGEST_INTERVAL (see `digest_sent`)."""
-        due: dict[int, list[CaseView]] = {}
+    async def due_digests(self, moderators: dict[int, Access], at: datetime) -> dict[int, StaffDigest]:
+        """Per staff member: new open cases when not told for DIGEST_INTERVAL, and at once any pause of
+        automatic hiding in their regions they were not told about (see `digest_sent`)."""
+        due: dict[int, StaffDigest] = {}
         async with self.sessions() as session:
             reports = ReportRepository(session)
             for user_id, access in moderators.items():
                 last = await reports.digest_sent_at(user_id)
-                if last is not None and at - last < DIGEST_INTERVAL:
+                pauses = [
+                    RegionPause(p.region, p.started_at, p.until, p.hidden)
+                    for p in await reports.pauses_for(access.regions, last)
+                ]
+                if not pauses and last is not None and at - last < DIGEST_INTERVAL:
                     continue
                 rows = await reports.new_cases_for(access.regions, last)
-                if not rows:
+                if not rows and not pauses:
                     continue
                 stations = await StationRepository(session).get_many([r.station_id for r in rows])
-                due[user_id] = [await self._view(reports, r, stations[r.station_id]) for r in rows]
+                cases = [await self._view(reports, r, stations[r.station_id]) for r in rows]
+                due[user_id] = StaffDigest(cases, pauses)
         return due
 
     async def digest_sent(self, user_id: int, at: datetime) -> None:

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.cache import TtlCache
+from bot.services.closures import ClosureBoard
 from bot.services.search import SearchService, open_now
 from domain.clock import DEFAULT_TZ, utc_now
 from domain.hours import HoursStatus, OpenState, hours_of
@@ -198,6 +199,8 @@ class StationService:
         self.search = search
         self.default_tz = default_tz
         self.cache = cache if cache is not None else station_cache()
+        #: Closure reports shown on stations still listed (bot/services/closures.py).
+        self.closures = ClosureBoard(sessions, default_tz)
         # Set when several processes share the data (Redis): changes are announced to the others.
         self.change_feed: Any = None
         self._unpublished: set[int] = set()
@@ -412,10 +415,19 @@ class StationService:
         self.cache.put(station.id, station)
         if self.search is not None:
             self.search.index.upsert(index_entry(station))
+        self.announce(station.id)
+
+    def announce(self, station_id: int) -> None:
+        """Tell the other processes that something about a station changed (they read it afresh)."""
         if self.change_feed is not None:
-            self._unpublished.add(station.id)
+            self._unpublished.add(station_id)
             if self._publishing is None or self._publishing.done():
                 self._publishing = asyncio.get_running_loop().create_task(self._publish())
+
+    async def closure_reports_changed(self, station_id: int) -> None:
+        """A report or a decision changed what riders are told about a station's closure."""
+        await self.closures.refresh([station_id])
+        self.announce(station_id)
 
     async def _publish(self) -> None:
         while self._unpublished:
@@ -446,6 +458,7 @@ class StationService:
             self.cache.put(station.id, station)
             if self.search is not None:
                 self.search.index.upsert(index_entry(station))
+        await self.closures.refresh(station_ids)
 
     async def update(self, code: str, **values: Any) -> Station:
         """Change some fields of one station and patch the index."""
