@@ -433,11 +433,34 @@ async def test_station_detail_has_every_field_and_its_state_now(api: Api, schema
     assert body["code"] == "GZ002" and body["name"] == "岗顶工会驿站" and body["region"] == "440106"
     assert body["updated_at"] == stored.updated_at.isoformat()  # type: ignore[union-attr]
     assert body["open_now"] is True  # Wednesday 10:30, Mo-Fr 09:00-17:00
+    assert body["closure_reports"] is None
     assert datetime.fromisoformat(body["next_change"]) == datetime(2025, 6, 18, 17, tzinfo=BEIJING)
     _, _, full = await api.get("/api/v1/stations/GZ001")
     assert full["host"] == "中国移动广州分公司" and full["manager"] == "李娜"
     assert full["verified_at"] == "2025-03-01T00:00:00+00:00"
     assert full["amenities"] == ["drinking_water", "toilet", "phone_charging"]
+
+
+async def test_station_detail_says_how_many_reported_it_closed_and_when(
+    sqlite_settings: Settings, schema_of: Any
+) -> None:
+    from storage.models import SubscriptionOfferRow, UserRow
+
+    async with serving(sqlite_settings, STATIONS) as served:
+        core = served.core
+        station = await core.stations.get("GZ001")
+        async with core.sessions() as session, session.begin():
+            for user_id in (1, 2):
+                seen = NOW - timedelta(days=2)
+                session.add(UserRow(id=user_id, amenity_filter=[], created_at=seen, updated_at=seen))
+                session.add(SubscriptionOfferRow(user_id=user_id, offered_at=seen))
+        here = await core.reports.locate(station.id, GeoPoint(station.lat, station.lon), NOW)
+        for user_id in (1, 2):
+            await core.reports.submit(user_id, station.id, "closed_now", NOW, evidence=here)
+        _, _, body = await served.get("/api/v1/stations/GZ001")
+    schema_of("StationDetail").validate(body)
+    assert body["closure_reports"] == {"count": 2, "last_at": "2025-06-18T10:30:00+08:00"}
+    assert body["status"] == "active"
 
 
 async def test_station_detail_of_closed_and_unknown_hours_stations(api: Api) -> None:

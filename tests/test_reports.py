@@ -25,7 +25,7 @@ from bot.services.reports import (
 from bot.services.roles import InvalidGrant, NotAllowed
 from bot.services.station_admin import InvalidEdit
 from domain.values import GeoPoint, StationRecord, StationStatus
-from storage.models import ReportRow, SubscriptionOfferRow, UserRow
+from storage.models import ReporterRow, ReportRow, SubscriptionOfferRow, UserRow
 
 AT = datetime(2025, 6, 3, 4, 0, tzinfo=UTC)
 GZ = (23.13, 113.26)
@@ -541,3 +541,27 @@ async def test_riders_are_told_how_many_reported_a_listed_station_closed_and_whe
     cases, _ = await core.reports.open_cases(staff)
     await core.reports.decide(cases[0].id, "reject", staff, at)
     assert core.stations.closures.get(station, at) is None
+
+
+async def test_forgetting_clears_a_reporters_record_but_not_a_suspension_in_force(core: Core) -> None:
+    await trusted(core, 101, 102, 103, 104)
+    staff = await core.roles.access(STAFF_GZ)
+    done = await core.reports.submit(104, await sid(core, "SZ1"), "other", AT, text="没水")
+    await core.reports.decide(done.case_id, "approve", await core.roles.access(STAFF_GD), AT)
+    assert (await hide_by_three(core, "GZ1", AT)).auto_hidden
+    cases, _ = await core.reports.open_cases(staff)
+    await core.reports.decide(cases[0].id, "reject", staff, AT)
+    for user_id in (101, 104):
+        await core.privacy.forget(user_id)
+    async with core.sessions() as session:
+        kept = {row.user_id: row for row in (await session.execute(select(ReporterRow))).scalars()}
+    assert 104 not in kept  # an approval only: nothing about them stays
+    assert (kept[101].approved, kept[101].rejected) == (0, 0)
+    assert kept[101].suspended_until == AT + timedelta(days=30)
+    # Coming back as a new account does not lift it.
+    await trusted(core, 101, at=AT + timedelta(days=3))
+    later = AT + timedelta(days=3)
+    again = await core.reports.submit(
+        101, await sid(core, "GZ2"), "closed_now", later, evidence=await at_station(core, "GZ2", later)
+    )
+    assert again.weight == 0.0

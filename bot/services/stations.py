@@ -22,7 +22,7 @@ from typing import Any, TextIO
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.cache import TtlCache
-from bot.services.closures import ClosureBoard
+from bot.services.closures import ClosureBoard, ClosureNote
 from bot.services.search import SearchService, open_now
 from domain.clock import DEFAULT_TZ, utc_now
 from domain.hours import HoursStatus, OpenState, hours_of
@@ -93,6 +93,8 @@ class StationDetail:
 
     station: Station
     hours: HoursStatus
+    #: People who reported it closed, while it stays listed (bot/services/closures.py).
+    closure: ClosureNote | None = None
 
     @property
     def open_now(self) -> bool | None:
@@ -105,6 +107,7 @@ class StationDetail:
             **station_json(self.station),
             "open_now": self.open_now,
             "next_change": next_change.isoformat() if next_change else None,
+            "closure_reports": self.closure.as_json() if self.closure is not None else None,
         }
 
 
@@ -263,7 +266,8 @@ class StationService:
         """A station by code with whether it is open at `at` and when that changes."""
         station = await self.get(code)
         hours = hours_of(station, self.default_tz)
-        return StationDetail(station, hours.status(at) if hours is not None else _UNKNOWN_HOURS)
+        status = hours.status(at) if hours is not None else _UNKNOWN_HOURS
+        return StationDetail(station, status, self.closures.get(station.id, at))
 
     async def changes(
         self,

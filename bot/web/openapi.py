@@ -37,6 +37,17 @@ _OPEN_NOW = {
     "description": "Open at the instant; null when the opening hours are unknown. A station that is not "
     "active is never open.",
 }
+_CLOSURE_REPORTS = {
+    "type": ["object", "null"],
+    "required": ["count", "last_at"],
+    "properties": {
+        "count": {"type": "integer", "minimum": 1, "description": "People who reported it closed"},
+        "last_at": {**_DATE_TIME, "description": "The latest such report, in the station's timezone"},
+    },
+    "additionalProperties": False,
+    "description": "Closure reports of the last 24 hours that weigh something (made on site by trusted "
+    "reporters) on a station still listed, while staff have not decided; null when there are none.",
+}
 _NEXT_CHANGE = {
     **_nullable(_DATE_TIME),
     "description": "When the opening-hours state changes next, in the station's timezone; null when it "
@@ -359,7 +370,12 @@ def build_openapi() -> dict[str, Any]:
                 },
                 "Station": _object(_STATION_PROPERTIES, "A station with every stored field"),
                 "StationDetail": _object(
-                    {**_STATION_PROPERTIES, "open_now": _OPEN_NOW, "next_change": _NEXT_CHANGE},
+                    {
+                        **_STATION_PROPERTIES,
+                        "open_now": _OPEN_NOW,
+                        "next_change": _NEXT_CHANGE,
+                        "closure_reports": _CLOSURE_REPORTS,
+                    },
                     "A station and its state now",
                 ),
                 "NearbyResult": _object(_NEARBY_RESULT_PROPERTIES),
