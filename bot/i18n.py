@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gettext
 import os
+from collections.abc import Iterable
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -18,6 +19,9 @@ LOCALES_DIR = Path(str(files("locales")))
 DOMAIN = "messages"
 DEFAULT_LOCALE = "zh_Hans"
 LOCALES: tuple[str, ...] = ("zh_Hans", "zh_Hant", "en")
+
+#: How each language lists things: Chinese with the enumeration comma, English with a comma and a space.
+LIST_SEPARATORS: dict[str, str] = {"zh_Hans": "、", "zh_Hant": "、", "en": ", "}
 
 _ZH_HANS = {"zh-hans", "zh-cn", "zh-sg", "zh", "zh-my"}
 _ZH_HANT = {"zh-hant", "zh-tw", "zh-hk", "zh-mo"}
@@ -47,6 +51,11 @@ def locale_for(language_code: str | None) -> str:
             if locale.lower().replace("_", "-") == candidate:
                 return locale
     return DEFAULT_LOCALE
+
+
+def join_list(items: Iterable[str], locale: str) -> str:
+    """`items` as one list in `locale`'s way (“饮水、卫生间”, “Drinking water, Toilet”)."""
+    return LIST_SEPARATORS.get(locale, LIST_SEPARATORS[DEFAULT_LOCALE]).join(items)
 
 
 @cache

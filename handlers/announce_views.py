@@ -20,6 +20,7 @@ from bot.services.announcements import AnnouncementView, Audience
 from bot.services.stations import province_name
 from domain.clock import DEFAULT_TZ
 from handlers.callbacks import AnnouncementCb, ComposeCb, SubscribeCb, UnsubscribeCb, round_point
+from handlers.views import listed
 
 #: Announcements are scheduled and shown in China's time.
 ANNOUNCE_TZ = ZoneInfo(DEFAULT_TZ)
@@ -116,7 +117,7 @@ def region_label(region: str) -> str:
 
 
 def regions_label(regions: tuple[str, ...] | list[str]) -> str:
-    return "、".join(region_label(r) for r in regions)
+    return listed(region_label(r) for r in regions)
 
 
 def photo_keyboard() -> InlineKeyboardMarkup:

@@ -23,10 +23,11 @@ from bot.services.ratings import RatingService
 from bot.services.reports import AlreadyDecided, CaseNotFound, Decision, DecisionResult, ReportService
 from bot.services.roles import InvalidGrant, NotAllowed, RoleService
 from bot.services.station_admin import InvalidEdit, StationAdminService
+from bot.services.stations import StationService
 from bot.services.users import UserService, effective_locale
 from domain.clock import Clock
 from domain.hours import hours_of
-from domain.values import StationNotFound, StationStatus, User
+from domain.values import Station, StationNotFound, StationStatus, User
 from handlers.callbacks import ModCb, StaffCb
 from handlers.common import own_message, parse_id, safe_edit
 from handlers.errors import edit_error_text, grant_error_text
@@ -36,6 +37,8 @@ from handlers.views import (
     case_keyboard,
     case_line,
     case_text,
+    listed,
+    local_datetime,
     queue_keyboard,
     rating_line,
     staff_amenity_keyboard,
@@ -106,7 +109,7 @@ async def queue_paged(
 
 
 async def case_viewed(
-    query: CallbackQuery, callback_data: ModCb, reports: ReportService, roles: RoleService
+    query: CallbackQuery, callback_data: ModCb, reports: ReportService, roles: RoleService, default_tz: str
 ) -> None:
     message = own_message(query)
     if message is None:
@@ -118,7 +121,7 @@ async def case_viewed(
         await _not_allowed_query(query)
         return
     await query.answer()
-    await message.answer(case_text(case), reply_markup=case_keyboard(case.id))
+    await message.answer(case_text(case, default_tz), reply_markup=case_keyboard(case.id))
     for photo in case.photos:
         await message.answer_photo(photo)
 
@@ -132,6 +135,7 @@ async def case_decided(
     i18n: I18n,
     users: UserService,
     clock: Clock,
+    default_tz: str,
 ) -> None:
     decision = {"ok": Decision.APPROVE, "no": Decision.REJECT, "ask": Decision.ASK}[callback_data.action]
     try:
@@ -153,7 +157,7 @@ async def case_decided(
     message = own_message(query)
     if message is not None:
         keyboard = case_keyboard(result.case.id) if decision is Decision.ASK else None
-        await safe_edit(message, case_text(result.case) + "\n\n" + outcome, keyboard)
+        await safe_edit(message, case_text(result.case, default_tz) + "\n\n" + outcome, keyboard)
     await _tell_reporters(result, bot, i18n, users)
 
 
@@ -257,6 +261,8 @@ async def staff_action(
     roles: RoleService,
     state: FSMContext,
     clock: Clock,
+    stations: StationService,
+    default_tz: str,
 ) -> None:
     action = callback_data.action
     station_id = callback_data.station
@@ -297,8 +303,9 @@ async def staff_action(
             return
         elif action == "hist":
             entries = await station_admin.history(station_id, access)
+            station = await stations.get_by_id(station_id)
             await query.answer()
-            await message.answer(_history_text(entries))  # type: ignore[union-attr]
+            await message.answer(_history_text(entries, station_tz(station, default_tz)))  # type: ignore[union-attr]
             return
         else:
             await _not_allowed_query(query)
@@ -424,19 +431,23 @@ def _history_value(field: str, value: object) -> str:
     return escape(str(value))
 
 
-def _history_text(entries: list) -> str:  # type: ignore[type-arg]
+def station_tz(station: Station, default_tz: str) -> ZoneInfo:
+    return ZoneInfo(station.timezone or default_tz)
+
+
+def _history_text(entries: list, tz: ZoneInfo) -> str:  # type: ignore[type-arg]
     if not entries:
         return _("No changes recorded yet.")
     lines = [_("<b>History</b> (newest first)")]
     for entry in entries:
         who = _("system") if entry.actor_id is None else str(entry.actor_id)
-        change = ", ".join(
+        change = listed(
             f"{_FIELDS[k] if k in _FIELDS else escape(k)}: {_history_value(k, entry.before.get(k))}"
             f" → {_history_value(k, v)}"
             for k, v in entry.after.items()
         )
         action = _ACTIONS[entry.action] if entry.action in _ACTIONS else escape(entry.action)
-        line = f"{entry.at.strftime('%Y-%m-%d %H:%M')} · {action} · {who}\n   {change}"
+        line = f"{local_datetime(entry.at, tz)} · {action} · {who}\n   {change}"
         if entry.reason:
             line += f"\n   {escape(entry.reason)}"
         # Whole entries only: a cut inside an entity or a tag would make the reply invalid HTML.
@@ -447,7 +458,11 @@ def _history_text(entries: list) -> str:  # type: ignore[type-arg]
 
 
 async def history_command(
-    message: Message, command: CommandObject, station_admin: StationAdminService, roles: RoleService
+    message: Message,
+    command: CommandObject,
+    station_admin: StationAdminService,
+    roles: RoleService,
+    default_tz: str,
 ) -> None:
     code = (command.args or "").strip()
     if not code:
@@ -463,11 +478,14 @@ async def history_command(
     except NotAllowed:
         await _not_allowed_message(message)
         return
-    await message.answer(f"<b>{escape(station.name)}</b> [{escape(station.code)}]\n" + _history_text(entries))
+    await message.answer(
+        f"<b>{escape(station.name)}</b> [{escape(station.code)}]\n"
+        + _history_text(entries, station_tz(station, default_tz))
+    )
 
 
 async def stale_command(
-    message: Message, station_admin: StationAdminService, roles: RoleService, clock: Clock
+    message: Message, station_admin: StationAdminService, roles: RoleService, clock: Clock, default_tz: str
 ) -> None:
     try:
         stale = await station_admin.stale(await roles.access(message.from_user.id), clock())  # type: ignore[union-attr]
@@ -479,7 +497,9 @@ async def stale_command(
         return
     lines = [_("<b>Not verified for 180 days</b>")]
     for station in stale:
-        when = station.verified_at.date().isoformat() if station.verified_at else _("never")
+        verified = station.verified_at
+        tz = station_tz(station, default_tz)
+        when = verified.astimezone(tz).date().isoformat() if verified else _("never")
         lines.append(f"<code>{escape(station.code)}</code> {escape(station.name)} · {when}")
     lines.append(_("Open one with /station CODE."))
     await message.answer("\n".join(lines))

@@ -6,7 +6,8 @@ Everything user-facing goes through gettext; values from the database are HTML-e
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
 from html import escape
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -18,11 +19,12 @@ from aiogram.types import (
     KeyboardButton,
     ReplyKeyboardMarkup,
 )
+from aiogram.utils.i18n import get_i18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import lazy_gettext as __
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.i18n import LOCALES
+from bot.i18n import LOCALES, join_list
 from bot.services.closures import ClosureNote
 from bot.services.nearby import NearbyResult, ResultsPage
 from bot.services.ratings import RatingSummary
@@ -136,12 +138,33 @@ def closure_line(note: ClosureNote, now: datetime) -> str:
     return "⚠️ " + _("{count} riders reported it closed at {time}").format(count=note.count, time=when)
 
 
+def listed(items: Iterable[str]) -> str:
+    """Items joined the way the reader's language lists things."""
+    return join_list(items, get_i18n().current_locale)
+
+
+#: Zone names that are China's one time zone: staff read “Beijing time” rather than an abbreviation.
+BEIJING_TIME = frozenset({"Asia/Shanghai", "Asia/Chongqing", "Asia/Chungking", "Asia/Harbin", "PRC"})
+
+
+def local_datetime(when: datetime, tz: ZoneInfo) -> str:
+    """A moment as staff read it: date and time in the station's timezone, with the zone named."""
+    local = (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(tz)
+    if tz.key in BEIJING_TIME:
+        zone = _("Beijing time")
+    else:
+        abbreviation = local.tzname() or ""
+        offset = local.strftime("%z")
+        zone = abbreviation if abbreviation.isalpha() else f"UTC{offset[:3]}:{offset[3:]}"
+    return f"{local:%Y-%m-%d %H:%M} {zone}"
+
+
 def icons(amenities: tuple[str, ...] | list[str]) -> str:
     return "".join(AMENITY_ICONS[key] for key in amenities if key in AMENITY_ICONS)
 
 
 def filter_summary(amenities: tuple[str, ...]) -> str:
-    return _("Filter: {amenities}").format(amenities="、".join(amenity_label(k) for k in amenities))
+    return _("Filter: {amenities}").format(amenities=listed(amenity_label(k) for k in amenities))
 
 
 def results_text(page: ResultsPage, amenities: tuple[str, ...], now: datetime) -> str:
@@ -380,9 +403,7 @@ def card_text(
     if station.amenities:
         lines.append(
             "🧰 "
-            + "、".join(
-                f"{AMENITY_ICONS[k]}{amenity_label(k)}" for k in station.amenities if k in AMENITY_ICONS
-            )
+            + listed(f"{AMENITY_ICONS[k]}{amenity_label(k)}" for k in station.amenities if k in AMENITY_ICONS)
         )
     if station.host:
         lines.append("🏢 " + _("Host: {host}").format(host=escape(station.host)))
@@ -497,7 +518,7 @@ def case_line(case: CaseView) -> str:
     return f"#{case.id} <b>{escape(case.station.name)}</b> [{escape(case.station.code)}]\n{kind} · {people}"
 
 
-def case_text(case: CaseView) -> str:
+def case_text(case: CaseView, default_tz: str) -> str:
     lines = [case_line(case)]
     if case.proposal:
         lines.append(_("Proposed: {value}").format(value=f"<code>{escape(case.proposal)}</code>"))
@@ -512,7 +533,8 @@ def case_text(case: CaseView) -> str:
         lines.append("💬 " + escape(text))
     if case.photos:
         lines.append("📷 " + _("{count} photos").format(count=len(case.photos)))
-    lines.append(_("Reported {date}").format(date=case.created_at.strftime("%Y-%m-%d %H:%M UTC")))
+    tz = ZoneInfo(case.station.timezone or default_tz)
+    lines.append(_("Reported {date}").format(date=local_datetime(case.created_at, tz)))
     return "\n".join(lines)
 
 

@@ -126,6 +126,10 @@ async def test_station_card_has_everything_and_the_way_there(env: Env, lang: str
         assert expected in card.text
     assert env.tr(lang, "🟢 Open now, until {time}").format(time="20:00") in card.text
     assert env.tr(lang, "Food heating") in card.text
+    # Amenities listed the way the language lists things: 、 in Chinese, a comma and a space in English.
+    amenities = next(line for line in card.text.splitlines() if line.startswith("🧰"))
+    separator = {"zh-hans": "、", "zh-hant": "、", "en": ", "}[lang]
+    assert amenities.count(separator) == 1 and (lang != "en" or "、" not in amenities), amenities
     assert env.tr(lang, "Today: {hours}").format(hours="08:00–20:00") in card.text
     assert "geo:" in card.text
     urls = [b["url"] for b in card.buttons if "url" in b]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -88,6 +89,23 @@ async def test_report_then_approval_hides_the_station_and_thanks_the_reporter(en
     assert not riders_see(env)
     results = await env.act(env.api.send_location(502, 23.13, 113.26, language_code="en"), 502)
     assert "天河移动营业厅工会驿站" not in names_in(results.text)
+
+
+@pytest.mark.parametrize("lang", ["zh-hans", "en"])
+async def test_staff_see_case_and_history_times_in_beijing_time(env: Env, lang: str) -> None:
+    await grant_roles(env)
+    await send_report(env, 501, await report(env, 501, "closed_now"))
+    assert env.clock() == datetime(2025, 6, 3, 4, 0, tzinfo=UTC)
+    locale = {"zh-hans": "zh_Hans", "en": "en"}[lang]
+    beijing = "2025-06-03 12:00 " + translator(locale).gettext("Beijing time")
+    queue = await act(env, STAFF, env.api.send_text(STAFF, "/reports", language_code=lang))
+    view = button_data(queue, "md:v:")[0]
+    case = await act(env, STAFF, env.api.press(STAFF, queue.message_id, view, language_code=lang))
+    assert beijing in case.text and "UTC" not in case.text, case.text
+    await env.api.press(STAFF, case.message_id, button_data(case, "md:ok:")[0], language_code=lang)
+    await env.settle()
+    history = await act(env, STAFF, env.api.send_text(STAFF, "/history GZ0001", language_code=lang))
+    assert beijing in history.text, history.text
 
 
 async def test_rejection_leaves_the_station_visible(env: Env) -> None:
