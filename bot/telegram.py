@@ -14,6 +14,7 @@ import re
 import secrets
 from collections.abc import Callable
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -250,7 +251,8 @@ async def send_digests(bot: Bot, core: Core, i18n: I18n, at: datetime) -> int:
         async with core.sessions() as session:
             user = await UserRepository(session).get(user_id)
         with i18n.context(), i18n.use_locale(effective_locale(user)):
-            lines = [pause_alert(pause) for pause in digest.pauses]
+            # A region's pause, in the timezone of the stations that name none (China's, by default).
+            lines = [pause_alert(pause, ZoneInfo(core.settings.default_tz)) for pause in digest.pauses]
             if cases:
                 lines.append(_("📬 <b>New reports in your region: {count}</b>").format(count=len(cases)))
                 lines += [case_line(case) for case in cases[:10]]

@@ -538,7 +538,7 @@ def case_text(case: CaseView, default_tz: str) -> str:
     return "\n".join(lines)
 
 
-def pause_alert(pause: RegionPause) -> str:
+def pause_alert(pause: RegionPause, tz: ZoneInfo) -> str:
     """The circuit breaker's alert to the region's staff."""
     return (
         "🚨 <b>"
@@ -548,7 +548,7 @@ def pause_alert(pause: RegionPause) -> str:
             "{count} stations there were hidden automatically within an hour. Until {until}, stations "
             "reported closed there stay listed with a warning: check the reports and close the ones "
             "that really are."
-        ).format(count=pause.hidden, until=pause.until.strftime("%Y-%m-%d %H:%M UTC"))
+        ).format(count=pause.hidden, until=local_datetime(pause.until, tz))
     )
 
 

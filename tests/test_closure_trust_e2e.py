@@ -185,6 +185,8 @@ async def test_the_circuit_breaker_stops_auto_hiding_and_alerts_the_regions_staf
         alert is not None
         and en("Automatic hiding paused in region {region}").format(region="4401") in alert.text
     )
+    # Staff read the pause's end in Beijing time, not UTC.
+    assert en("Beijing time") in alert.text and "UTC" not in alert.text, alert.text
     assert not any("paused" in m.text for m in env.api.bot_messages(901))  # Shenzhen's staff
     # The station stays listed, with its warning.
     results = await env.act(env.api.send_location(507, 23.13, 113.26, language_code="en"), 507)
