@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
-from bot.i18n import environment_locale, translator
+from bot.i18n import LOCALES, environment_locale, translator
 from bot.services.nearby import NearbyResult, NearbyService, nearby_json
 from domain.values import AMENITY_KEYS, CRS, GeoPoint, InvalidLocation, YizhanError
 
@@ -129,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=_("coordinate system of the file (default: wgs84)"),
     )
     imp.add_argument("--dry-run", action="store_true", help=_("check and count, change nothing"))
+    imp.add_argument(
+        "--lang",
+        choices=LOCALES,
+        help=_("language of the messages (default: the language of the file's header)"),
+    )
     exp = station_cmds.add_parser("export", help=_("export every station"))
     exp.add_argument(
         "--format", choices=["csv", "geojson"], default="csv", help=_("file format (default: csv)")
@@ -211,31 +216,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+async def cmd_import(core: Any, args: argparse.Namespace) -> int:
+    from storage.importers import ImportFileError, translated
+
+    _ = translator(args.lang or environment_locale()).gettext
+    try:
+        report = await core.stations.import_file(
+            args.path, CRS(args.crs), dry_run=args.dry_run, progress=Progress(_("reading"))
+        )
+    except ImportFileError as exc:
+        print(_("error: {message}").format(message=exc.translated(_)), file=sys.stderr)
+        return 1
+    # A clerk reads the report in the language of the sheet, unless --lang says otherwise.
+    _ = translator(args.lang or report.lang).gettext
+    for warning in report.warnings:
+        print(_("warning: {warning}").format(warning=translated(warning, _)), file=sys.stderr)
+    for error in report.errors:
+        print(error.translated(_), file=sys.stderr)
+    summary = _(
+        "{total} rows: {inserted} new, {updated} updated, {unchanged} unchanged, {rejected} rejected"
+    ).format(
+        total=report.total_rows,
+        inserted=report.inserted,
+        updated=report.updated,
+        unchanged=report.unchanged,
+        rejected=report.rejected,
+    )
+    if report.dry_run:
+        summary += " " + _("(dry run: nothing was written)")
+    print(summary)
+    return 1 if report.errors else 0
+
+
 async def cmd_stations(args: argparse.Namespace) -> int:
     from bot.app import open_core
 
     async with open_core(load_index=False) as core:
         if args.stations_command == "import":
-            report = await core.stations.import_file(
-                args.path, CRS(args.crs), dry_run=args.dry_run, progress=Progress(_("reading"))
-            )
-            for warning in report.warnings:
-                print(_("warning: {warning}").format(warning=warning), file=sys.stderr)
-            for error in report.errors:
-                print(str(error), file=sys.stderr)
-            summary = _(
-                "{total} rows: {inserted} new, {updated} updated, {unchanged} unchanged, {rejected} rejected"
-            ).format(
-                total=report.total_rows,
-                inserted=report.inserted,
-                updated=report.updated,
-                unchanged=report.unchanged,
-                rejected=report.rejected,
-            )
-            if report.dry_run:
-                summary += " " + _("(dry run: nothing was written)")
-            print(summary)
-            return 1 if report.errors else 0
+            return await cmd_import(core, args)
         if args.stations_command == "export":
             if args.output:
                 with args.output.open("w", encoding="utf-8", newline="") as out:

@@ -169,6 +169,9 @@ class StationRecord:
     status: StationStatus = StationStatus.ACTIVE
     timezone: str | None = None
     verified_at: datetime | None = None
+    #: The hours as the source wrote them when they had to be translated into `opening_hours`
+    #: (`周一至周五 9:00-17:00`); "" when `opening_hours` is what was written.
+    opening_hours_text: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from bot.services.reports import MAX_TEXT, InvalidReport
 from bot.services.roles import InvalidGrant
 from bot.services.station_admin import InvalidEdit
 from domain.hours import HoursProblem
+from domain.hours_zh import HOURS_EXAMPLE_OSM, HOURS_EXAMPLE_ZH, UnreadableHours
 from domain.values import InvalidOpeningHours
 
 #: What the hours parser expected, by grammar rule (`domain.hours.GRAMMAR_WORDS`); rules not
@@ -42,6 +43,13 @@ _EXPECTED = {
 
 def hours_error_text(error: InvalidOpeningHours) -> str:
     """Where and why typed opening hours cannot be read, escaped."""
+    if isinstance(error, UnreadableHours):  # Chinese we cannot read: the piece at fault, forms that work
+        reason = escape(_(error.reason).format(fragment=error.fragment))
+        example = _("For example: {chinese} or {osm}").format(
+            chinese=f"<code>{escape(HOURS_EXAMPLE_ZH)}</code>",
+            osm=f"<code>{escape(HOURS_EXAMPLE_OSM)}</code>",
+        )
+        return f"{reason}\n{example}"
     if error.code == HoursProblem.PH_OFFSET:
         return _("PH with a day offset (like “PH +1 day”) is not supported.")
     if error.code == HoursProblem.PH_WITH_WEEKDAYS:

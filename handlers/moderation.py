@@ -288,7 +288,10 @@ async def staff_action(
                 "cl": (StaffForm.close_reason, _("Why does the station close for good? Type the reason.")),
                 "hr": (
                     StaffForm.hours,
-                    _("Type the new opening hours (OpenStreetMap syntax, e.g. Mo-Fr 08:00-18:00)."),
+                    _(
+                        "Type the new opening hours, e.g. 周一至周五 8:00-18:00，周末休息 "
+                        "or Mo-Fr 08:00-18:00; Sa,Su off."
+                    ),
                 ),
                 "ph": (StaffForm.phone, _("Type the new phone number.")),
             }

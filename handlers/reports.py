@@ -26,7 +26,7 @@ from bot.services.reports import (
 )
 from bot.services.stations import StationService
 from domain.clock import Clock
-from domain.hours import validate_hours
+from domain.hours_zh import accept_hours
 from domain.values import GeoPoint, InvalidLocation, InvalidOpeningHours, StationNotFound, StationStatus
 from handlers.callbacks import RateCb, ReportCb
 from handlers.common import own_message
@@ -120,7 +120,8 @@ async def report_kind_chosen(
         await message.answer(
             _(
                 "Type the right opening hours, for example "
-                "<code>Mo-Fr 08:00-18:00; Sa 09:00-12:00</code> or <code>24/7</code>."
+                "<code>周一至周五 8:00-18:00，周六 9:00-12:00</code>, <code>全天24小时</code> "
+                "or <code>Mo-Fr 08:00-18:00; Sa 09:00-12:00</code>."
             )
         )
     elif kind is ReportKind.OTHER:
@@ -177,7 +178,7 @@ async def report_location_given(message: Message, state: FSMContext) -> None:
 async def report_hours_typed(message: Message, state: FSMContext) -> None:
     text = (message.text or "").strip()
     try:
-        validate_hours(text)
+        accept_hours(text)  # OSM syntax or Chinese; translated when staff approve the report
         error = _("empty") if not text else ""
     except InvalidOpeningHours as exc:
         error = hours_error_text(exc)

@@ -400,6 +400,8 @@ def card_text(
     lines.append("🕘 " + _("Today: {hours}").format(hours=_intervals_text(hours, local_now.date())))
     if hours is not None and not hours.is_always_open:
         lines.append("<pre>" + "\n".join(week_text(hours, local_now.date())) + "</pre>")
+    if station.opening_hours_text:
+        lines.append("📋 " + _("As posted: {hours}").format(hours=escape(station.opening_hours_text)))
     if station.amenities:
         lines.append(
             "🧰 "

@@ -12,7 +12,11 @@ Decisions worth knowing:
 - naive `verified_at` values (a bare date, as Excel writes it) are read in the station's timezone (its own
   column, else `default_tz`, else Asia/Shanghai), so records always carry aware datetimes;
 - opening hours are NFKC-normalised (full-width digits, colons and dashes typed in Chinese IMEs become
-  ASCII) before validation, so the stored expression is the one that was validated.
+  ASCII) before validation, so the stored expression is the one that was validated; hours written in
+  Chinese (`周一至周五 9:00-17:00`) are translated into OSM syntax and the text as written is kept beside;
+- every message is a `Text`: English as a `str`, and its msgid and parameters for the edge to translate.
+  A file's language is the language of its header (Chinese headers, Traditional ones, or English) and
+  `ParsedImport.lang` names it, so a clerk reads the errors in the language of the sheet.
 """
 
 from __future__ import annotations
@@ -35,7 +39,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from domain.clock import DEFAULT_TZ
 from domain.coords import out_of_china, to_wgs84
-from domain.hours import validate_hours
+from domain.hours_zh import (
+    HOURS_EXAMPLE_OSM,
+    HOURS_EXAMPLE_ZH,
+    AcceptedHours,
+    UnreadableHours,
+    accept_hours,
+)
 from domain.values import (
     AMENITY_KEYS,
     AMENITY_LABELS_ZH,
@@ -51,6 +61,7 @@ __all__ = [
     "ImportFileError",
     "ParsedImport",
     "RowError",
+    "Text",
     "geojson_feature",
     "parse_station_file",
     "write_csv",
@@ -73,6 +84,7 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "status",
     "timezone",
     "verified_at",
+    "opening_hours_text",
 )
 REQUIRED_COLUMNS: tuple[str, ...] = ("name", "lat", "lon")
 
@@ -92,6 +104,25 @@ COLUMN_LABELS_ZH: dict[str, str] = {
     "status": "状态",
     "timezone": "时区",
     "verified_at": "核验日期",
+    "opening_hours_text": "开放时间原文",
+}
+#: The same headers in Traditional characters (a template for Hong Kong, Macao and Taiwan clerks).
+COLUMN_LABELS_ZH_HANT: dict[str, str] = {
+    "code": "站點編號",
+    "name": "站點名稱",
+    "address": "地址",
+    "lat": "緯度",
+    "lon": "經度",
+    "opening_hours": "開放時間",
+    "amenities": "服務設施",
+    "phone": "聯繫電話",
+    "manager": "管理人",
+    "host": "所屬單位",
+    "region": "行政區劃代碼",
+    "status": "狀態",
+    "timezone": "時區",
+    "verified_at": "核驗日期",
+    "opening_hours_text": "開放時間原文",
 }
 
 # Synonyms seen in real spreadsheets. Deliberately absent: 序号 (a row counter, not a station number) and
@@ -111,6 +142,7 @@ _COLUMN_SYNONYMS: dict[str, tuple[str, ...]] = {
     "status": ("status", "站点状态"),
     "timezone": ("timezone", "tz"),
     "verified_at": ("verifiedat", "verified", "核验时间"),
+    "opening_hours_text": ("openinghourstext", "hourstext", "开放时间（原文）"),
 }
 
 _STATUS_WORDS: dict[str, StationStatus] = {
@@ -138,6 +170,38 @@ _LOOSE_DATE = re.compile(
 )
 
 
+def N_(message: str) -> str:
+    """Marks a msgid for extraction (`pybabel extract -k N_`); `Text` translates it at the edge."""
+    return message
+
+
+Gettext = Callable[[str], str]
+
+
+class Text(str):
+    """A message: its English text as a `str` (what logs, tests and `str()` see), plus the msgid and the
+    parameters to render it in another language with `translated(gettext)`. Parameters that are `Text`
+    themselves are translated too."""
+
+    msgid: str
+    params: dict[str, Any]
+
+    def __new__(cls, msgid: str, **params: Any) -> Text:
+        self = super().__new__(cls, msgid.format(**params))
+        self.msgid = msgid
+        self.params = params
+        return self
+
+    def translated(self, gettext: Gettext) -> str:
+        params = {k: v.translated(gettext) if isinstance(v, Text) else v for k, v in self.params.items()}
+        return gettext(self.msgid).format(**params)
+
+
+def translated(text: str, gettext: Gettext) -> str:
+    """`text` in the language of `gettext` when it is a `Text`; as it is otherwise."""
+    return text.translated(gettext) if isinstance(text, Text) else text
+
+
 class ImportFileError(YizhanError):
     """The file as a whole cannot be imported (unreadable, wrong type, no usable header...)."""
 
@@ -145,17 +209,43 @@ class ImportFileError(YizhanError):
         super().__init__(reason)
         self.reason = reason
 
+    def translated(self, gettext: Gettext) -> str:
+        return translated(self.reason, gettext)
+
+
+_UNIT_TEXT = {"row": N_("row {row}"), "feature": N_("feature {row}")}
+_ERROR_LINE = {"row": N_("row {row}: {reason}"), "feature": N_("feature {row}: {reason}")}
+#: Between two problems of one row (Chinese puts a full-width semicolon).
+PROBLEM_SEPARATOR = N_("; ")
+
+
+def _where(unit: str, row: int) -> Text:
+    return Text(_UNIT_TEXT[unit], row=row)
+
 
 @dataclass
 class RowError:
-    """One rejected row. `row` is the Excel row number (header = 1) or the GeoJSON feature number (from 1)."""
+    """One rejected row. `row` is the Excel row number (header = 1) or the GeoJSON feature number (from 1).
+    `reason` is every problem in English; `problems` the same one by one, for `translated`."""
 
     row: int
     reason: str
     unit: str = "row"
+    problems: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, row: int, problems: Sequence[str], unit: str = "row") -> RowError:
+        return cls(row, "; ".join(problems), unit, tuple(problems))
 
     def __str__(self) -> str:
         return f"{self.unit} {self.row}: {self.reason}"
+
+    def translated(self, gettext: Gettext) -> str:
+        """The line a clerk reads (`第 6 行：…`) in the language of `gettext`."""
+        reason = gettext(PROBLEM_SEPARATOR).join(
+            translated(p, gettext) for p in self.problems or (self.reason,)
+        )
+        return gettext(_ERROR_LINE[self.unit]).format(row=self.row, reason=reason)
 
 
 @dataclass
@@ -164,6 +254,8 @@ class ParsedImport:
     errors: list[RowError]
     total_rows: int
     warnings: list[str] = field(default_factory=list)
+    #: The language of the file's header: "zh_Hans", "zh_Hant" or "en" (the catalogue for its messages).
+    lang: str = "en"
 
 
 Progress = Callable[[int, int], None]
@@ -172,9 +264,34 @@ Progress = Callable[[int, int], None]
 # --------------------------------------------------------------------------------------------- helpers
 
 
+# Traditional characters of headers, amenity labels and statuses, read as their Simplified forms.
+_TRADITIONAL = str.maketrans(
+    dict(
+        zip(
+            "點編號稱緯經開時間務設備聯繫係電話單屬劃碼狀態區驗詳細營業負責員絡項據網驛類別"
+            "飲熱飯爐衛機動車醫藥調無線書報閱覽縫補廁傘暫關閉運撤銷",
+            "点编号称纬经开时间务设备联系系电话单属划码状态区验详细营业负责员络项据网驿类别"
+            "饮热饭炉卫机动车医药调无线书报阅览缝补厕伞暂关闭运撤销",
+            strict=True,
+        )
+    )
+)
+_TRADITIONAL_ONLY = frozenset(chr(c) for c in _TRADITIONAL)
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
 def _fold(text: str) -> str:
-    """Case-, width- and space-insensitive form used to match headers and amenity labels."""
-    return _HEADER_NOISE.sub("", unicodedata.normalize("NFKC", text).casefold())
+    """Case-, width-, script- and space-insensitive form used to match headers and amenity labels."""
+    return _HEADER_NOISE.sub("", unicodedata.normalize("NFKC", text).casefold().translate(_TRADITIONAL))
+
+
+def header_language(headers: Iterable[str]) -> str:
+    """The catalogue for a file whose recognised headers are these: Traditional characters anywhere make
+    it zh_Hant, other Chinese zh_Hans, none at all English."""
+    text = "".join(headers)
+    if not _CJK.search(text):
+        return "en"
+    return "zh_Hant" if any(c in _TRADITIONAL_ONLY for c in text) else "zh_Hans"
 
 
 def _build_column_index() -> dict[str, str]:
@@ -281,7 +398,12 @@ def _decode(data: bytes) -> str:
         return data.decode("gb18030")
     except UnicodeDecodeError:
         raise ImportFileError(
-            "the file is neither UTF-8 nor GB18030 text; save it from Excel as CSV (UTF-8) and try again"
+            Text(
+                N_(
+                    "the file is neither UTF-8 nor GB18030 text; "
+                    "save it from Excel as CSV (UTF-8) and try again"
+                )
+            )
         ) from None
 
 
@@ -289,7 +411,9 @@ def _read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise ImportFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise ImportFileError(
+            Text(N_("cannot read {path}: {error}"), path=str(path), error=exc.strerror or str(exc))
+        ) from None
 
 
 def _is_blank(cells: Sequence[Any]) -> bool:
@@ -310,7 +434,7 @@ class _RowParser:
         self.default_tz = default_tz
         self.unit = unit
         self.seen_codes: dict[str, int] = {}
-        self._hours_cache: dict[str, str | None] = {}
+        self._hours_cache: dict[str, AcceptedHours | Text] = {}
         self._amenity_cache: dict[str, tuple[tuple[str, ...], list[str]]] = {}
         self._tz_cache: dict[str, ZoneInfo | None] = {}
         self._amenity_items: dict[str, str | None] = {}
@@ -318,57 +442,92 @@ class _RowParser:
 
     # Each check appends human-readable reasons to `problems` and returns the clean value.
 
-    def _coordinate(self, raw: Any, label: str, what: str, problems: list[str]) -> float | None:
+    def _coordinate(self, raw: Any, label: str, empty: str, problems: list[str]) -> float | None:
         if raw is None or (isinstance(raw, str) and not raw.strip()):
-            problems.append(f"{label} is empty; a {what} is required")
+            problems.append(Text(empty, label=label))
             return None
         try:
             return _to_float(raw)
         except (ValueError, TypeError):
-            problems.append(f"{label} {_text(raw)!r} is not a number")
+            problems.append(Text(N_("{label} {value} is not a number"), label=label, value=repr(_text(raw))))
             return None
 
     def _position(
         self, values: dict[str, Any], labels: dict[str, str], problems: list[str]
     ) -> tuple[float, float] | None:
-        lat = self._coordinate(values.get("lat"), labels.get("lat", "latitude"), "latitude", problems)
-        lon = self._coordinate(values.get("lon"), labels.get("lon", "longitude"), "longitude", problems)
+        lat_empty = N_("{label} is empty; a latitude is required")
+        lon_empty = N_("{label} is empty; a longitude is required")
+        lat = self._coordinate(values.get("lat"), labels.get("lat", "latitude"), lat_empty, problems)
+        lon = self._coordinate(values.get("lon"), labels.get("lon", "longitude"), lon_empty, problems)
         if lat is None or lon is None:
             return None
         lat_ok = -90.0 <= lat <= 90.0
         lon_ok = -180.0 <= lon <= 180.0
-        swapped = " (latitude and longitude look swapped)" if -90 <= lon <= 90 and -180 <= lat <= 180 else ""
         if not lat_ok:
-            problems.append(f"latitude {lat:g} is out of range (must be between -90 and 90){swapped}")
+            if -90 <= lon <= 90 and -180 <= lat <= 180:
+                message = N_(
+                    "latitude {lat:g} is out of range (must be between -90 and 90) "
+                    "(latitude and longitude look swapped)"
+                )
+            else:
+                message = N_("latitude {lat:g} is out of range (must be between -90 and 90)")
+            problems.append(Text(message, lat=lat))
         if not lon_ok:
-            problems.append(f"longitude {lon:g} is out of range (must be between -180 and 180)")
+            problems.append(
+                Text(N_("longitude {lon:g} is out of range (must be between -180 and 180)"), lon=lon)
+            )
         if not (lat_ok and lon_ok):
             return None
         if self.crs is not CRS.WGS84 and out_of_china(lat, lon):
             problems.append(
-                f"coordinates {lat:g}, {lon:g} are outside China, so they cannot be "
-                f"{self.crs.value.upper()}; check the coordinate system chosen for the import and that "
-                "latitude and longitude are not swapped"
+                Text(
+                    N_(
+                        "coordinates {lat:g}, {lon:g} are outside China, so they cannot be {crs}; check the "
+                        "coordinate system chosen for the import and that latitude and longitude are not "
+                        "swapped"
+                    ),
+                    lat=lat,
+                    lon=lon,
+                    crs=self.crs.value.upper(),
+                )
             )
             return None
         wlat, wlon = to_wgs84(lat, lon, self.crs)
         return round(wlat, 7), round(wlon, 7)
 
-    def _opening_hours(self, raw: Any, problems: list[str]) -> str:
-        expression = unicodedata.normalize("NFKC", _text(raw))
-        if not expression:
-            return ""  # unknown hours are allowed: the station shows "hours unknown"
-        if expression not in self._hours_cache:
+    def _opening_hours(self, raw: Any, written: Any, problems: list[str]) -> tuple[str, str]:
+        """(OSM expression, text as written): Chinese hours are translated, and the original kept; an
+        `opening_hours_text` cell (our own export writes one) supplies the original of OSM hours."""
+        text = _text(raw)
+        original = _text(written)
+        if not text:
+            text, original = original, ""  # only the text as written: translate it
+        if not text:
+            return "", ""  # unknown hours are allowed: the station shows "hours unknown"
+        accepted = self._hours_cache.get(text)
+        if accepted is None:
             try:
-                validate_hours(expression)
-                self._hours_cache[expression] = None
+                accepted = accept_hours(text)
+            except UnreadableHours as exc:
+                accepted = Text(
+                    N_("opening hours {value} are not valid: {reason}; write them like {example} or {osm}"),
+                    value=repr(text),
+                    reason=Text(exc.reason, fragment=exc.fragment),
+                    example=HOURS_EXAMPLE_ZH,
+                    osm=HOURS_EXAMPLE_OSM,
+                )
             except InvalidOpeningHours as exc:
                 # One line per rejected row in the report: fold the parser's multi-line hints.
-                self._hours_cache[expression] = re.sub(r"\s*\n\s*", "; ", exc.message.strip())
-        message = self._hours_cache[expression]
-        if message is not None:
-            problems.append(f"opening hours {expression!r} are not valid: {message}")
-        return expression
+                accepted = Text(
+                    N_("opening hours {value} are not valid: {reason}"),
+                    value=repr(unicodedata.normalize("NFKC", text)),
+                    reason=re.sub(r"\s*\n\s*", "; ", exc.message.strip()),
+                )
+            self._hours_cache[text] = accepted
+        if isinstance(accepted, Text):
+            problems.append(accepted)
+            return "", ""
+        return accepted.expression, accepted.original or original
 
     def _amenities(self, raw: Any, problems: list[str]) -> tuple[str, ...]:
         if isinstance(raw, (list, tuple)):  # GeoJSON may give a list
@@ -397,7 +556,13 @@ class _RowParser:
             self._amenity_cache[cache_key] = cached
         amenities, unknown = cached
         for item in unknown:
-            problems.append(f"unknown amenity {item!r} (accepted: {_AMENITY_HINT}, or the English keys)")
+            problems.append(
+                Text(
+                    N_("unknown amenity {item} (accepted: {labels}, or the English keys)"),
+                    item=repr(item),
+                    labels=_AMENITY_HINT,
+                )
+            )
         return amenities
 
     def _status(self, raw: Any, problems: list[str]) -> StationStatus:
@@ -405,11 +570,18 @@ class _RowParser:
         if not text:
             return StationStatus.ACTIVE
         if text not in self._status_cache:
-            self._status_cache[text] = _STATUS_WORDS.get(re.sub(r"[\s\-]+", "_", text.casefold()))
+            folded = text.casefold().translate(_TRADITIONAL)
+            self._status_cache[text] = _STATUS_WORDS.get(re.sub(r"[\s\-]+", "_", folded))
         status = self._status_cache[text]
         if status is None:
             problems.append(
-                f"unknown status {text!r} (use active, temporarily_closed or closed; or 正常, 暂停, 关闭)"
+                Text(
+                    N_(
+                        "unknown status {value} "
+                        "(use active, temporarily_closed or closed; or 正常, 暂停, 关闭)"
+                    ),
+                    value=repr(text),
+                )
             )
             return StationStatus.ACTIVE
         return status
@@ -428,7 +600,10 @@ class _RowParser:
             return self.default_tz
         if self.zone(name) is None:
             problems.append(
-                f"unknown timezone {name!r} (use an IANA name such as Asia/Shanghai or Asia/Urumqi)"
+                Text(
+                    N_("unknown timezone {value} (use an IANA name such as Asia/Shanghai or Asia/Urumqi)"),
+                    value=repr(name),
+                )
             )
             return None
         return name
@@ -455,7 +630,9 @@ class _RowParser:
                     except ValueError:
                         parsed = None
         if parsed is None:
-            problems.append(f"verification date {_text(raw)!r} is not a date (use YYYY-MM-DD)")
+            problems.append(
+                Text(N_("verification date {value} is not a date (use YYYY-MM-DD)"), value=repr(_text(raw)))
+            )
             return None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=self.zone(tz_name or DEFAULT_TZ) or ZoneInfo(DEFAULT_TZ))
@@ -466,14 +643,22 @@ class _RowParser:
         problems: list[str] = []
         name = _text(values.get("name"))
         if not name:
-            problems.append(f"the station name ({labels.get('name', 'name')}) is empty")
+            problems.append(Text(N_("the station name ({label}) is empty"), label=labels.get("name", "name")))
         code = _text(values.get("code"))
         if code:
             first = self.seen_codes.setdefault(code, row)
             if first != row:
-                problems.append(f"code {code!r} is repeated: {self.unit} {first} already has it")
+                problems.append(
+                    Text(
+                        N_("code {code} is repeated: {where} already has it"),
+                        code=repr(code),
+                        where=_where(self.unit, first),
+                    )
+                )
         position = self._position(values, labels, problems)
-        opening_hours = self._opening_hours(values.get("opening_hours"), problems)
+        opening_hours, opening_hours_text = self._opening_hours(
+            values.get("opening_hours"), values.get("opening_hours_text"), problems
+        )
         amenities = self._amenities(values.get("amenities"), problems)
         status = self._status(values.get("status"), problems)
         timezone = self._timezone(values.get("timezone"), problems)
@@ -482,9 +667,14 @@ class _RowParser:
             code = generated_code(name, *position)
             first = self.seen_codes.setdefault(code, row)
             if first != row:
-                problems.append(f"same name and coordinates as {self.unit} {first} (neither has a code)")
+                problems.append(
+                    Text(
+                        N_("same name and coordinates as {where} (neither has a code)"),
+                        where=_where(self.unit, first),
+                    )
+                )
         if problems or position is None:
-            return RowError(row, "; ".join(problems), self.unit)
+            return RowError.of(row, problems, self.unit)
         return StationRecord(
             code=code,
             name=name,
@@ -494,6 +684,7 @@ class _RowParser:
             region=_text(values.get("region")),
             host=_text(values.get("host")),
             opening_hours=opening_hours,
+            opening_hours_text=opening_hours_text,
             amenities=amenities,
             phone=_text(values.get("phone")),
             manager=_text(values.get("manager")),
@@ -519,7 +710,14 @@ def _map_header(header: Sequence[Any]) -> tuple[dict[str, int], dict[str, str], 
         if name is None:
             unknown.append(text)
         elif name in columns:
-            raise ImportFileError(f"columns {labels[name]!r} and {text!r} both mean {name}; keep only one")
+            raise ImportFileError(
+                Text(
+                    N_("columns {first} and {second} both mean {name}; keep only one"),
+                    first=repr(labels[name]),
+                    second=repr(text),
+                    name=name,
+                )
+            )
         else:
             columns[name] = index
             labels[name] = text
@@ -527,7 +725,11 @@ def _map_header(header: Sequence[Any]) -> tuple[dict[str, int], dict[str, str], 
     if missing:
         found = ", ".join(_text(cell) for cell in header if _text(cell)) or "none"
         wanted = ", ".join(f"{name} ({COLUMN_LABELS_ZH[name]})" for name in missing)
-        raise ImportFileError(f"missing required column(s): {wanted}; columns found: {found}")
+        raise ImportFileError(
+            Text(
+                N_("missing required column(s): {wanted}; columns found: {found}"), wanted=wanted, found=found
+            )
+        )
     return columns, labels, unknown
 
 
@@ -540,9 +742,11 @@ def _parse_table(
     """Rows as (Excel row number, cells), the header first. `strict_width` rejects short/long CSV rows."""
     header_at = next((i for i, (_, cells) in enumerate(rows) if not _is_blank(cells)), None)
     if header_at is None:
-        raise ImportFileError("the file is empty: no header row")
+        raise ImportFileError(Text(N_("the file is empty: no header row")))
     columns, labels, unknown = _map_header(rows[header_at][1])
-    warnings = [f"ignored columns not recognised: {', '.join(unknown)}"] if unknown else []
+    warnings: list[str] = []
+    if unknown:
+        warnings.append(Text(N_("ignored columns not recognised: {columns}"), columns=", ".join(unknown)))
     width = len(rows[header_at][1])
     names = tuple(columns)
     pick = operator.itemgetter(*columns.values())
@@ -557,22 +761,18 @@ def _parse_table(
             continue
         if strict_width and len(cells) != width:
             if len(cells) < width:
-                errors.append(
-                    RowError(
-                        row_number,
-                        f"the row has only {len(cells)} cells but the header has {width}; "
-                        "a separator or a cell is missing",
-                    )
+                message = N_(
+                    "the row has only {cells} cells but the header has {width}; "
+                    "a separator or a cell is missing"
                 )
+                errors.append(RowError.of(row_number, [Text(message, cells=len(cells), width=width)]))
                 continue
             if not _is_blank(cells[width:]):
-                errors.append(
-                    RowError(
-                        row_number,
-                        f"the row has {len(cells)} cells but the header has {width}; "
-                        "a value probably contains an unquoted separator",
-                    )
+                message = N_(
+                    "the row has {cells} cells but the header has {width}; "
+                    "a value probably contains an unquoted separator"
                 )
+                errors.append(RowError.of(row_number, [Text(message, cells=len(cells), width=width)]))
                 continue
         if len(cells) < width:  # XLSX rows end at their last filled cell
             cells = (*cells, *(None,) * (width - len(cells)))
@@ -585,8 +785,9 @@ def _parse_table(
     if progress is not None:
         progress(total, total)
     if total == 0:
-        warnings.append("the file has a header but no data rows")
-    return ParsedImport(records, errors, len(records) + len(errors), warnings)
+        warnings.append(Text(N_("the file has a header but no data rows")))
+    lang = header_language(labels.values())
+    return ParsedImport(records, errors, len(records) + len(errors), warnings, lang)
 
 
 def _sniff_delimiter(text: str) -> str:
@@ -600,7 +801,7 @@ def _sniff_delimiter(text: str) -> str:
 def _parse_csv(path: Path, parser: _RowParser, progress: Progress | None) -> ParsedImport:
     text = _decode(_read_bytes(path))
     if not text.strip():
-        raise ImportFileError("the file is empty")
+        raise ImportFileError(Text(N_("the file is empty")))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text))
     try:
         # Records, not physical lines: a quoted cell may contain a line break and still be one Excel row.
@@ -608,7 +809,13 @@ def _parse_csv(path: Path, parser: _RowParser, progress: Progress | None) -> Par
         # keeps full collections cheap while 186,100 rows are in memory (measured: -2 s).
         rows = [(number, tuple(cells)) for number, cells in enumerate(reader, start=1)]
     except csv.Error as exc:
-        raise ImportFileError(f"the CSV file is malformed near line {reader.line_num}: {exc}") from None
+        raise ImportFileError(
+            Text(
+                N_("the CSV file is malformed near line {line}: {error}"),
+                line=reader.line_num,
+                error=str(exc),
+            )
+        ) from None
     return _parse_table(rows, parser, progress, strict_width=True)
 
 
@@ -622,7 +829,9 @@ def _parse_xlsx(path: Path, parser: _RowParser, progress: Progress | None) -> Pa
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
         # A renamed .xls or CSV, a damaged download, a password-protected workbook...
-        raise ImportFileError(f"{path.name} is not a readable .xlsx workbook ({exc})") from None
+        raise ImportFileError(
+            Text(N_("{name} is not a readable .xlsx workbook ({error})"), name=path.name, error=str(exc))
+        ) from None
     try:
         sheet = workbook.worksheets[0]
         # Stored dimensions are often wrong in files written by other tools; read what is really there and
@@ -636,7 +845,7 @@ def _parse_xlsx(path: Path, parser: _RowParser, progress: Progress | None) -> Pa
     finally:
         workbook.close()
     if not rows:
-        raise ImportFileError("the first worksheet is empty")
+        raise ImportFileError(Text(N_("the first worksheet is empty")))
     return _parse_table(rows, parser, progress, strict_width=False)
 
 
@@ -646,21 +855,29 @@ def _parse_xlsx(path: Path, parser: _RowParser, progress: Progress | None) -> Pa
 def _parse_geojson(path: Path, parser: _RowParser, progress: Progress | None) -> ParsedImport:
     text = _decode(_read_bytes(path))
     if not text.strip():
-        raise ImportFileError("the file is empty")
+        raise ImportFileError(Text(N_("the file is empty")))
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ImportFileError(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+        raise ImportFileError(
+            Text(
+                N_("not valid JSON: {error} at line {line}, column {column}"),
+                error=exc.msg,
+                line=exc.lineno,
+                column=exc.colno,
+            )
+        ) from None
     if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
-        raise ImportFileError("the GeoJSON file must contain a FeatureCollection")
+        raise ImportFileError(Text(N_("the GeoJSON file must contain a FeatureCollection")))
     features = document.get("features")
     if not isinstance(features, list):
-        raise ImportFileError("the FeatureCollection has no list of features")
+        raise ImportFileError(Text(N_("the FeatureCollection has no list of features")))
     total = len(features)
     records: list[StationRecord] = []
     errors: list[RowError] = []
     unknown: dict[str, None] = {}  # ordered set
     key_cache: dict[str, str | None] = {}
+    seen_labels: list[str] = []
     for number, feature in enumerate(features, start=1):
         if progress is not None and number % _PROGRESS_EVERY == 0:
             progress(number, total)
@@ -668,17 +885,20 @@ def _parse_geojson(path: Path, parser: _RowParser, progress: Progress | None) ->
         properties = feature.get("properties") if isinstance(feature, dict) else None
         if not isinstance(geometry, dict) or geometry.get("type") != "Point":
             kind = geometry.get("type") if isinstance(geometry, dict) else "missing"
-            errors.append(RowError(number, f"the geometry must be a Point (found {kind})", "feature"))
+            problem = Text(N_("the geometry must be a Point (found {kind})"), kind=kind)
+            errors.append(RowError.of(number, [problem], "feature"))
             continue
         coordinates = geometry.get("coordinates")
         if not isinstance(coordinates, list) or len(coordinates) < 2:
-            errors.append(RowError(number, "the Point has no [longitude, latitude] coordinates", "feature"))
+            problem = Text(N_("the Point has no [longitude, latitude] coordinates"))
+            errors.append(RowError.of(number, [problem], "feature"))
             continue
         values: dict[str, Any] = {}
         labels: dict[str, str] = {}
         for key, value in (properties or {}).items() if isinstance(properties, dict) else ():
             if key not in key_cache:
                 key_cache[key] = column_for_header(key)
+                seen_labels.append(key)
             name = key_cache[key]
             if name is None:
                 unknown[key] = None
@@ -695,8 +915,11 @@ def _parse_geojson(path: Path, parser: _RowParser, progress: Progress | None) ->
             records.append(result)
     if progress is not None:
         progress(total, total)
-    warnings = [f"ignored properties not recognised: {', '.join(unknown)}"] if unknown else []
-    return ParsedImport(records, errors, len(records) + len(errors), warnings)
+    warnings: list[str] = []
+    if unknown:
+        warnings.append(Text(N_("ignored properties not recognised: {names}"), names=", ".join(unknown)))
+    lang = header_language(label for label in seen_labels if column_for_header(label) is not None)
+    return ParsedImport(records, errors, len(records) + len(errors), warnings, lang)
 
 
 # ------------------------------------------------------------------------------------------------- public
@@ -727,11 +950,16 @@ def parse_station_file(
     path = Path(path)
     handler = _FORMATS.get(path.suffix.lower())
     if handler is None:
-        hint = " (save it as .xlsx or CSV)" if path.suffix.lower() == ".xls" else ""
-        raise ImportFileError(
-            f"cannot import {path.name!r}: unknown file type {path.suffix or '(none)'!r}{hint}; "
-            "use .csv, .txt, .xlsx, .geojson or .json"
-        )
+        if path.suffix.lower() == ".xls":
+            message = N_(
+                "cannot import {name}: unknown file type {suffix} (save it as .xlsx or CSV); "
+                "use .csv, .txt, .xlsx, .geojson or .json"
+            )
+        else:
+            message = N_(
+                "cannot import {name}: unknown file type {suffix}; use .csv, .txt, .xlsx, .geojson or .json"
+            )
+        raise ImportFileError(Text(message, name=repr(path.name), suffix=repr(path.suffix or "(none)")))
     crs = CRS(crs)
     if default_tz is not None:
         try:
@@ -742,7 +970,7 @@ def parse_station_file(
     return handler(path, parser, progress)
 
 
-def _export_row(record: StationRecord) -> list[str]:
+def _export_row(record: StationRecord) -> list[str]:  # in EXPORT_COLUMNS order
     return [
         record.code,
         record.name,
@@ -758,6 +986,7 @@ def _export_row(record: StationRecord) -> list[str]:
         StationStatus(record.status).value,
         record.timezone or "",
         record.verified_at.isoformat() if record.verified_at else "",
+        record.opening_hours_text,
     ]
 
 

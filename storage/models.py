@@ -67,6 +67,8 @@ class StationRow(Base):
     region: Mapped[str] = mapped_column(String(12), default="", index=True)
     host: Mapped[str] = mapped_column(String(200), default="")
     opening_hours: Mapped[str] = mapped_column(Text, default="")
+    #: The hours as written (Chinese) when `opening_hours` is their OSM translation; NULL otherwise.
+    opening_hours_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     amenities: Mapped[list[str]] = mapped_column(JSON, default=list)
     phone: Mapped[str] = mapped_column(String(64), default="")
     manager: Mapped[str] = mapped_column(String(100), default="")

@@ -38,6 +38,7 @@ RECORD_FIELDS: tuple[str, ...] = (
     "status",
     "timezone",
     "verified_at",
+    "opening_hours_text",
 )
 _BATCH = 2000
 # SQLite allows 32,766 bound parameters per statement; keep IN lists well under it.
@@ -71,6 +72,7 @@ def row_to_station(row: StationRow | Row[Any]) -> Station:
         region=row.region,
         host=row.host,
         opening_hours=row.opening_hours,
+        opening_hours_text=row.opening_hours_text or "",
         amenities=tuple(row.amenities or ()),
         phone=row.phone,
         manager=row.manager,
@@ -86,6 +88,7 @@ def record_values(record: StationRecord) -> dict[str, Any]:
     values: dict[str, Any] = {name: getattr(record, name) for name in RECORD_FIELDS}
     values["amenities"] = list(record.amenities)
     values["status"] = record.status.value
+    values["opening_hours_text"] = record.opening_hours_text or None
     return values
 
 
@@ -125,6 +128,7 @@ def record_from_raw(row: Sequence[Any]) -> StationRecord:
     values["amenities"] = tuple(amenities or ())
     values["status"] = StationStatus(values["status"])
     values["verified_at"] = _raw_utc(values["verified_at"])
+    values["opening_hours_text"] = values["opening_hours_text"] or ""
     return StationRecord(**values)
 
 
@@ -321,6 +325,8 @@ class StationRepository:
                 value = value.value
             if name == "amenities":
                 value = list(value)
+            if name == "opening_hours_text":
+                value = value or None
             setattr(row, name, value)
         row.updated_at = utc_now()
         await self.session.flush()

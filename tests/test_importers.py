@@ -15,6 +15,7 @@ from geopy.distance import geodesic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.i18n import translator
 from domain.coords import wgs84_to_bd09, wgs84_to_gcj02
 from domain.hours import validate_hours
 from domain.values import (
@@ -671,7 +672,7 @@ def test_write_csv_is_excel_friendly(tmp_path: Path) -> None:
     write_csv(ROUND_TRIP_RECORDS[1:2], out)
     assert out.getvalue() == (
         "\ufeffcode,name,address,lat,lon,opening_hours,amenities,phone,manager,host,region,status,timezone,"
-        "verified_at\r\nXJ-1,喀什驿站,,39.4704000,75.9898000,,,,,,,active,Asia/Urumqi,\r\n"
+        "verified_at,opening_hours_text\r\nXJ-1,喀什驿站,,39.4704000,75.9898000,,,,,,,active,Asia/Urumqi,,\r\n"
     )
 
 
@@ -737,3 +738,136 @@ def test_progress_is_reported_every_five_thousand_rows_and_at_the_end(tmp_path: 
     )
     assert len(result.records) == 12_000
     assert calls == [(5_000, 12_000), (10_000, 12_000), (12_000, 12_000)]
+
+
+# ------------------------------------------------------------------ hours as Chinese sheets write them
+
+
+def test_chinese_hours_are_translated_and_kept_as_written(tmp_path: Path) -> None:
+    result = parse_csv(
+        tmp_path,
+        ZH_HEADER + "\n"
+        "GZ-1,天河驿站,,23.1291,113.2644,周一至周五 9:00-17:00,,,,,,\n"
+        "GZ-2,越秀驿站,,23.13,113.27,全天24小时，节假日休息,,,,,,\n"
+        "GZ-3,海珠驿站,,23.12,113.28,Mo-Su 08:00-20:00,,,,,,\n",
+    )
+    assert result.errors == []
+    assert [(r.opening_hours, r.opening_hours_text) for r in result.records] == [
+        ("Mo-Fr 09:00-17:00", "周一至周五 9:00-17:00"),
+        ("24/7; PH off", "全天24小时，节假日休息"),
+        ("Mo-Su 08:00-20:00", ""),
+    ]
+
+
+def test_a_sheet_measured_in_the_field_imports_whole(tmp_path: Path) -> None:
+    # The rows that were refused with an English parser message before hours were read as Chinese.
+    rows = ["周一至周五 9:00-17:00", "全天24小时", "周一至周五9:00-12:00，14:00-18:00", "上午8:00-下午6:00"]
+    text = (
+        ZH_HEADER
+        + "\n"
+        + "".join(f"C{i},驿站{i},,23.1{i},113.2{i},{h!r},,,,,,\n" for i, h in enumerate(rows))
+    )
+    result = parse_csv(tmp_path, text.replace("'", '"'))
+    assert result.errors == [] and len(result.records) == len(rows)
+
+
+def test_unreadable_chinese_hours_are_refused_in_chinese_with_a_form_that_works(tmp_path: Path) -> None:
+    result = parse_csv(
+        tmp_path, ZH_HEADER + "\n" + "\n" * 4 + "GZ-1,天河驿站,,23.1291,113.2644,春节期间休息,,,,,,\n"
+    )
+    error = only_error(result)
+    assert result.lang == "zh_Hans"
+    assert error.translated(translator("zh_Hans").gettext) == (
+        "第 6 行：开放时间 '春节期间休息' 无效：无法识别“春节期间休息”；"
+        "请写成“周一至周五 9:00-17:00，周末休息”或“Mo-Fr 09:00-17:00; Sa,Su off”这样的格式"
+    )
+    assert str(error) == (
+        "row 6: opening hours '春节期间休息' are not valid: cannot read “春节期间休息”; "
+        "write them like 周一至周五 9:00-17:00，周末休息 or Mo-Fr 09:00-17:00; Sa,Su off"
+    )
+
+
+def test_an_opening_hours_text_column_supplies_the_original_of_osm_hours(tmp_path: Path) -> None:
+    result = parse_csv(
+        tmp_path,
+        "name,lat,lon,opening_hours,opening_hours_text\n"
+        "天河驿站,23.1291,113.2644,Mo-Fr 09:00-17:00,周一至周五 9:00-17:00\n"
+        "越秀驿站,23.13,113.27,,每天 8:00-20:00\n",
+    )
+    assert result.errors == []
+    assert [(r.opening_hours, r.opening_hours_text) for r in result.records] == [
+        ("Mo-Fr 09:00-17:00", "周一至周五 9:00-17:00"),
+        ("Mo-Su 08:00-20:00", "每天 8:00-20:00"),
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "geojson"])
+def test_hours_as_written_round_trip_through_an_export(tmp_path: Path, fmt: str) -> None:
+    record = StationRecord(
+        code="GZ-1",
+        name="天河驿站",
+        lat=23.1291,
+        lon=113.2644,
+        opening_hours="Mo-Fr 09:00-12:00,14:00-18:00",
+        opening_hours_text="周一至周五9:00-12:00，14:00-18:00",
+    )
+    path = tmp_path / f"export.{fmt}"
+    with path.open("w", encoding="utf-8", newline="") as out:
+        (write_csv if fmt == "csv" else write_geojson)([record], out)
+    result = parse_station_file(path)
+    assert result.errors == [] and result.records == [record]
+
+
+# ------------------------------------------------------------------------- errors in the sheet's language
+
+
+def test_the_language_of_a_file_is_the_language_of_its_header(tmp_path: Path) -> None:
+    def lang(header: str) -> str:
+        return parse_csv(tmp_path, header + "\n").lang
+
+    assert lang("name,lat,lon") == "en"
+    assert lang("站点名称,纬度,经度") == "zh_Hans"
+    assert lang("站點名稱,緯度,經度") == "zh_Hant"
+    assert lang("code,站点名称,lat,lon,备注") == "zh_Hans"  # unrecognised columns do not count
+
+
+def test_traditional_headers_amenities_and_statuses_are_read(tmp_path: Path) -> None:
+    result = parse_csv(
+        tmp_path,
+        "站點編號,站點名稱,緯度,經度,開放時間,服務設施,聯繫電話,狀態\n"
+        "HK-1,灣仔驛站,22.2772,114.1747,週一至週五 9:00-17:00，節假日休息,"
+        "飲水、衛生間、手機充電,2345 6789,暫停\n",
+    )
+    assert result.errors == [] and result.lang == "zh_Hant"
+    (record,) = result.records
+    assert record.opening_hours == "Mo-Fr 09:00-17:00; PH off"
+    assert record.amenities == ("drinking_water", "toilet", "phone_charging")
+    assert record.status is StationStatus.TEMPORARILY_CLOSED
+
+
+def test_every_row_error_reads_in_each_language(tmp_path: Path) -> None:
+    result = parse_csv(
+        tmp_path,
+        ZH_HEADER + "\nA,,,95,113.2,Mo-Fx,电视,,,,,装修中\nA,越秀驿站,,北纬,113.27,,,,,,,\n",
+    )
+    first, second = result.errors
+    zh = translator("zh_Hans").gettext
+    hant = translator("zh_Hant").gettext
+    en = translator("en").gettext
+    assert first.translated(zh).startswith("第 2 行：站点名称（站点名称）为空；纬度 95 超出范围")
+    assert "无法识别的服务设施 '电视'" in first.translated(zh)
+    assert "无法识别的状态 '装修中'" in first.translated(zh)
+    assert second.translated(zh) == "第 3 行：编号 'A' 重复：第 2 行已使用该编号；纬度 '北纬' 不是数字"
+    assert (
+        second.translated(hant) == "第 3 行：編號 'A' 重複：第 2 行已使用該編號；纬度 '北纬' 不是數字"
+    )  # the header as written
+    assert [e.translated(en) for e in result.errors] == [str(e) for e in result.errors]
+
+
+def test_file_errors_read_in_each_language(tmp_path: Path) -> None:
+    with pytest.raises(ImportFileError) as caught:
+        parse_csv(tmp_path, "站点名称,地址\n天河驿站,x\n")
+    assert caught.value.translated(translator("zh_Hans").gettext).startswith(
+        "缺少必填列：lat (纬度), lon (经度)"
+    )
+    assert caught.value.translated(translator("en").gettext) == str(caught.value)

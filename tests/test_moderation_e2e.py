@@ -152,6 +152,39 @@ async def test_wrong_hours_are_validated_then_applied(env: Env) -> None:
     assert (await env.core.stations.get("GZ0001")).opening_hours == "Mo-Su 06:00-07:00"
 
 
+async def test_wrong_hours_typed_in_chinese_are_explained_in_chinese_then_applied(env: Env) -> None:
+    await grant_roles(env)
+    await report(env, 501, "wrong_hours", lang="zh-hans")
+    refused = await act(env, 501, env.api.send_text(501, "周一至周五<b>", language_code="zh-hans"))
+    assert "无法识别“<b>”" in refused.text and "“&lt;b&gt;”" in refused.html  # escaped, shown as typed
+    assert "周一至周五 9:00-17:00，周末休息" in refused.text  # a form that works
+    typed = "每天 6:00-7:00，节假日休息"
+    extras = await act(env, 501, env.api.send_text(501, typed, language_code="zh-hans"))
+    await send_report(env, 501, extras, lang="zh-hans")
+    case = await open_case(env)
+    assert typed in case.text
+    await env.api.press(STAFF, case.message_id, button_data(case, "md:ok:")[0], language_code="en")
+    await env.api.wait_for(lambda: not riders_see(env))
+    after = await env.core.stations.get("GZ0001")
+    assert (after.opening_hours, after.opening_hours_text) == ("Mo-Su 06:00-07:00; PH off", typed)
+    card = await act(env, STAFF, env.api.send_text(STAFF, "/station GZ0001", language_code="en"))
+    assert f"As posted: {typed}" in card.text
+
+
+async def test_staff_edit_hours_in_chinese(env: Env) -> None:
+    await grant_roles(env)
+    card = await act(env, STAFF, env.api.send_text(STAFF, "/station GZ0001", language_code="zh-hans"))
+    hours = button_data(card, "sf:hr:")[0]
+    prompt = await act(env, STAFF, env.api.press(STAFF, card.message_id, hours, language_code="zh-hans"))
+    assert "周一至周五 8:00-18:00，周末休息" in prompt.text
+    refused = await act(env, STAFF, env.api.send_text(STAFF, "8:00-6:00 周一至周五", language_code="zh-hans"))
+    assert "“8:00-6:00”结束早于开始" in refused.text
+    saved = await act(env, STAFF, env.api.send_text(STAFF, "周一至周五 8:00-18:00", language_code="zh-hans"))
+    assert saved.text
+    after = await env.core.stations.get("GZ0001")
+    assert (after.opening_hours, after.opening_hours_text) == ("Mo-Fr 08:00-18:00", "周一至周五 8:00-18:00")
+
+
 async def test_an_amenity_report_with_a_photo_and_on_site_location(env: Env) -> None:
     await grant_roles(env)
     card = await open_card(env, 501)

@@ -24,6 +24,7 @@ from bot.services.reports import (
 )
 from bot.services.roles import InvalidGrant, NotAllowed
 from bot.services.station_admin import InvalidEdit
+from domain.hours_zh import UnreadableHours
 from domain.values import GeoPoint, StationRecord, StationStatus
 from storage.models import ReporterRow, ReportRow, SubscriptionOfferRow, UserRow
 
@@ -243,6 +244,14 @@ async def test_reports_spread_over_more_than_a_day_do_not_trigger_the_safety_net
         ("amenity_broken", "toilet", lambda s: s.amenities == ("drinking_water",)),
         ("wrong_location", "23.131,113.261", lambda s: (s.lat, s.lon) == (23.131, 113.261)),
         ("wrong_hours", "Mo-Fr 09:00-17:00", lambda s: s.opening_hours == "Mo-Fr 09:00-17:00"),
+        (
+            "wrong_hours",
+            "周一至周五 9:00-17:00，节假日休息",
+            lambda s: (
+                (s.opening_hours, s.opening_hours_text)
+                == ("Mo-Fr 09:00-17:00; PH off", "周一至周五 9:00-17:00，节假日休息")
+            ),
+        ),
     ],
 )
 async def test_approving_applies_the_change_with_an_audit_entry(
@@ -352,6 +361,29 @@ async def test_lifecycle_actions_for_staff(core: Core) -> None:
     assert (after.phone, after.amenities) == ("020-12345678", ("toilet", "wifi"))
     actions = [e.action for e in await core.station_admin.history(station, staff)]
     assert actions[:4] == ["edit_amenities", "edit_phone", "edit_hours", "reopen"]
+
+
+async def test_staff_edit_hours_as_written_in_chinese(core: Core) -> None:
+    staff = await core.roles.access(STAFF_GZ)
+    station = await sid(core, "GZ1")
+    await core.station_admin.edit_hours(station, "每天 8:00-9:00", staff, AT)
+    after = await core.stations.get("GZ1")
+    assert (after.opening_hours, after.opening_hours_text) == ("Mo-Su 08:00-09:00", "每天 8:00-9:00")
+    assert "GZ1" not in nearest(core)  # noon: closed by its new hours
+    with pytest.raises(InvalidEdit) as caught:
+        await core.station_admin.edit_hours(station, "春节期间休息", staff, AT)
+    assert isinstance(caught.value.hours_error, UnreadableHours)
+    await core.station_admin.edit_hours(station, "24/7", staff, AT)
+    after = await core.stations.get("GZ1")
+    assert (after.opening_hours, after.opening_hours_text) == ("24/7", "")  # no stale original
+    entry = (await core.station_admin.history(station, staff))[0]
+    assert entry.before["opening_hours_text"] == "每天 8:00-9:00"
+
+
+async def test_a_report_of_unreadable_chinese_hours_is_refused(core: Core) -> None:
+    station = await sid(core, "GZ1")
+    with pytest.raises(InvalidReport):
+        await core.reports.submit(101, station, "wrong_hours", AT, detail="周一至周五")
 
 
 async def test_stale_lists_the_regions_unverified_stations(core: Core) -> None:

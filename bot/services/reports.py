@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.services.roles import Access, NotAllowed
 from bot.services.search import WGS84
 from bot.services.stations import StationService
-from domain.hours import validate_hours
+from domain.hours_zh import accept_hours
 from domain.values import (
     AMENITY_KEYS,
     GeoPoint,
@@ -298,11 +298,12 @@ def parse_proposal(kind: ReportKind, detail: str, station: Station) -> tuple[str
     if kind is ReportKind.WRONG_HOURS:
         if not detail:
             raise InvalidReport(InvalidReport.HOURS_MISSING, "the right opening hours are missing")
+        detail = detail[:500]
         try:
-            validate_hours(detail)
+            accept_hours(detail)  # OSM, or Chinese as riders type it: translated when staff approve
         except InvalidOpeningHours as exc:
             raise InvalidReport(InvalidReport.HOURS, exc.message, exc) from None
-        return "", detail[:500]
+        return "", detail
     return "", ""
 
 
@@ -607,7 +608,8 @@ class ReportService:
             lat, lon = proposal.split(",")
             return {"lat": float(lat), "lon": float(lon)}
         if kind is ReportKind.WRONG_HOURS:
-            return {"opening_hours": proposal}
+            accepted = accept_hours(proposal)
+            return {"opening_hours": accepted.expression, "opening_hours_text": accepted.original}
         return {}
 
     # -- staff digests ----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.roles import Access, NotAllowed
 from bot.services.stations import StationService
-from domain.hours import validate_hours
+from domain.hours_zh import accept_hours
 from domain.values import (
     AMENITY_KEYS,
     InvalidOpeningHours,
@@ -112,13 +112,20 @@ class StationAdminService:
         ]
         return await self._change(station_id, access, action, at, reason=reason.strip()[:500], status=status)
 
-    async def edit_hours(self, station_id: int, expression: str, access: Access, at: datetime) -> Station:
-        expression = expression.strip()
+    async def edit_hours(self, station_id: int, text: str, access: Access, at: datetime) -> Station:
+        """OSM syntax or hours as written in Chinese (translated; the text as written is kept beside)."""
         try:
-            validate_hours(expression)
+            accepted = accept_hours(text)
         except InvalidOpeningHours as exc:
             raise InvalidEdit(InvalidEdit.HOURS, exc.message, exc) from None
-        return await self._change(station_id, access, "edit_hours", at, opening_hours=expression)
+        return await self._change(
+            station_id,
+            access,
+            "edit_hours",
+            at,
+            opening_hours=accepted.expression,
+            opening_hours_text=accepted.original,
+        )
 
     async def edit_phone(self, station_id: int, phone: str, access: Access, at: datetime) -> Station:
         phone = phone.strip()

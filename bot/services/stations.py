@@ -173,6 +173,8 @@ class ImportReport:
     errors: list[RowError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     dry_run: bool = False
+    #: The catalogue for this file's messages: the language of its header (see storage/importers.py).
+    lang: str = "en"
 
     @property
     def rejected(self) -> int:
@@ -353,6 +355,7 @@ class StationService:
             errors=list(parsed.errors),
             warnings=list(getattr(parsed, "warnings", [])),
             dry_run=dry_run,
+            lang=parsed.lang,
         )
         await self.save_records(parsed.records, report, dry_run=dry_run)
         return report
