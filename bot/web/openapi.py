@@ -114,6 +114,11 @@ _FEATURE_PROPERTIES: dict[str, Any] = {
     "status": _ref("Status"),
     "timezone": {"type": ["string", "null"]},
     "verified_at": _nullable(_DATE_TIME),
+    "opening_hours_text": {
+        "type": "string",
+        "description": "The hours as the source wrote them (周一至周五 9:00-17:00) when opening_hours is "
+        "their translation; empty otherwise",
+    },
 }
 
 
