@@ -4,6 +4,9 @@ deletes a rider's data, and report comments and photos are purged after the rete
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,14 +14,16 @@ from typing import Any
 
 import pytest
 from aiogram.fsm.storage.base import StorageKey
-from botkit import Env, button_data, env
+from botkit import NOON, STATIONS, Clock, Env, button_data, env, is_offer, is_results
 from conftest import REDIS_URL, service_missing
 from sqlalchemy import select
 
 from bot.app import Core, open_core
 from bot.config import Settings
-from bot.telegram import build_dispatcher
+from bot.observability import ContextFilter, JsonFormatter
+from bot.telegram import build_bot, build_dispatcher
 from domain.values import GeoPoint, StationRecord
+from localapi import LocalBotAPI
 from storage.memory_state import FSM_TTL_S, ExpiringMemoryStorage
 from storage.models import BotBlockRow, RatingRow, ReportRow, StaffDigestRow, UserRow
 from storage.privacy_repo import PERSONAL_ROWS
@@ -309,3 +314,245 @@ async def test_forget_asks_first_and_cancelling_keeps_everything(env: Env) -> No
     await env.api.press(502, ask.message_id, yes, chat_id=env.user_id, forged=True, language_code="en")
     await env.settle()
     assert await rows(env.core, UserRow, id=env.user_id)
+
+
+# -- the whole journey, then a search for positions in everything kept -----------------------------------
+
+RIDER_A, RIDER_B = 501, 502
+#: Where the journey happens. No station shares the first three decimals of any of these latitudes, and the
+#: stations' longitude (113.26) has two, so any number that starts like one of these is a leak.
+SEARCH = (23.1336, 113.2634)
+MOVED = (23.1352, 113.2647)  # where the live location moves to
+AT_STATION = (23.1327, 113.2612)  # about 160 m from GZ0001: on site
+PROPOSED = (23.1367, 113.2672)  # the right place of GZ0002, says rider A
+SUBSCRIBED_AT = (23.1263, 113.2519)
+B_SEARCH = (23.1293, 113.2583)
+B_AT_STATION = (23.1329, 113.2593)  # rider B's abandoned report
+JOURNEY = (SEARCH, MOVED, AT_STATION, PROPOSED, SUBSCRIBED_AT, B_SEARCH, B_AT_STATION)
+
+_NUMBER = re.compile(r"(?<![\d.])-?\d{1,3}\.\d{3,}")
+
+
+def positions_in(text: str, points: tuple[tuple[float, float], ...] = JOURNEY) -> list[str]:
+    """Numbers in `text` that give one of `points`' latitudes or longitudes to more than two decimals
+    (finer than the ~5 km subscription cell)."""
+    prefixes = {f"{value:.6f}"[: f"{value:.6f}".index(".") + 4] for point in points for value in point}
+    found = []
+    for match in _NUMBER.finditer(text):
+        number = match.group().lstrip("-")
+        if number[: number.index(".") + 4] in prefixes:
+            found.append(text[max(0, match.start() - 60) : match.end() + 20])
+    return found
+
+
+def test_the_position_scanner_finds_positions_in_any_spelling() -> None:
+    assert positions_in('{"here": [23.1327, 113.2612]}')
+    assert positions_in("detail=23.136700,113.267200")
+    assert positions_in("lat=23.13361&lon=1")
+    assert positions_in("x 113.2519 y")
+    assert not positions_in("23.13, 113.26 and 23.131802 and 1748923200.123 and 12.1336")
+    assert not positions_in("ws0e9 440104 23.1")
+
+
+async def dump_database(core: Core) -> str:
+    """Every row of every table, every column."""
+    from sqlalchemy import inspect, text
+
+    async with core.engine.connect() as conn:
+        tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+        lines = []
+        for table in tables:
+            result = await conn.execute(text(f'SELECT * FROM "{table}"'))
+            lines += [f"{table}: {dict(row._mapping)!r}" for row in result]
+    assert any(line.startswith("stations:") for line in lines)
+    return "\n".join(lines)
+
+
+async def dump_redis(redis: Any) -> str:
+    """Every key of the database with its value, whatever its type."""
+    lines = []
+    async for key in redis.scan_iter("*"):
+        kind = (await redis.type(key)).decode()
+        if kind == "string":
+            value: Any = await redis.get(key)
+        elif kind == "hash":
+            value = await redis.hgetall(key)
+        elif kind == "list":
+            value = await redis.lrange(key, 0, -1)
+        elif kind == "set":
+            value = await redis.smembers(key)
+        elif kind == "zset":
+            value = await redis.zrange(key, 0, -1, withscores=True)
+        elif kind == "stream":
+            value = await redis.xrange(key)
+        else:
+            value = kind
+        lines.append(f"{key!r} ({kind}, ttl {await redis.ttl(key)}): {value!r}")
+    return "\n".join(lines)
+
+
+@pytest.fixture
+async def redis_env(tmp_path: Path) -> AsyncIterator[tuple[Env, io.StringIO]]:
+    """The bot as in production: conversation state, isolation and caches in Redis; JSON logs captured."""
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'journey.db'}",
+        redis_url=await flushed_redis_url(),
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    logs = io.StringIO()
+    root = logging.getLogger()
+    level = root.level
+    handler = logging.StreamHandler(logs)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(ContextFilter())
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        async with open_core(settings) as core:
+            await core.stations.save_records(STATIONS)
+            await core.reload_index()
+            await core.roles.grant(STAFF, "staff", "4401")
+            api = LocalBotAPI()
+            url = await api.start()
+            bot = build_bot(api.token, url)
+            dp = build_dispatcher(core, clock=Clock(NOON), throttle_rate=50, throttle_burst=50)
+            task = asyncio.create_task(dp.start_polling(bot, handle_signals=False, polling_timeout=1))
+            await api.wait_for(lambda: api.calls_to("getUpdates"))
+            try:
+                yield Env(api, core, dp["clock"], dp, user_id=RIDER_A), logs
+            finally:
+                await dp.stop_polling()
+                await asyncio.wait_for(task, 10)
+                await bot.session.close()
+                await api.stop()
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+async def after(env: Env, user: int, action: Any, wanted: Any = None) -> Any:
+    """Run a user action; the newest bot message after it in their chat (that `wanted` accepts)."""
+    mark = env.api.mark()
+    await action
+
+    def found() -> Any:
+        fresh = [
+            m for m in env.api.changes_since(user, mark)[0] if m.from_bot and (wanted is None or wanted(m))
+        ]
+        return fresh[-1] if fresh else None
+
+    return await env.api.wait_for(found)
+
+
+async def open_card(env: Env, user: int, point: tuple[float, float], code: str) -> Any:
+    results = await after(env, user, env.api.send_location(user, *point, language_code="en"), is_results)
+    station = await env.core.stations.get(code)
+    data = next(d for d in button_data(results, "st:") if d.startswith(f"st:{station.id}:"))
+    mark = env.api.mark()
+    card = await after(
+        env, user, env.api.press(user, results.message_id, data, language_code="en"), lambda m: code in m.text
+    )
+    # The card comes first, then a venue for the map: wait for both.
+    await env.api.wait_for(lambda: any(m.venue for m in env.api.changes_since(user, mark)[0]))
+    return card
+
+
+async def start_report(env: Env, user: int, point: tuple[float, float], code: str, kind: str) -> Any:
+    card = await open_card(env, user, point, code)
+    start = button_data(card, "rp:s:")[0]
+    kinds = await after(
+        env,
+        user,
+        env.api.press(user, card.message_id, start, language_code="en"),
+        lambda m: button_data(m, "rp:k:"),
+    )
+    choice = next(d for d in button_data(kinds, "rp:k:") if d.endswith(f":{kind}"))
+    return await after(env, user, env.api.press(user, kinds.message_id, choice, language_code="en"))
+
+
+async def share(env: Env, user: int, point: tuple[float, float]) -> Any:
+    """A location in the middle of a step; the bot's answer with the send button."""
+    return await after(
+        env, user, env.api.send_location(user, *point, language_code="en"), lambda m: button_data(m, "rp:go:")
+    )
+
+
+async def press_go(env: Env, user: int, message: Any) -> Any:
+    go = button_data(message, "rp:go:")[0]
+    return await after(env, user, env.api.press(user, message.message_id, go, language_code="en"))
+
+
+async def test_after_a_journey_and_forget_no_position_is_kept_anywhere(
+    redis_env: tuple[Env, io.StringIO],
+) -> None:
+    env, logs = redis_env
+    api, core, redis = env.api, env.core, env.core.redis
+    a = RIDER_A
+    await after(env, a, api.send_command(a, "/start", language_code="en"))
+    # A search (and the one-time subscription offer after it).
+    await after(env, a, api.send_location(a, *SEARCH, language_code="en"), is_offer)
+    # A live location that moves: the results follow it.
+    live = await api.send_location(a, *SEARCH, live_period=900, language_code="en")
+    await env.settle()
+    env.clock.now += timedelta(seconds=31)
+    await api.update_live_location(a, live["message_id"], *MOVED)
+    await env.settle()
+    # A closure report made on site, with its location.
+    extras = await start_report(env, a, SEARCH, "GZ0001", "closed_now")
+    thanks = await press_go(env, a, await share(env, a, AT_STATION))
+    assert env.tr("en", "🙏 Thank you! Union staff will check it.") in thanks.text
+    # A wrong-location report, which staff then decide.
+    await start_report(env, a, SEARCH, "GZ0002", "wrong_location")
+    await press_go(env, a, await share(env, a, PROPOSED))
+    staff = await core.roles.access(STAFF)
+    cases, _ = await core.reports.open_cases(staff)
+    wrong = next(c for c in cases if c.kind.value == "wrong_location")
+    assert wrong.proposal == f"{PROPOSED[0]:.6f},{PROPOSED[1]:.6f}"
+    await core.reports.decide(wrong.id, "reject", staff, env.clock())
+    # A rating with a comment.
+    card = await open_card(env, a, SEARCH, "GZ0101")
+    station3 = (await core.stations.get("GZ0101")).id
+    stars = await after(env, a, api.press(a, card.message_id, f"rt:{station3}:0", language_code="en"))
+    await after(env, a, api.press(a, stars.message_id, f"rt:{station3}:4", language_code="en"))
+    await after(env, a, api.send_text(a, "热水很方便", language_code="en"))
+    # A subscription with the area of a shared location.
+    await after(env, a, api.send_command(a, "/subscribe", language_code="en"), lambda m: button_data(m, "sb:p:"))
+    await after(env, a, api.send_location(a, *SUBSCRIBED_AT, language_code="en"), lambda m: "🔔" in m.text)
+    assert await core.subscriptions.is_subscribed(a)
+    # Rider B leaves a report half-way, after sharing where they stand.
+    b = RIDER_B
+    await after(env, b, api.send_location(b, *B_SEARCH, language_code="en"), is_offer)
+    extras = await start_report(env, b, B_SEARCH, "GZ0001", "closed_now")
+    await share(env, b, B_AT_STATION)
+    del extras
+
+    # Conversation state in Redis expires, whoever leaves it behind.
+    fsm_keys = [key async for key in redis.scan_iter("fsm:*")]
+    assert any(f":{b}:".encode() in key for key in fsm_keys)
+    for key in fsm_keys:
+        assert 0 < await redis.ttl(key) <= FSM_TTL_S, key
+
+    # Rider A asks to be forgotten.
+    ask = await after(env, a, api.send_command(a, "/forget", language_code="en"))
+    yes = next(d for d in button_data(ask, "fg:") if d.endswith(":yes"))
+    done = await after(env, a, api.press(a, ask.message_id, yes, language_code="en"))
+    assert done.text.startswith(env.tr("en", "Done: your data is deleted.")[:20])
+    await env.settle()
+
+    # Their own rows are gone; their reports and ratings stay, unlinked.
+    for model, column in PERSONAL_ROWS:
+        assert await rows(core, model, **{column.key: a}) == [], model
+    assert await rows(core, ReportRow, reporter_id=a) == []
+    assert await rows(core, RatingRow, user_id=a) == []
+    assert len(await rows(core, ReportRow, reporter_id=None)) == 2
+    unlinked_rating = await rows(core, RatingRow, user_id=None)
+    assert [(r.stars, r.comment) for r in unlinked_rating] == [(4, "热水很方便")]
+    assert not [key async for key in redis.scan_iter(f"fsm:*:{a}:*")]
+    assert await rows(core, UserRow, id=b)  # the other rider is untouched
+
+    database, keys, logged = await dump_database(core), await dump_redis(redis), logs.getvalue()
+    print(database)
+    assert "热水很方便" in database and "yizhan:" in keys and "Update id=" in logged  # the dumps are real
+    assert positions_in(database) == []
+    assert positions_in(keys) == []
+    assert positions_in(logged) == []
