@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from aiogram import Router
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
@@ -13,6 +16,8 @@ from bot.services.users import UserService
 from handlers.callbacks import ForgetCb
 from handlers.common import own_message, safe_edit
 from handlers.filters import private_chat
+
+Clock = Callable[[], datetime]
 
 
 def privacy_text(retention_days: int) -> str:
@@ -72,6 +77,7 @@ async def forget_answered(
     privacy: PrivacyService,
     users: UserService,
     state: FSMContext,
+    clock: Clock,
 ) -> None:
     message = own_message(query)
     if message is None:
@@ -81,7 +87,7 @@ async def forget_answered(
         await query.answer()
         await safe_edit(message, _("Nothing was deleted."), None)
         return
-    await privacy.forget(query.from_user.id)
+    await privacy.forget(query.from_user.id, clock())
     await state.clear()
     await users.forgotten(query.from_user.id)
     await query.answer()

@@ -2,8 +2,9 @@
 
 `forget` deletes everything that is about one person only (their user row with language and amenity
 filter, subscription, subscription offer, block mark, pending announcement deliveries, staff digest
-time) and unlinks what the stations need to keep (reports and ratings lose their person: the id becomes
-NULL). Roles and the audit trail of staff decisions stay: they are the union's record of its staff. A
+time, reporter record) and unlinks what the stations need to keep (reports and ratings lose their person:
+the id becomes NULL). Two records stay: roles and the audit trail of staff decisions (the union's record
+of its staff), and a reporter's suspension while it runs (or /forget would lift it). A
 reporter's record with staff goes too, except a suspension still in force (an id and a date), so that
 forgetting cannot undo it.
 """
@@ -50,11 +51,18 @@ class PrivacyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def forget(self, user_id: int) -> Forgotten:
+    async def forget(self, user_id: int, at: datetime) -> Forgotten:
         deleted = 0
         for table, column in PERSONAL_ROWS:
             result = await self.session.execute(delete(table).where(column == user_id))
             deleted += result.rowcount  # type: ignore[attr-defined]
+        result = await self.session.execute(
+            delete(ReporterRow).where(
+                ReporterRow.user_id == user_id,
+                or_(ReporterRow.suspended_until.is_(None), ReporterRow.suspended_until <= at),
+            )
+        )
+        deleted += result.rowcount  # type: ignore[attr-defined]
         # Not sent yet: never sent now. Sent ones stay, so that nobody is sent a second copy.
         result = await self.session.execute(
             delete(DeliveryRow).where(DeliveryRow.user_id == user_id, DeliveryRow.status == "pending")

@@ -25,7 +25,7 @@ from bot.telegram import build_bot, build_dispatcher
 from domain.values import GeoPoint, StationRecord
 from localapi import LocalBotAPI
 from storage.memory_state import FSM_TTL_S, ExpiringMemoryStorage
-from storage.models import BotBlockRow, RatingRow, ReportRow, StaffDigestRow, UserRow
+from storage.models import BotBlockRow, RatingRow, ReporterRow, ReportRow, StaffDigestRow, UserRow
 from storage.privacy_repo import PERSONAL_ROWS
 
 __all__ = ["env"]
@@ -185,8 +185,14 @@ async def test_forget_deletes_the_riders_rows_and_unlinks_reports_and_ratings(co
         await core.subscriptions.subscribe_near(user, GeoPoint(23.1327, 113.2627), AT)
         await core.subscriptions.offer_once(user, AT)
     await core.ratings.rate(RIDER, gz2, 5, AT)
+    async with core.sessions() as session, session.begin():
+        session.add(ReporterRow(user_id=RIDER, approved=2, rejected=0, suspended_until=None, updated_at=AT))
+        suspended = AT + timedelta(days=10)
+        session.add(
+            ReporterRow(user_id=OTHER, approved=0, rejected=3, suspended_until=suspended, updated_at=AT)
+        )
 
-    forgotten = await core.privacy.forget(RIDER)
+    forgotten = await core.privacy.forget(RIDER, AT)
 
     assert (forgotten.reports_unlinked, forgotten.ratings_unlinked) == (1, 2)
     for model, column in PERSONAL_ROWS:
@@ -203,8 +209,15 @@ async def test_forget_deletes_the_riders_rows_and_unlinks_reports_and_ratings(co
     assert case.reporters == 2
     decided = await core.reports.decide(case.id, "reject", await core.roles.access(STAFF), AT)
     assert decided.reporters == (OTHER,)  # the forgotten rider is not told: nobody to tell
+    assert await rows(core, ReporterRow, user_id=RIDER) == []
+    # A suspension in force outlives /forget (or forgetting would lift it); the rest of the person goes.
+    await core.privacy.forget(OTHER, AT)
+    assert [r.suspended_until for r in await rows(core, ReporterRow, user_id=OTHER)] == [suspended]
+    assert await rows(core, UserRow, id=OTHER) == []
+    await core.privacy.forget(OTHER, suspended)
+    assert await rows(core, ReporterRow, user_id=OTHER) == []
     # Forgetting twice (or someone unknown) is harmless.
-    assert (await core.privacy.forget(RIDER)).deleted == 0
+    assert (await core.privacy.forget(RIDER, AT)).deleted == 0
 
 
 async def test_a_proposed_location_is_kept_only_until_the_case_is_decided(core: Core) -> None:
@@ -516,7 +529,9 @@ async def test_after_a_journey_and_forget_no_position_is_kept_anywhere(
     await after(env, a, api.press(a, stars.message_id, f"rt:{station3}:4", language_code="en"))
     await after(env, a, api.send_text(a, "热水很方便", language_code="en"))
     # A subscription with the area of a shared location.
-    await after(env, a, api.send_command(a, "/subscribe", language_code="en"), lambda m: button_data(m, "sb:p:"))
+    await after(
+        env, a, api.send_command(a, "/subscribe", language_code="en"), lambda m: button_data(m, "sb:p:")
+    )
     await after(env, a, api.send_location(a, *SUBSCRIBED_AT, language_code="en"), lambda m: "🔔" in m.text)
     assert await core.subscriptions.is_subscribed(a)
     # Rider B leaves a report half-way, after sharing where they stand.

@@ -27,10 +27,10 @@ class PrivacyService:
         self.sessions = sessions
         self.retention = retention
 
-    async def forget(self, user_id: int) -> Forgotten:
+    async def forget(self, user_id: int, at: datetime) -> Forgotten:
         """Delete the person's own rows and unlink their reports and ratings, in one transaction."""
         async with self.sessions() as session, session.begin():
-            return await PrivacyRepository(session).forget(user_id)
+            return await PrivacyRepository(session).forget(user_id, at)
 
     async def purge_expired(self, at: datetime) -> int:
         """Empty the comments and photos of reports older than the retention period; returns how many."""
