@@ -168,6 +168,8 @@ def configure_logging(
     root.setLevel(level)
     # Migrations announce every plugin and step at INFO; only their problems are worth a line.
     logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
+    # aiosqlite logs every statement with its parameters at DEBUG: riders' positions among them (-v).
+    logging.getLogger("aiosqlite").setLevel(max(level, logging.INFO))
     return handler
 
 

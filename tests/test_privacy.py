@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from bot.app import Core, open_core
 from bot.config import Settings
-from bot.observability import ContextFilter, JsonFormatter
+from bot.observability import configure_logging
 from bot.telegram import build_bot, build_dispatcher
 from domain.values import GeoPoint, StationRecord
 from localapi import LocalBotAPI
@@ -414,12 +414,9 @@ async def redis_env(tmp_path: Path) -> AsyncIterator[tuple[Env, io.StringIO]]:
     )
     logs = io.StringIO()
     root = logging.getLogger()
-    level = root.level
-    handler = logging.StreamHandler(logs)
-    handler.setFormatter(JsonFormatter())
-    handler.addFilter(ContextFilter())
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    levels = {name: logging.getLogger(name).level for name in ("", "alembic", "aiosqlite")}
+    # The production logging at its most verbose (`yizhan run -v`).
+    handler = configure_logging("json", level=logging.DEBUG, stream=logs)
     try:
         async with open_core(settings) as core:
             await core.stations.save_records(STATIONS)
@@ -440,7 +437,8 @@ async def redis_env(tmp_path: Path) -> AsyncIterator[tuple[Env, io.StringIO]]:
                 await api.stop()
     finally:
         root.removeHandler(handler)
-        root.setLevel(level)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 async def after(env: Env, user: int, action: Any, wanted: Any = None) -> Any:
