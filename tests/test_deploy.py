@@ -96,3 +96,77 @@ def test_env_example_documents_every_variable_the_compose_file_reads() -> None:
     used = set(re.findall(r"\$\{([A-Z_]+)", compose))
     documented = set(re.findall(r"^([A-Z_]+)=", example, flags=re.M))
     assert used <= documented, used - documented
+
+
+async def test_the_proxy_logs_a_search_without_its_position(tmp_path: Path) -> None:
+    """deploy/nginx.conf run by a real nginx in front of a stand-in replica: the access log line of a
+    search names its path, never the query string or referer that carry the rider's position."""
+    import asyncio
+    import socket
+
+    import aiohttp
+    from aiohttp import web
+
+    binary = shutil.which("nginx", path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    if binary is None:
+        if IN_CI:
+            pytest.fail("nginx is needed to check deploy/nginx.conf")
+        pytest.skip("nginx is not installed")
+
+    async def replica(request: web.Request) -> web.Response:
+        return web.json_response({"results": []})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/stations/nearby", replica)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    backend = runner.addresses[0][1]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    access = tmp_path / "access.log"
+    site = (ROOT / "deploy" / "nginx.conf").read_text()
+    for deployed, here in (
+        ("server bot:8080", f"server 127.0.0.1:{backend}"),
+        ("listen 80;", f"listen 127.0.0.1:{port};"),
+        ("/var/log/nginx/access.log", str(access)),
+    ):
+        assert deployed in site
+        site = site.replace(deployed, here)
+    (tmp_path / "default.conf").write_text(site)
+    temp = "\n".join(
+        f"{kind}_temp_path {tmp_path / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (tmp_path / "nginx.conf").write_text(
+        f"daemon off; master_process off; pid {tmp_path / 'nginx.pid'}; error_log {tmp_path / 'error.log'};\n"
+        f"events {{}}\nhttp {{\n{temp}\ninclude {tmp_path / 'default.conf'};\n}}\n"
+    )
+    nginx = await asyncio.create_subprocess_exec(
+        binary, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/api/v1/stations/nearby?lat=23.139876&lon=113.269876&k=5"
+        headers = {"Referer": "https://h5.example.org/?lat=23.139876&lon=113.269876"}
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                try:
+                    async with http.get(url, headers=headers) as response:
+                        assert response.status == 200
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.025)
+            else:
+                pytest.fail(f"nginx did not start: {(tmp_path / 'error.log').read_text()}")
+        for _ in range(200):
+            if access.exists() and access.read_text():
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        nginx.terminate()
+        await nginx.wait()
+        await runner.cleanup()
+    line = access.read_text()
+    assert 'GET /api/v1/stations/nearby HTTP/1.1" 200' in line, line
+    assert "23.13" not in line and "113.26" not in line and "lat=" not in line, line
