@@ -5,7 +5,6 @@ Everything user-facing goes through gettext; values from the database are HTML-e
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from html import escape
@@ -26,7 +25,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.i18n import LOCALES, join_list
 from bot.services.closures import ClosureNote
-from bot.services.nearby import NearbyResult, ResultsPage
+from bot.services.nearby import NearbyResult, ResultsPage, walking_minutes
 from bot.services.ratings import RatingSummary
 from bot.services.reports import CLOSURE_KINDS, CaseView, RegionPause
 from domain.hours import Hours, OpenState
@@ -40,8 +39,6 @@ from handlers.callbacks import (
     StaffCb,
     round_point,
 )
-
-WALKING_M_PER_MIN = 75.0  # 4.5 km/h
 
 AMENITY_ICONS: dict[str, str] = {
     "drinking_water": "💧",
@@ -92,10 +89,6 @@ def format_distance(metres: float) -> str:
     if metres < 100_000:
         return _("{km} km").format(km=f"{metres / 1000:.1f}")
     return _("{km} km").format(km=f"{metres / 1000:,.0f}")
-
-
-def walking_minutes(metres: float) -> int:
-    return max(1, math.ceil(metres / WALKING_M_PER_MIN))
 
 
 def format_when(when: datetime, now: datetime) -> str:
@@ -193,18 +186,14 @@ def results_text(page: ResultsPage, amenities: tuple[str, ...], now: datetime) -
         )
     for n, result in enumerate(page.results, start=page.page * 5 + 1):
         distance = result.hit.distance_m
+        minutes = walking_minutes(distance)
         lines.append("")
         lines.append(f"{n}. <b>{escape(result.station.name)}</b>")
-        lines.append(
-            "    "
-            + " · ".join(
-                (
-                    format_distance(distance),
-                    _("🚶 {minutes} min").format(minutes=walking_minutes(distance)),
-                    hours_phrase(result, now),
-                )
-            )
-        )
+        facts = [format_distance(distance)]
+        if minutes is not None:
+            facts.append(_("🚶 {minutes} min").format(minutes=minutes))
+        facts.append(hours_phrase(result, now))
+        lines.append("    " + " · ".join(facts))
         if result.station.amenities:
             lines.append("    " + icons(result.station.amenities))
         if result.closure is not None:
@@ -364,12 +353,14 @@ def card_text(
     if station.address:
         lines.append("📍 " + escape(station.address))
     if distance_m is not None:
-        lines.append(
-            "📏 "
-            + _("{distance} away, about {minutes} min on foot").format(
-                distance=format_distance(distance_m), minutes=walking_minutes(distance_m)
+        minutes = walking_minutes(distance_m)
+        if minutes is None:
+            line = _("{distance} away").format(distance=format_distance(distance_m))
+        else:
+            line = _("{distance} away, about {minutes} min on foot").format(
+                distance=format_distance(distance_m), minutes=minutes
             )
-        )
+        lines.append("📏 " + line)
     if station.status is StationStatus.TEMPORARILY_CLOSED:
         lines.append("⛔ " + _("Temporarily closed"))
     elif station.status is StationStatus.CLOSED:

@@ -168,10 +168,31 @@ async def test_live_location_refreshes_the_same_message_at_most_every_30_seconds
     assert [m.message_id for m in env.api.bot_messages(env.user_id) if not is_offer(m)] == [first.message_id]
 
 
-async def test_far_away_riders_are_told_plainly(env: Env) -> None:
-    reply = await env.location("en", 36.0, 80.5)
+@pytest.mark.parametrize("lang", LANGS)
+async def test_far_away_riders_are_told_plainly_without_walking_minutes(env: Env, lang: str) -> None:
+    gettext = translator(LANGS[lang]).gettext
+    reply = await env.location(lang, 36.0, 80.5)  # about 130 km from Hotan's station
     assert "和田工会驿站" in reply.text
-    assert "⚠️ The nearest one is" in reply.text
+    warning = gettext("⚠️ The nearest one is {distance} away.").split("{distance}")[0]
+    assert warning and warning in reply.text
+    assert "🚶" not in reply.text
+    await env.press(lang, reply.message_id, button_data(reply, "st:")[0])
+    # The card comes first, then a venue for the map.
+    await env.api.wait_for(lambda: any(m.venue for m in env.api.bot_messages(env.user_id)[-1:]))
+    card = next(m for m in reversed(env.api.bot_messages(env.user_id)) if "XJ0001" in m.text)
+    assert "📏 " + gettext("{distance} away").split("{distance}")[0] in card.text
+    about = (
+        gettext("{distance} away, about {minutes} min on foot").split("{distance}")[1].split("{minutes}")[0]
+    )
+    assert about.strip() and about not in card.text
+
+
+async def test_beyond_walking_range_the_distance_comes_alone(env: Env) -> None:
+    reply = await env.location("en", 37.20, 79.93)  # 10 km north of Hotan's station: not far, not walkable
+    assert "和田工会驿站" in reply.text and "10.0 km" in reply.text
+    assert "🚶" not in reply.text and "⚠️" not in reply.text
+    near = await env.location("en")  # in Guangzhou, a few hundred metres: minutes on foot
+    assert "🚶" in near.text and "⚠️" not in near.text
 
 
 async def test_none_open_nearby_shows_the_nearest_with_when_they_open(env: Env) -> None:

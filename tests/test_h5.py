@@ -413,6 +413,58 @@ async def test_the_list_works_when_leaflet_cannot_load(site: Site) -> None:
         assert page.errors == []
 
 
+async def search_at(page: Page, site: Site, lat: float, lon: float) -> None:
+    if await page.evaluate("document.getElementById('change-place').hidden") is False:
+        await page.click("#change-place")
+    await page.evaluate("document.querySelector('[data-testid=coords-input]').value = ''")
+    await page.type("[data-testid=coords-input]", f"{lat}, {lon}")
+    await page.click("[data-testid=coords-submit]")
+    hits = site.core.search.find_nearest_open(GeoPoint(lat, lon), 8, (), datetime.now(UTC))
+    details = await site.core.stations.get_many([hit.station_id for hit in hits])
+    await wait_for_names(page, [details[hit.station_id].name for hit in hits])
+
+
+@pytest.mark.browser
+async def test_far_from_everything_the_page_warns_and_gives_no_walking_minutes(site: Site) -> None:
+    gobi, oasis = (40.0, 90.0), (41.0, 95.0)
+    await site.core.stations.save_records(
+        [
+            StationRecord(
+                code="FAR001", name="戈壁驿站", lat=gobi[0] + 0.27, lon=gobi[1], opening_hours="24/7"
+            ),
+            StationRecord(
+                code="FAR002", name="绿洲驿站", lat=oasis[0] + 0.072, lon=oasis[1], opening_hours="24/7"
+            ),
+        ]
+    )
+    binary = require_chromium()
+    async with Chromium(binary) as browser:
+        page = await open_page(browser, site, geolocation=False)
+        zh = translator("zh_Hans").gettext
+
+        await search_at(page, site, *HOME)  # a few hundred metres: minutes on foot, no warning
+        walks = await texts(page, "[data-testid=station]:first-child .walk")
+        assert walks == [zh(UI_STRINGS["walk"]).format(minutes=2)]
+        assert await page.evaluate("document.querySelector('[data-testid=far-warning]').hidden") is True
+
+        await search_at(page, site, *oasis)  # 8 km: the distance alone, and still no warning
+        assert await text(page, "[data-testid=station-distance]") == zh("{km} km").format(km="8.0")
+        assert await texts(page, "[data-testid=station]:first-child .walk") == []
+        assert await page.evaluate("document.querySelector('[data-testid=far-warning]').hidden") is True
+
+        await search_at(page, site, *gobi)  # 30 km: the bot's warning, in each language
+        assert await texts(page, "[data-testid=station] .walk") == []
+        for locale in ("zh_Hans", "en", "zh_Hant"):
+            await choose_language(page, locale)
+            await page.wait_for(f"document.documentElement.dataset.locale === {json.dumps(locale)}")
+            gettext = translator(locale).gettext
+            distance = await text(page, "[data-testid=station-distance]")
+            assert distance == gettext("{km} km").format(km="30.0")
+            warning = gettext("⚠️ The nearest one is {distance} away.").format(distance=distance)
+            assert await text(page, "[data-testid=far-warning]") == warning
+        assert page.errors == []
+
+
 @pytest.mark.browser
 @pytest.mark.parametrize(("locale", "sample"), [("zh-CN", "驿站"), ("zh-TW", "驛站")])
 async def test_chinese_text_renders_with_a_cjk_font_not_as_boxes(

@@ -7,6 +7,7 @@ contract).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -138,8 +139,21 @@ class NearbyService:
         return [(details[hit.station_id], hit) for hit in hits if hit.station_id in details]
 
 
-#: Beyond this distance the nearest answer is "far" and riders are told so plainly.
+#: Beyond this distance the nearest answer is "far" and riders are told so plainly (bot and H5 page).
 FAR_AWAY_M = 20_000.0
+#: Walking speed behind "N min on foot": 4.5 km/h.
+WALKING_M_PER_MIN = 75.0
+#: Beyond this distance nobody walks: answers give the distance alone, not "372 min on foot".
+WALKING_RANGE_M = 5_000.0
+
+
+def walking_minutes(metres: float) -> int | None:
+    """Minutes on foot to a station `metres` away, or None beyond walking range."""
+    if metres > WALKING_RANGE_M:
+        return None
+    return max(1, math.ceil(metres / WALKING_M_PER_MIN))
+
+
 PAGE_SIZE = 5
 #: How many pages "more" can reach; past it a forged page number gets an empty page.
 MAX_PAGES = 20

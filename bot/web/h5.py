@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.i18n import DEFAULT_LOCALE, LOCALES, locale_for, translator
+from bot.services.nearby import FAR_AWAY_M, WALKING_M_PER_MIN, WALKING_RANGE_M
 from domain.values import AMENITY_KEYS
 from storage.seed import DEMO_PLACES
 
@@ -66,6 +67,7 @@ UI_STRINGS: dict[str, str] = {
     "empty_filter": N_("No station has everything in your filter. Try clearing it."),
     "searching": N_("Searching…"),
     "walk": N_("{minutes} min on foot"),
+    "far": N_("⚠️ The nearest one is {distance} away."),
     "open_until": N_("open until {time}"),
     "open_24h": N_("open 24 h"),
     "closed": N_("closed"),
@@ -140,6 +142,12 @@ def ui_catalogue(locale: str) -> dict[str, Any]:
             for key, lat, lon in DEMO_PLACES
         ],
         "languages": LANGUAGE_NAMES,
+        # The bot's thresholds (bot/services/nearby.py), so that both say the same about a distance.
+        "distances": {
+            "walking_m_per_min": WALKING_M_PER_MIN,
+            "walking_range_m": WALKING_RANGE_M,
+            "far_away_m": FAR_AWAY_M,
+        },
     }
 
 

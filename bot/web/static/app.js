@@ -5,7 +5,6 @@
 "use strict";
 
 (function () {
-  var WALKING_M_PER_MIN = 75; // 4.5 km/h, as the bot
   var RESULTS = 8;
   var LOCALES = ["zh_Hans", "zh_Hant", "en"];
   var HTML_LANG = { zh_Hans: "zh-Hans", zh_Hant: "zh-Hant", en: "en" };
@@ -132,8 +131,11 @@
     return t("km", { km: Math.round(metres / 1000).toLocaleString("en-US") });
   }
 
+  // Minutes on foot, or null beyond walking range (the bot's thresholds, from the server).
   function walkingMinutes(metres) {
-    return Math.max(1, Math.ceil(metres / WALKING_M_PER_MIN));
+    var distances = state.ui.distances;
+    if (metres > distances.walking_range_m) return null;
+    return Math.max(1, Math.ceil(metres / distances.walking_m_per_min));
   }
 
   function pad(n) {
@@ -457,7 +459,8 @@
     var distance = el("strong", "distance", formatDistance(station.distance_m));
     distance.setAttribute("data-testid", "station-distance");
     facts.appendChild(distance);
-    facts.appendChild(el("span", "walk", t("walk", { minutes: walkingMinutes(station.distance_m) })));
+    var minutes = walkingMinutes(station.distance_m);
+    if (minutes !== null) facts.appendChild(el("span", "walk", t("walk", { minutes: minutes })));
     item.appendChild(facts);
 
     var badge = el("p", "hours hours-" + hours.tone, hours.text);
@@ -511,6 +514,10 @@
     title.textContent = answer.fallback || state.includeClosed ? t("results_all") : t("results_open");
     if (!results.length) setNotice(answer.amenities.length ? t("empty_filter") : t("empty"));
     else setNotice(answer.fallback ? t("none_open") : "");
+    var far = $("far");
+    var nearest = results.length ? results[0].distance_m : 0;
+    far.hidden = !(nearest > state.ui.distances.far_away_m);
+    far.textContent = far.hidden ? "" : t("far", { distance: formatDistance(nearest) });
     results.forEach(function (station, i) {
       list.appendChild(stationCard(station, i + 1, answer.amenities));
     });
