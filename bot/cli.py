@@ -134,6 +134,19 @@ def build_parser() -> argparse.ArgumentParser:
         choices=LOCALES,
         help=_("language of the messages (default: the language of the file's header)"),
     )
+    template = station_cmds.add_parser(
+        "template",
+        help=_("write an import template: the header, two example rows and what each column takes"),
+    )
+    template.add_argument(
+        "--lang", choices=LOCALES, help=_("language of the header and the notes (default: the terminal's)")
+    )
+    template.add_argument(
+        "--format", choices=["xlsx", "csv"], default="xlsx", help=_("file format (default: xlsx)")
+    )
+    template.add_argument(
+        "--output", type=Path, help=_("file to write (default: stations-template.xlsx or .csv, here)")
+    )
     exp = station_cmds.add_parser("export", help=_("export every station"))
     exp.add_argument(
         "--format", choices=["csv", "geojson"], default="csv", help=_("file format (default: csv)")
@@ -248,9 +261,25 @@ async def cmd_import(core: Any, args: argparse.Namespace) -> int:
     return 1 if report.errors else 0
 
 
+def cmd_template(args: argparse.Namespace) -> int:
+    from storage.template import write_template
+
+    lang = args.lang or environment_locale()
+    path = args.output or Path(f"stations-template.{args.format}")
+    try:
+        write_template(path, lang, args.format, translator(lang).gettext)
+    except OSError as exc:
+        print(_("cannot write {path}: {error}").format(path=path, error=exc.strerror or exc), file=sys.stderr)
+        return 1
+    print(_("template written to {path}").format(path=path), file=sys.stderr)
+    return 0
+
+
 async def cmd_stations(args: argparse.Namespace) -> int:
     from bot.app import open_core
 
+    if args.stations_command == "template":
+        return cmd_template(args)  # needs no database
     async with open_core(load_index=False) as core:
         if args.stations_command == "import":
             return await cmd_import(core, args)

@@ -6,6 +6,7 @@ touches the database: the caller upserts `ParsedImport.records` by code in one t
 `write_geojson` export records in the same formats so that an export re-imports to equal records.
 
 Decisions worth knowing:
+- rows above the header whose first cell starts with `#` are comments (the import template's notes);
 - every problem in a row is reported, joined by "; " (a clerk fixes a row once, not once per problem);
   a row with the wrong number of cells reports only that, because its other cells are probably shifted;
 - `total_rows` counts non-blank data rows, so `len(records) + len(errors) == total_rows`;
@@ -277,6 +278,17 @@ _TRADITIONAL = str.maketrans(
     )
 )
 _TRADITIONAL_ONLY = frozenset(chr(c) for c in _TRADITIONAL)
+# The other way, for the words of the Traditional template (系 has two Traditional forms: left out).
+_TO_TRADITIONAL = {
+    ord(simplified): chr(trad) for trad, simplified in _TRADITIONAL.items() if simplified != "系"
+}
+
+
+def traditional(text: str) -> str:
+    """Header words, amenity labels and statuses in Traditional characters, as `_fold` reads them back."""
+    return text.translate(_TO_TRADITIONAL)
+
+
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
 
@@ -740,7 +752,9 @@ def _parse_table(
     strict_width: bool,
 ) -> ParsedImport:
     """Rows as (Excel row number, cells), the header first. `strict_width` rejects short/long CSV rows."""
-    header_at = next((i for i, (_, cells) in enumerate(rows) if not _is_blank(cells)), None)
+    header_at = next(
+        (i for i, (_, cells) in enumerate(rows) if not _is_blank(cells) and not _is_comment(cells)), None
+    )
     if header_at is None:
         raise ImportFileError(Text(N_("the file is empty: no header row")))
     columns, labels, unknown = _map_header(rows[header_at][1])
@@ -790,8 +804,21 @@ def _parse_table(
     return ParsedImport(records, errors, len(records) + len(errors), warnings, lang)
 
 
+def _is_comment(cells: Sequence[Any]) -> bool:
+    """A row above the header whose first cell starts with `#` (the template's notes) is skipped."""
+    first = cells[0] if cells else None
+    return isinstance(first, str) and first.lstrip("\ufeff \t").startswith("#")
+
+
 def _sniff_delimiter(text: str) -> str:
-    first_line = next((line for line in text[:65_536].splitlines() if line.strip()), "")
+    first_line = next(
+        (
+            line
+            for line in text[:65_536].splitlines()
+            if line.strip() and not line.lstrip('\ufeff "').startswith("#")
+        ),
+        "",
+    )
     counts = {delimiter: first_line.count(delimiter) for delimiter in (",", "\t", ";")}
     # Comma unless the header clearly uses another separator (and no commas at all would be odd for it).
     best = max(counts, key=counts.__getitem__)
