@@ -14,15 +14,18 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.config import Settings
 from bot.i18n import LOCALES, environment_locale, translator
 from bot.services.nearby import NearbyResult, NearbyService, nearby_json
 from domain.values import AMENITY_KEYS, CRS, GeoPoint, InvalidLocation, YizhanError
+
+if TYPE_CHECKING:
+    from bot.app import Core
 
 _ = translator(environment_locale()).gettext
 log = logging.getLogger("yizhan")
@@ -516,21 +519,24 @@ async def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-DEMO_PLACE_LABELS = {
-    "guangzhou_tianhe": "广州 天河 · Guangzhou Tianhe",
-    "shenzhen_futian": "深圳 福田 · Shenzhen Futian",
-    "beijing_chaoyang": "北京 朝阳 · Beijing Chaoyang",
-    "shanghai_peoples_square": "上海 人民广场 · Shanghai People's Square",
-    "chengdu_chunxi_road": "成都 春熙路 · Chengdu Chunxi Road",
-    "wuhan": "武汉 · Wuhan",
-}
+def chosen_locale_reader(core: Core) -> Callable[[int], Awaitable[str | None]]:
+    """How the demo's chat page learns the language a user chose with /language (None: no choice)."""
+    from bot.services.users import UserService
+
+    async def chosen_locale(user_id: int) -> str | None:
+        async with core.sessions() as session:
+            user = await UserService(session).get(user_id)
+        return user.locale if user is not None else None
+
+    return chosen_locale
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
     from bot.app import open_core
     from bot.telegram import build_bot, build_dispatcher, run_polling
+    from domain.places import DEMO_PLACES
     from localapi import LocalBotAPI
-    from storage.seed import DEMO_PLACES, demo_stations
+    from storage.seed import demo_stations
 
     ensure_port_free(args.host, args.port)
     async with open_core() as core:
@@ -539,7 +545,8 @@ async def cmd_demo(args: argparse.Namespace) -> int:
             await core.stations.save_records(demo_stations())
             await core.reload_index()
         api = LocalBotAPI(
-            preset_places=[(key, DEMO_PLACE_LABELS.get(key, key), lat, lon) for key, lat, lon in DEMO_PLACES]
+            preset_places=[(place.key, place.label, place.lat, place.lon) for place in DEMO_PLACES],
+            chosen_locale=chosen_locale_reader(core),
         )
         try:
             url = await api.start(args.host, args.port)

@@ -14,6 +14,7 @@ import re
 import secrets
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from aiogram import Bot, Dispatcher
@@ -38,11 +39,14 @@ from bot.middlewares import (
     UpdateOnceMiddleware,
     UserSessionMiddleware,
 )
+from bot.notify import tell
 from bot.observability import Metrics, log_context
 from bot.services.nearby import NearbyService
-from bot.services.users import effective_locale, user_cache
+from bot.services.reports import StaffDigest
+from bot.services.users import UserService, effective_locale, user_cache
 from bot.session import JsonAiohttpSession
 from domain.clock import utc_now
+from domain.languages import LANGUAGES
 from domain.values import User, YizhanError
 from handlers import announcements, moderation, privacy, reports, search, start
 from storage.memory_state import ExpiringMemoryStorage
@@ -185,25 +189,22 @@ async def _on_error(
         # The locale middleware's context is gone too: translate explicitly.
         from storage.redis_state import StateUnavailable
 
-        locale = effective_locale(user, language_code)
-        if isinstance(event.exception, StateUnavailable):
-            text = i18n.gettext(
-                "This step cannot be saved right now. Please try again in a moment.", locale=locale
-            )
-        else:
-            text = i18n.gettext("Sorry, something went wrong. Please try again in a moment.", locale=locale)
-        try:
-            await bot.send_message(chat_id, text)
-        except Exception:
-            log.warning("could not tell chat %s about the error", chat_id, exc_info=True)
+        unavailable = isinstance(event.exception, StateUnavailable)
+
+        def apology() -> str:
+            if unavailable:
+                return i18n.gettext("This step cannot be saved right now. Please try again in a moment.")
+            return i18n.gettext("Sorry, something went wrong. Please try again in a moment.")
+
+        await tell(bot, i18n, chat_id, effective_locale(user, language_code), apology, about="the error")
 
 
 async def _on_startup(bot: Bot) -> None:
     """Commands and descriptions per language; failures here are logged and never stop the bot."""
     i18n = build_i18n()
-    # Telegram keys these by two-letter language code: "zh" serves both scripts, so it gets zh_Hans,
-    # and the default (no code) is Simplified Chinese too.
-    for language_code, locale in ((None, "zh_Hans"), ("zh", "zh_Hans"), ("en", "en")):
+    # Telegram keys these by two-letter language code; the registry says which language fills which.
+    menus = [(code or None, language.locale) for language in LANGUAGES for code in language.menu_codes]
+    for language_code, locale in menus:
         commands = [
             BotCommand(command="start", description=i18n.gettext("Find stations near me", locale=locale)),
             BotCommand(command="help", description=i18n.gettext("How to use this bot", locale=locale)),
@@ -242,28 +243,28 @@ async def send_digests(bot: Bot, core: Core, i18n: I18n, at: datetime) -> int:
     from aiogram.utils.i18n import gettext as _
 
     from handlers.views import case_line, pause_alert
-    from storage.users_repo import UserRepository
+
+    def digest_text(digest: StaffDigest) -> str:
+        # A region's pause, in the timezone of the stations that name none (China's, by default).
+        lines = [pause_alert(pause, ZoneInfo(core.settings.default_tz)) for pause in digest.pauses]
+        if digest.cases:
+            lines.append(_("📬 <b>New reports in your region: {count}</b>").format(count=len(digest.cases)))
+            lines += [case_line(case) for case in digest.cases[:10]]
+        lines.append(_("Open the queue with /reports."))
+        return "\n\n".join(lines)
 
     due = await core.reports.due_digests(await core.roles.moderators(), at)
     sent = 0
     for user_id, digest in due.items():
-        cases = digest.cases
         async with core.sessions() as session:
-            user = await UserRepository(session).get(user_id)
-        with i18n.context(), i18n.use_locale(effective_locale(user)):
-            # A region's pause, in the timezone of the stations that name none (China's, by default).
-            lines = [pause_alert(pause, ZoneInfo(core.settings.default_tz)) for pause in digest.pauses]
-            if cases:
-                lines.append(_("📬 <b>New reports in your region: {count}</b>").format(count=len(cases)))
-                lines += [case_line(case) for case in cases[:10]]
-            lines.append(_("Open the queue with /reports."))
-            text = "\n\n".join(lines)
+            locale = await UserService(session).locale_of(user_id)
+        if not await tell(bot, i18n, user_id, locale, partial(digest_text, digest), about="the digest"):
+            continue
         try:
-            await bot.send_message(user_id, text)
             await core.reports.digest_sent(user_id, at)
             sent += 1
         except Exception:
-            log.warning("could not send the digest to staff %s", user_id, exc_info=True)
+            log.warning("could not record the digest sent to staff %s", user_id, exc_info=True)
     return sent
 
 

@@ -12,24 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-#: Amenity keys in their canonical order (the order used for bitmasks, icons and exports), with the
-#: Simplified Chinese label that imports accept besides the key. User-facing labels come from the catalogues.
-AMENITY_LABELS_ZH: dict[str, str] = {
-    "drinking_water": "饮水",
-    "food_heating": "热饭（微波炉）",
-    "rest_area": "休息座椅",
-    "toilet": "卫生间",
-    "phone_charging": "手机充电",
-    "ebike_charging": "电动车充电",
-    "first_aid": "医药箱",
-    "umbrella": "雨具借用",
-    "air_conditioning": "空调避暑",
-    "heating": "冬季取暖",
-    "wifi": "无线上网",
-    "reading": "书报阅览",
-    "legal_aid": "法律援助",
-    "sewing": "衣物缝补",
-}
+from domain.amenities import AMENITIES
+
+#: Amenity keys in their canonical order (bitmasks, icons, exports) and the Simplified Chinese label imports
+#: accept besides the key; both from the amenity registry (`domain/amenities.py`).
+AMENITY_LABELS_ZH: dict[str, str] = {amenity.key: amenity.label_zh for amenity in AMENITIES}
 AMENITY_KEYS: tuple[str, ...] = tuple(AMENITY_LABELS_ZH)
 AMENITY_BIT: dict[str, int] = {key: 1 << i for i, key in enumerate(AMENITY_KEYS)}
 

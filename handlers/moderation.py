@@ -19,12 +19,13 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import lazy_gettext as __
 
+from bot.notify import tell
 from bot.services.ratings import RatingService
 from bot.services.reports import AlreadyDecided, CaseNotFound, Decision, DecisionResult, ReportService
 from bot.services.roles import InvalidGrant, NotAllowed, RoleService
 from bot.services.station_admin import InvalidEdit, StationAdminService
 from bot.services.stations import StationService
-from bot.services.users import UserService, effective_locale
+from bot.services.users import UserService
 from domain.clock import Clock
 from domain.hours import hours_of
 from domain.values import Station, StationNotFound, StationStatus, User
@@ -163,34 +164,28 @@ async def case_decided(
 
 async def _tell_reporters(result: DecisionResult, bot: Bot, i18n: I18n, users: UserService) -> None:
     """Each reporter hears the outcome in their own language."""
-    for reporter_id in result.reporters:
-        user = await users.get(reporter_id)
-        locale = effective_locale(user)
+
+    def outcome() -> str:
         if result.decision is Decision.APPROVE:
             text = i18n.gettext(
                 "✅ Thank you! Your report about {name} was confirmed "
-                "and the station's information is updated.",
-                locale=locale,
+                "and the station's information is updated."
             )
         elif result.decision is Decision.REJECT:
             text = i18n.gettext(
                 "Thank you for your report about {name}. "
-                "Union staff checked it and left the station as it is.",
-                locale=locale,
+                "Union staff checked it and left the station as it is."
             )
         else:
             text = i18n.gettext(
                 "Union staff need more details about your report on {name}. "
-                "Please report it again with a photo or a few words.",
-                locale=locale,
+                "Please report it again with a photo or a few words."
             )
-        text = text.format(name=escape(result.case.station.name))
-        try:
-            await bot.send_message(reporter_id, text)
-        except Exception:  # a reporter who blocked the bot must not undo the decision
-            log.warning(
-                "could not tell reporter %s about case %s", reporter_id, result.case.id, exc_info=True
-            )
+        return text.format(name=escape(result.case.station.name))
+
+    for reporter_id in result.reporters:
+        locale = await users.locale_of(reporter_id)
+        await tell(bot, i18n, reporter_id, locale, outcome, about=f"the outcome of case {result.case.id}")
 
 
 # -- station lifecycle ------------------------------------------------------------------------------------

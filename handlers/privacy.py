@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-
 from aiogram import Router
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
@@ -13,11 +10,10 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.services.privacy import PrivacyService
 from bot.services.users import UserService
+from domain.clock import Clock
 from handlers.callbacks import ForgetCb
 from handlers.common import own_message, safe_edit
 from handlers.filters import private_chat
-
-Clock = Callable[[], datetime]
 
 
 def privacy_text(retention_days: int) -> str:

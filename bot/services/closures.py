@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from domain.clock import DEFAULT_TZ
 from storage.reports_repo import ClosureTally, ReportRepository
 
 #: How long a closure report stays worth showing: the window of the safety net.
@@ -36,7 +37,7 @@ class ClosureBoard:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        default_tz: str = "Asia/Shanghai",
+        default_tz: str = DEFAULT_TZ,
         window: timedelta = NOTE_WINDOW,
     ) -> None:
         self.sessions = sessions

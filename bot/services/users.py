@@ -102,6 +102,10 @@ class UserService:
         """A known user as stored, or None."""
         return await self.repo.get(user_id)
 
+    async def locale_of(self, user_id: int) -> str:
+        """The locale to write to a user in (the default for someone the bot does not know)."""
+        return effective_locale(await self.repo.get(user_id))
+
     async def seen(
         self, user_id: int, first_name: str, username: str | None, language_code: str | None
     ) -> User:

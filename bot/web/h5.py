@@ -25,21 +25,18 @@ from aiohttp import web
 
 from bot.i18n import DEFAULT_LOCALE, LOCALES, locale_for, translator
 from bot.services.nearby import FAR_AWAY_M, WALKING_M_PER_MIN, WALKING_RANGE_M
-from domain.values import AMENITY_KEYS
-from storage.seed import DEMO_PLACES
+from domain.amenities import AMENITIES
+from domain.languages import LANGUAGES
+from domain.places import DEMO_PLACES
+from domain.text import N_
 
 __all__ = ["DEFAULT_TILE_URL", "STATIC_DIR", "UI_STRINGS", "setup_h5", "ui_catalogue"]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 DEFAULT_TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 DEFAULT_TILE_ATTRIBUTION = "© OpenStreetMap contributors"
-LANGUAGE_NAMES = {"zh_Hans": "简体中文", "zh_Hant": "繁體中文", "en": "English"}
-HTML_LANG = {"zh_Hans": "zh-Hans", "zh_Hant": "zh-Hant", "en": "en"}
-
-
-def N_(message: str) -> str:
-    """Marks a string for extraction; it is translated later, per request."""
-    return message
+LANGUAGE_NAMES = {language.locale: language.name for language in LANGUAGES}
+HTML_LANG = {language.locale: language.tag for language in LANGUAGES}
 
 
 UI_STRINGS: dict[str, str] = {
@@ -88,35 +85,7 @@ UI_STRINGS: dict[str, str] = {
     "km": N_("{km} km"),
 }
 
-#: The same msgids as the bot's `handlers.views.AMENITY_LABELS`, so the translations are shared.
-AMENITY_LABELS: dict[str, str] = {
-    "drinking_water": N_("Drinking water"),
-    "food_heating": N_("Food heating"),
-    "rest_area": N_("Rest area"),
-    "toilet": N_("Toilet"),
-    "phone_charging": N_("Phone charging"),
-    "ebike_charging": N_("E-bike charging"),
-    "first_aid": N_("First aid kit"),
-    "umbrella": N_("Umbrella loan"),
-    "air_conditioning": N_("Air conditioning"),
-    "heating": N_("Winter heating"),
-    "wifi": N_("Wi-Fi"),
-    "reading": N_("Reading corner"),
-    "legal_aid": N_("Legal aid"),
-    "sewing": N_("Sewing repairs"),
-}
-
 WEEKDAYS = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
-
-#: The demo's preset places: the demo data set guarantees open stations near each of them.
-PLACE_LABELS: dict[str, str] = {
-    "guangzhou_tianhe": N_("Guangzhou Tianhe"),
-    "shenzhen_futian": N_("Shenzhen Futian"),
-    "beijing_chaoyang": N_("Beijing Chaoyang"),
-    "shanghai_peoples_square": N_("Shanghai People's Square"),
-    "chengdu_chunxi_road": N_("Chengdu Chunxi Road"),
-    "wuhan": N_("Wuhan"),
-}
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)(?::([a-z_]+))?\s*\}\}")
 _TEMPLATE_FILES = ("app.js", "style.css", "vendor/leaflet/leaflet.js", "vendor/leaflet/leaflet.css")
@@ -135,11 +104,11 @@ def ui_catalogue(locale: str) -> dict[str, Any]:
     return {
         "locale": locale,
         "strings": {key: gettext(source) for key, source in UI_STRINGS.items()},
-        "amenities": {key: gettext(AMENITY_LABELS[key]) for key in AMENITY_KEYS},
+        "amenities": {amenity.key: gettext(amenity.label) for amenity in AMENITIES},
         "weekdays": [gettext(day) for day in WEEKDAYS],
         "places": [
-            {"key": key, "label": gettext(PLACE_LABELS.get(key, key)), "lat": lat, "lon": lon}
-            for key, lat, lon in DEMO_PLACES
+            {"key": place.key, "label": gettext(place.label), "lat": place.lat, "lon": place.lon}
+            for place in DEMO_PLACES
         ],
         "languages": LANGUAGE_NAMES,
         # The bot's thresholds (bot/services/nearby.py), so that both say the same about a distance.

@@ -4,33 +4,6 @@
 "use strict";
 
 (() => {
-  const UI = {
-    "zh-hans": {
-      language: "语言", intro_title: "这个机器人能做什么？", start: "开始", live_sharing: "正在共享实时位置",
-      stop: "停止", share_title: "发送位置", send_coords: "发送坐标",
-      live_toggle: "共享实时位置（移动两次，每次约 50 米）", placeholder: "输入消息…", typing: "正在输入…",
-      bot: "机器人", offline: "连接中断，正在重试…", location: "位置", live_location: "实时位置",
-      edited: "已编辑", open_map: "在 OpenStreetMap 中打开", bad_coords: "请输入“纬度, 经度”，例如 30.657, 104.066",
-      intro_default: "发送位置，查找附近正在开放的工会驿站。",
-    },
-    "zh-hant": {
-      language: "語言", intro_title: "這個機器人能做什麼？", start: "開始", live_sharing: "正在共享即時位置",
-      stop: "停止", share_title: "傳送位置", send_coords: "傳送座標",
-      live_toggle: "共享即時位置（移動兩次，每次約 50 公尺）", placeholder: "輸入訊息…", typing: "正在輸入…",
-      bot: "機器人", offline: "連線中斷，正在重試…", location: "位置", live_location: "即時位置",
-      edited: "已編輯", open_map: "在 OpenStreetMap 中開啟", bad_coords: "請輸入「緯度, 經度」，例如 30.657, 104.066",
-      intro_default: "傳送位置，查找附近正在開放的工會驛站。",
-    },
-    en: {
-      language: "Language", intro_title: "What can this bot do?", start: "Start", live_sharing: "Sharing live location",
-      stop: "Stop", share_title: "Send a location", send_coords: "Send",
-      live_toggle: "Share live location (moves twice, ~50 m each)", placeholder: "Message…", typing: "typing…",
-      bot: "bot", offline: "Connection lost, retrying…", location: "Location", live_location: "Live location",
-      edited: "edited", open_map: "Open in OpenStreetMap", bad_coords: "Type “latitude, longitude”, e.g. 30.657, 104.066",
-      intro_default: "Share a location to find trade-union stations open near you.",
-    },
-  };
-  const HTML_LANG = { "zh-hans": "zh-Hans", "zh-hant": "zh-Hant", en: "en" };
   // Icons are inline SVG, not emoji: many Linux machines (CI included) have no colour emoji font.
   const PIN_SVG = '<svg viewBox="0 0 24 24" width="1em" height="1em" aria-hidden="true"><path fill="currentColor" '
     + 'd="M12 2a7 7 0 0 0-7 7c0 5.2 7 13 7 13s7-7.8 7-13a7 7 0 0 0-7-7zm0 9.5A2.5 2.5 0 1 1 12 6.5a2.5 2.5 0 0 1 0 5z"/>'
@@ -50,7 +23,16 @@
   };
 
   const $ = (id) => document.getElementById(id);
-  const t = (key) => (UI[state.lang] || UI.en)[key] || UI.en[key] || key;
+  // The page's strings, the languages and the places' labels come from the server (its catalogues and
+  // registries), so this file keeps no translations of its own.
+  const t = (key) => {
+    const strings = state.config ? state.config.strings : null;
+    return (strings && (strings[state.lang] || {})[key]) || "";
+  };
+  const htmlLang = () => {
+    const language = state.config && state.config.languages.find((l) => l.code === state.lang);
+    return language ? language.tag : "zh-Hans";
+  };
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
   function pinIcon(className) {
@@ -206,7 +188,7 @@
   }
 
   function timeOf(seconds) {
-    return new Date(seconds * 1000).toLocaleTimeString(HTML_LANG[state.lang], { hour: "2-digit", minute: "2-digit" });
+    return new Date(seconds * 1000).toLocaleTimeString(htmlLang(), { hour: "2-digit", minute: "2-digit" });
   }
 
   function renderMessage(message) {
@@ -317,10 +299,11 @@
   }
 
   function applyLanguage() {
-    document.documentElement.lang = HTML_LANG[state.lang] || "en";
+    document.documentElement.lang = htmlLang();
     for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
     if (!state.replyKeyboard || !state.replyKeyboard.input_field_placeholder) $("text-input").placeholder = t("placeholder");
     $("language").value = state.lang;
+    if (state.config) renderPresets();
     for (const message of state.messages.values()) renderMessage(message);
     renderStatus();
     renderIntro();
@@ -477,7 +460,7 @@
     box.replaceChildren(...state.config.preset_places.map((place) => {
       const node = el("button", { type: "button", class: "preset", "data-testid": "preset-place", "data-key": place.key },
         pinIcon("preset-pin"),
-        el("span", { class: "preset-label", text: place.label }),
+        el("span", { class: "preset-label", text: (place.labels || {})[state.lang] || place.label }),
         el("span", { class: "preset-coords", text: `${place.latitude.toFixed(4)}, ${place.longitude.toFixed(4)}` }));
       node.addEventListener("click", () => sendLocation({ key: place.key }));
       return node;
@@ -547,7 +530,6 @@
     $("bot-avatar").textContent = Array.from(config.bot.first_name)[0] || "🤖";
     document.title = `${config.bot.first_name} · @${config.bot.username}`;
     $("language").replaceChildren(...config.languages.map((l) => el("option", { value: l.code, text: l.label })));
-    renderPresets();
     applyLanguage();
     poll();
   }
