@@ -15,30 +15,9 @@ from bot.services.ratings import MAX_COMMENT, InvalidRating
 from bot.services.reports import MAX_TEXT, InvalidReport
 from bot.services.roles import InvalidGrant
 from bot.services.station_admin import InvalidEdit
-from domain.hours import HoursProblem
 from domain.hours_zh import HOURS_EXAMPLE_OSM, HOURS_EXAMPLE_ZH, UnreadableHours
+from domain.messages import hours_error_sentences
 from domain.values import InvalidOpeningHours
-
-#: What the hours parser expected, by grammar rule (`domain.hours.GRAMMAR_WORDS`); rules not
-#: listed are left out of the sentence rather than shown by their internal name.
-_EXPECTED = {
-    "EOI": __("the end of the text"),
-    "any_rule_separator": __("a rule separator (; , ||)"),
-    "normal_rule_separator": __("a rule separator (;)"),
-    "rules_modifier": __("open, closed, off or unknown"),
-    "always_open": __("24/7"),
-    "small_range_selectors": __("weekdays or times"),
-    "week_selector": __("a week number"),
-    "monthday_range": __("a date"),
-    "variable_date": __("a date"),
-    "year": __("a year"),
-    "month": __("a month"),
-    "comment": __("a comment in double quotes"),
-    "timespan": __("a time range (HH:MM-HH:MM)"),
-    "extended_time": __("a time (HH:MM)"),
-    "holiday": __("PH or SH"),
-    "wday": __("a weekday (Mo Tu We Th Fr Sa Su)"),
-}
 
 
 def hours_error_text(error: InvalidOpeningHours) -> str:
@@ -50,34 +29,8 @@ def hours_error_text(error: InvalidOpeningHours) -> str:
             osm=f"<code>{escape(HOURS_EXAMPLE_OSM)}</code>",
         )
         return f"{reason}\n{example}"
-    if error.code == HoursProblem.PH_OFFSET:
-        return _("PH with a day offset (like “PH +1 day”) is not supported.")
-    if error.code == HoursProblem.PH_WITH_WEEKDAYS:
-        return _("“PH” directly followed by weekdays is not supported; write “PH,Mo-Fr” or two rules.")
-    if error.code == HoursProblem.PH_POSITION:
-        return _("PH is not supported in this position.")
-    if error.code != HoursProblem.SYNTAX:
-        return _("this is not in opening hours syntax.")
-    details = error.details
-    token = escape(str(details.get("token", "")))
-    if details.get("column"):
-        where = _("at “{text}” (character {column})").format(text=token, column=details["column"])
-    else:
-        where = _("at the end")
-    if details.get("unexpected"):
-        sentence = _("{where}: this is not allowed here.").format(where=where)
-    else:
-        words = [str(_EXPECTED[rule]) for rule in details.get("expected", ()) if rule in _EXPECTED]
-        words = list(dict.fromkeys(words))
-        if words:
-            sentence = _("{where}: expected {what}.").format(where=where, what=" / ".join(words))
-        else:
-            sentence = _("{where}: this cannot be read.").format(where=where)
-    if details.get("free_text"):
-        sentence += "\n" + _(
-            'Free text must be written as a comment in double quotes, e.g. "by appointment".'
-        )
-    return sentence
+    # The same words as an import report's (domain/messages.py), escaped for HTML.
+    return "\n".join(escape(sentence.translated(_), quote=False) for sentence in hours_error_sentences(error))
 
 
 def rating_error_text(error: InvalidRating) -> str:

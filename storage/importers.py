@@ -47,6 +47,7 @@ from domain.hours_zh import (
     UnreadableHours,
     accept_hours,
 )
+from domain.messages import N_, Gettext, Text, hours_error_sentences, translated
 from domain.values import (
     AMENITY_KEYS,
     AMENITY_LABELS_ZH,
@@ -65,6 +66,7 @@ __all__ = [
     "Text",
     "geojson_feature",
     "parse_station_file",
+    "translated",
     "write_csv",
     "write_geojson",
 ]
@@ -169,38 +171,6 @@ _LOOSE_DATE = re.compile(
     r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
     r"(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?$"
 )
-
-
-def N_(message: str) -> str:
-    """Marks a msgid for extraction (`pybabel extract -k N_`); `Text` translates it at the edge."""
-    return message
-
-
-Gettext = Callable[[str], str]
-
-
-class Text(str):
-    """A message: its English text as a `str` (what logs, tests and `str()` see), plus the msgid and the
-    parameters to render it in another language with `translated(gettext)`. Parameters that are `Text`
-    themselves are translated too."""
-
-    msgid: str
-    params: dict[str, Any]
-
-    def __new__(cls, msgid: str, **params: Any) -> Text:
-        self = super().__new__(cls, msgid.format(**params))
-        self.msgid = msgid
-        self.params = params
-        return self
-
-    def translated(self, gettext: Gettext) -> str:
-        params = {k: v.translated(gettext) if isinstance(v, Text) else v for k, v in self.params.items()}
-        return gettext(self.msgid).format(**params)
-
-
-def translated(text: str, gettext: Gettext) -> str:
-    """`text` in the language of `gettext` when it is a `Text`; as it is otherwise."""
-    return text.translated(gettext) if isinstance(text, Text) else text
 
 
 class ImportFileError(YizhanError):
@@ -446,7 +416,7 @@ class _RowParser:
         self.default_tz = default_tz
         self.unit = unit
         self.seen_codes: dict[str, int] = {}
-        self._hours_cache: dict[str, AcceptedHours | Text] = {}
+        self._hours_cache: dict[str, AcceptedHours | tuple[Text, ...]] = {}
         self._amenity_cache: dict[str, tuple[tuple[str, ...], list[str]]] = {}
         self._tz_cache: dict[str, ZoneInfo | None] = {}
         self._amenity_items: dict[str, str | None] = {}
@@ -521,23 +491,32 @@ class _RowParser:
             try:
                 accepted = accept_hours(text)
             except UnreadableHours as exc:
-                accepted = Text(
-                    N_("opening hours {value} are not valid: {reason}; write them like {example} or {osm}"),
-                    value=repr(text),
-                    reason=Text(exc.reason, fragment=exc.fragment),
-                    example=HOURS_EXAMPLE_ZH,
-                    osm=HOURS_EXAMPLE_OSM,
+                accepted = (
+                    Text(
+                        N_(
+                            "opening hours {value} are not valid: {reason}; "
+                            "write them like {example} or {osm}"
+                        ),
+                        value=repr(text),
+                        reason=Text(exc.reason, fragment=exc.fragment),
+                        example=HOURS_EXAMPLE_ZH,
+                        osm=HOURS_EXAMPLE_OSM,
+                    ),
                 )
             except InvalidOpeningHours as exc:
-                # One line per rejected row in the report: fold the parser's multi-line hints.
-                accepted = Text(
-                    N_("opening hours {value} are not valid: {reason}"),
-                    value=repr(unicodedata.normalize("NFKC", text)),
-                    reason=re.sub(r"\s*\n\s*", "; ", exc.message.strip()),
+                # The bot's words for the parser's error; a hint is one more problem of the row.
+                first, *hints = hours_error_sentences(exc)
+                accepted = (
+                    Text(
+                        N_("opening hours {value} are not valid: {reason}"),
+                        value=repr(unicodedata.normalize("NFKC", text)),
+                        reason=first,
+                    ),
+                    *hints,
                 )
             self._hours_cache[text] = accepted
-        if isinstance(accepted, Text):
-            problems.append(accepted)
+        if isinstance(accepted, tuple):
+            problems.extend(accepted)
             return "", ""
         return accepted.expression, accepted.original or original
 

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from domain.hours_zh import HOURS_EXAMPLE_OSM, HOURS_EXAMPLE_ZH
+from domain.messages import N_
 from domain.values import AMENITY_KEYS, AMENITY_LABELS_ZH
-from storage.importers import COLUMN_LABELS_ZH, COLUMN_LABELS_ZH_HANT, N_, traditional
+from storage.importers import COLUMN_LABELS_ZH, COLUMN_LABELS_ZH_HANT, traditional
 
 __all__ = [
     "TEMPLATE_COLUMNS",

@@ -192,9 +192,21 @@ def test_wgs84_coordinates_outside_china_are_accepted(tmp_path: Path) -> None:
 def test_rejects_opening_hours_the_parser_refuses_with_its_message(tmp_path: Path) -> None:
     error = only_error(parse_csv(tmp_path, HEADER + "\nA,站一,39.9,116.4,Mo-Fr 25:00-26:00,,\n"))
     assert error.row == 2
-    assert error.reason.startswith("opening hours 'Mo-Fr 25:00-26:00' are not valid: ")
-    assert parser_message("Mo-Fr 25:00-26:00").splitlines()[0] in error.reason
-    assert "\n" not in error.reason  # one line per row in the report
+    assert error.reason == (
+        "opening hours 'Mo-Fr 25:00-26:00' are not valid: at “25:00-26:00” (character 7): expected the "
+        "end of the text / a rule separator (; , ||) / open, closed, off or unknown / a time range "
+        "(HH:MM-HH:MM) / PH or SH."
+    )
+    assert parser_message("Mo-Fr 25:00-26:00")  # the parser refuses it too
+
+
+def test_the_parsers_refusal_reads_in_the_sheets_language_with_its_hint(tmp_path: Path) -> None:
+    result = parse_csv(tmp_path, ZH_HEADER + "\nA,站一,,39.9,116.4,call first,,,,,,\n")
+    (error,) = result.errors
+    zh = error.translated(translator("zh_Hans").gettext)
+    assert zh.startswith("第 2 行：开放时间 'call first' 无效：在“call”处（第 1 个字符）：这里应为 ")
+    assert zh.endswith('；说明文字要写在英文双引号里作为备注，例如 "by appointment"。')
+    assert "\n" not in zh and "expected" not in zh  # one line per row, nothing left in English
 
 
 def test_full_width_opening_hours_are_normalised_before_validation(tmp_path: Path) -> None:
