@@ -26,6 +26,8 @@ from typing import Any, TextIO
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+from domain.statuses import DeliveryStatus
+
 __all__ = [
     "CONTENT_TYPE_LATEST",
     "ContextFilter",
@@ -180,7 +182,13 @@ HANDLER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 #: The search runs in tens of microseconds on the index; opening hours and re-ranking add to it.
 SEARCH_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 ERROR_PLACES = ("bot", "web")
-DELIVERY_STATUSES = ("sent", "failed", "blocked", "retry")
+#: Delivery outcomes as counted: an outbox row back to `pending` counts as a retry.
+DELIVERY_STATUSES = (
+    DeliveryStatus.SENT.value,
+    DeliveryStatus.FAILED.value,
+    DeliveryStatus.BLOCKED.value,
+    "retry",
+)
 
 
 class Metrics:
@@ -232,7 +240,7 @@ class Metrics:
 
     def delivery(self, status: str) -> None:
         """One announcement delivery attempt ended with `status` (the outbox's `pending` counts as retry)."""
-        self.announcements_sent.labels("retry" if status == "pending" else status).inc()
+        self.announcements_sent.labels("retry" if status == DeliveryStatus.PENDING else str(status)).inc()
 
     def error(self, where: str) -> None:
         self.errors.labels(where).inc()

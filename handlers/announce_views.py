@@ -19,22 +19,23 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.services.announcements import AnnouncementView, Audience
 from bot.services.stations import province_name
 from domain.clock import DEFAULT_TZ
+from domain.statuses import AnnouncementStatus
 from handlers.callbacks import AnnouncementCb, ComposeCb, SubscribeCb, UnsubscribeCb, round_point
 from handlers.views import listed
 
 #: Announcements are scheduled and shown in China's time.
 ANNOUNCE_TZ = ZoneInfo(DEFAULT_TZ)
 RADII_KM = (1, 3, 5, 10, 20)
-ACTIVE = ("sending", "scheduled", "paused")
+ACTIVE = (AnnouncementStatus.SENDING, AnnouncementStatus.SCHEDULED, AnnouncementStatus.PAUSED)
 _TAG = re.compile(r"<[^>]+>")
 
 STATUS_LABELS = {
-    "draft": __("draft"),
-    "scheduled": __("⏰ scheduled"),
-    "sending": __("📤 sending"),
-    "paused": __("⏸ paused"),
-    "cancelled": __("✖️ cancelled"),
-    "done": __("✅ done"),
+    AnnouncementStatus.DRAFT: __("draft"),
+    AnnouncementStatus.SCHEDULED: __("⏰ scheduled"),
+    AnnouncementStatus.SENDING: __("📤 sending"),
+    AnnouncementStatus.PAUSED: __("⏸ paused"),
+    AnnouncementStatus.CANCELLED: __("✖️ cancelled"),
+    AnnouncementStatus.DONE: __("✅ done"),
 }
 
 
@@ -249,7 +250,7 @@ def announcements_keyboard(views: list[AnnouncementView]) -> InlineKeyboardMarku
         if view.status not in ACTIVE:
             continue
         row = []
-        if view.status == "paused":
+        if view.status is AnnouncementStatus.PAUSED:
             row.append(
                 InlineKeyboardButton(
                     text=_("▶️ Resume #{id}").format(id=view.id),

@@ -10,6 +10,7 @@ from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.statuses import AnnouncementStatus, DeliveryStatus
 from storage.models import (
     AnnouncementRow,
     BotBlockRow,
@@ -110,8 +111,9 @@ class AnnouncementRepository:
         """Announcements to work on: sending ones, and scheduled ones whose time has come."""
         stmt = select(AnnouncementRow).where(
             or_(
-                AnnouncementRow.status == "sending",
-                (AnnouncementRow.status == "scheduled") & (AnnouncementRow.scheduled_at <= now),
+                AnnouncementRow.status == AnnouncementStatus.SENDING,
+                (AnnouncementRow.status == AnnouncementStatus.SCHEDULED)
+                & (AnnouncementRow.scheduled_at <= now),
             )
         )
         return list(await self.session.scalars(stmt.order_by(AnnouncementRow.id)))
@@ -124,7 +126,7 @@ class AnnouncementRepository:
                 {
                     "announcement_id": announcement_id,
                     "user_id": user_id,
-                    "status": "pending",
+                    "status": DeliveryStatus.PENDING,
                     "attempts": 0,
                     "last_error": "",
                 }
@@ -142,7 +144,7 @@ class AnnouncementRepository:
                 select(DeliveryRow.id, DeliveryRow.user_id, DeliveryRow.attempts)
                 .where(
                     DeliveryRow.announcement_id == announcement_id,
-                    DeliveryRow.status == "pending",
+                    DeliveryRow.status == DeliveryStatus.PENDING,
                     or_(DeliveryRow.next_attempt_at.is_(None), DeliveryRow.next_attempt_at <= now),
                 )
                 .order_by(DeliveryRow.id)
@@ -152,8 +154,8 @@ class AnnouncementRepository:
         if rows:
             await self.session.execute(
                 update(DeliveryRow)
-                .where(DeliveryRow.id.in_([r[0] for r in rows]), DeliveryRow.status == "pending")
-                .values(status="sending")
+                .where(DeliveryRow.id.in_([r[0] for r in rows]), DeliveryRow.status == DeliveryStatus.PENDING)
+                .values(status=DeliveryStatus.SENDING)
             )
         return [(r[0], r[1], r[2]) for r in rows]
 
@@ -168,13 +170,19 @@ class AnnouncementRepository:
     async def cancel_pending(self, announcement_id: int) -> None:
         await self.session.execute(
             update(DeliveryRow)
-            .where(DeliveryRow.announcement_id == announcement_id, DeliveryRow.status == "pending")
-            .values(status="cancelled")
+            .where(
+                DeliveryRow.announcement_id == announcement_id, DeliveryRow.status == DeliveryStatus.PENDING
+            )
+            .values(status=DeliveryStatus.CANCELLED)
         )
 
     async def mark_uncertain(self, announcement_id: int | None = None) -> int:
         """Deliveries left in "sending" by a crash: the message may or may not have gone out."""
-        stmt = update(DeliveryRow).where(DeliveryRow.status == "sending").values(status="uncertain")
+        stmt = (
+            update(DeliveryRow)
+            .where(DeliveryRow.status == DeliveryStatus.SENDING)
+            .values(status=DeliveryStatus.UNCERTAIN)
+        )
         if announcement_id is not None:
             stmt = stmt.where(DeliveryRow.announcement_id == announcement_id)
         result = await self.session.execute(stmt)
@@ -193,6 +201,6 @@ class AnnouncementRepository:
     async def next_attempt(self, announcement_id: int) -> datetime | None:
         return await self.session.scalar(
             select(func.min(DeliveryRow.next_attempt_at)).where(
-                DeliveryRow.announcement_id == announcement_id, DeliveryRow.status == "pending"
+                DeliveryRow.announcement_id == announcement_id, DeliveryRow.status == DeliveryStatus.PENDING
             )
         )

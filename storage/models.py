@@ -27,6 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from domain.clock import utc_now
+from domain.statuses import AnnouncementStatus, CaseStatus, DeliveryStatus
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for Telegram ids and growth.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -125,7 +126,7 @@ class CaseRow(Base):
     topic: Mapped[str] = mapped_column(String(64), default="")
     # The latest proposed value (hours, "lat,lon"), applied on approval.
     proposal: Mapped[str] = mapped_column(String(500), default="")
-    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=CaseStatus.OPEN.value, index=True)
     reporters: Mapped[int] = mapped_column(Integer, default=0)
     on_site: Mapped[int] = mapped_column(Integer, default=0)
     auto_hidden: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -255,7 +256,7 @@ class AnnouncementRow(Base):
     lat: Mapped[float | None] = mapped_column(Float(precision=53), nullable=True)
     lon: Mapped[float | None] = mapped_column(Float(precision=53), nullable=True)
     radius_km: Mapped[float | None] = mapped_column(Float, nullable=True)
-    status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=AnnouncementStatus.DRAFT.value, index=True)
     scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     progress_chat_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     progress_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
@@ -274,7 +275,7 @@ class DeliveryRow(Base):
     announcement_id: Mapped[int] = mapped_column(ForeignKey("announcements.id"))
     user_id: Mapped[int] = mapped_column(BigInteger)
     # pending → sending → sent | failed | blocked; "sending" left by a crash becomes "uncertain".
-    status: Mapped[str] = mapped_column(String(12), default="pending")
+    status: Mapped[str] = mapped_column(String(12), default=DeliveryStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_error: Mapped[str] = mapped_column(String(300), default="")

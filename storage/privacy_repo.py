@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import delete, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.statuses import DeliveryStatus
 from storage.models import (
     BotBlockRow,
     CaseRow,
@@ -65,7 +66,9 @@ class PrivacyRepository:
         deleted += result.rowcount  # type: ignore[attr-defined]
         # Not sent yet: never sent now. Sent ones stay, so that nobody is sent a second copy.
         result = await self.session.execute(
-            delete(DeliveryRow).where(DeliveryRow.user_id == user_id, DeliveryRow.status == "pending")
+            delete(DeliveryRow).where(
+                DeliveryRow.user_id == user_id, DeliveryRow.status == DeliveryStatus.PENDING
+            )
         )
         deleted += result.rowcount  # type: ignore[attr-defined]
         # The count of decided cases goes; a suspension stays until it ends (bot/services/reports.py).

@@ -11,6 +11,7 @@ from sqlalchemy import and_, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.statuses import OPEN_CASE_STATUSES, CaseStatus
 from storage.models import (
     AuditRow,
     CaseRow,
@@ -25,7 +26,7 @@ from storage.models import (
 )
 from storage.roles_repo import RoleRepository
 
-OPEN_STATES = ("open", "needs_info")
+OPEN_STATES = OPEN_CASE_STATUSES
 CLOSURE_KINDS = ("closed_now", "closed_permanently")
 
 
@@ -291,7 +292,9 @@ class ReportRepository:
         )
 
     async def new_cases_for(self, prefixes: Sequence[str], after: datetime | None) -> list[CaseRow]:
-        stmt = select(CaseRow).where(CaseRow.status == "open", _region_filter(CaseRow.region, prefixes))
+        stmt = select(CaseRow).where(
+            CaseRow.status == CaseStatus.OPEN, _region_filter(CaseRow.region, prefixes)
+        )
         if after is not None:
             stmt = stmt.where(CaseRow.created_at > after)
         return list(await self.session.scalars(stmt.order_by(CaseRow.created_at)))

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.services.cache import TtlCache
 from bot.services.roles import Access, NotAllowed
 from bot.services.search import SearchService, geodesic_distances
+from domain.statuses import AnnouncementStatus, DeliveryStatus
 from domain.values import GeoPoint, YizhanError
 from storage.announcements_repo import AnnouncementRepository
 from storage.ratelimit import RateLimiter
@@ -144,7 +145,7 @@ class AnnouncementView:
     text: str
     photo_file_id: str | None
     audience: Audience
-    status: str
+    status: AnnouncementStatus
     scheduled_at: datetime | None
     created_at: datetime
     progress_chat_id: int | None = None
@@ -160,7 +161,7 @@ def _view(row: object, counts: Counts | None = None) -> AnnouncementView:
         text=row.text,  # type: ignore[attr-defined]
         photo_file_id=row.photo_file_id,  # type: ignore[attr-defined]
         audience=Audience(row.region, point, row.radius_km),  # type: ignore[attr-defined]
-        status=row.status,  # type: ignore[attr-defined]
+        status=AnnouncementStatus(row.status),  # type: ignore[attr-defined]
         scheduled_at=row.scheduled_at,  # type: ignore[attr-defined]
         created_at=row.created_at,  # type: ignore[attr-defined]
         progress_chat_id=row.progress_chat_id,  # type: ignore[attr-defined]
@@ -298,7 +299,7 @@ class AnnouncementService:
                 lat=audience.point.lat if audience.point else None,
                 lon=audience.point.lon if audience.point else None,
                 radius_km=audience.radius_km,
-                status="scheduled" if scheduled_at else "sending",
+                status=AnnouncementStatus.SCHEDULED if scheduled_at else AnnouncementStatus.SENDING,
                 scheduled_at=scheduled_at,
                 progress_chat_id=progress_chat_id,
                 progress_message_id=progress_message_id,
@@ -329,7 +330,11 @@ class AnnouncementService:
             raise NotAllowed(f"user {access.user_id} may not manage this announcement")
 
     async def _transition(
-        self, announcement_id: int, access: Access, status: str, allowed: Sequence[str]
+        self,
+        announcement_id: int,
+        access: Access,
+        status: AnnouncementStatus,
+        allowed: Sequence[AnnouncementStatus],
     ) -> bool:
         async with self.sessions() as session, session.begin():
             repo = AnnouncementRepository(session)
@@ -338,19 +343,29 @@ class AnnouncementService:
                 raise AnnouncementError("no such announcement")
             self._require_owner(access, row)
             changed = await repo.set_status(announcement_id, status, allowed)
-            if changed and status == "cancelled":
+            if changed and status == AnnouncementStatus.CANCELLED:
                 await repo.cancel_pending(announcement_id)
             return changed
 
     async def pause(self, announcement_id: int, access: Access) -> bool:
-        return await self._transition(announcement_id, access, "paused", ("sending", "scheduled"))
+        return await self._transition(
+            announcement_id,
+            access,
+            AnnouncementStatus.PAUSED,
+            (AnnouncementStatus.SENDING, AnnouncementStatus.SCHEDULED),
+        )
 
     async def resume(self, announcement_id: int, access: Access) -> bool:
-        return await self._transition(announcement_id, access, "sending", ("paused",))
+        return await self._transition(
+            announcement_id, access, AnnouncementStatus.SENDING, (AnnouncementStatus.PAUSED,)
+        )
 
     async def cancel(self, announcement_id: int, access: Access) -> bool:
         return await self._transition(
-            announcement_id, access, "cancelled", ("sending", "scheduled", "paused")
+            announcement_id,
+            access,
+            AnnouncementStatus.CANCELLED,
+            (AnnouncementStatus.SENDING, AnnouncementStatus.SCHEDULED, AnnouncementStatus.PAUSED),
         )
 
     async def list(self, access: Access, limit: int = 20) -> list[AnnouncementView]:
@@ -367,8 +382,13 @@ class AnnouncementService:
 
 
 # -- delivery ---------------------------------------------------------------------------------------------
-# One delivery attempt's outcome: (delivery id, user id, new status, values to record with it).
-Outcome = tuple[int, int, str, dict[str, object]]
+class Outcome(NamedTuple):
+    """One delivery attempt's outcome: the delivery's new status and the values to record with it."""
+
+    delivery_id: int
+    user_id: int
+    status: DeliveryStatus
+    values: dict[str, object]
 
 
 def _release(slots: list[asyncio.Task[None]]) -> None:
@@ -442,8 +462,13 @@ class Broadcaster:
             repo = AnnouncementRepository(session)
             due = await repo.due(self.clock())
             for row in due:
-                if row.status == "scheduled":
-                    await repo.set_status(row.id, "sending", ("scheduled",), started_at=self.clock())
+                if row.status == AnnouncementStatus.SCHEDULED:
+                    await repo.set_status(
+                        row.id,
+                        AnnouncementStatus.SENDING,
+                        (AnnouncementStatus.SCHEDULED,),
+                        started_at=self.clock(),
+                    )
                 elif row.started_at is None:
                     await repo.update_values(row.id, started_at=self.clock())
             ids = [row.id for row in due]
@@ -488,9 +513,9 @@ class Broadcaster:
         try:
             while stop is None or not stop.is_set():
                 status, claimed = await self._record_and_claim(announcement_id, finished)
-                sent_here += sum(1 for outcome in finished if outcome[2] == "sent")
+                sent_here += sum(1 for outcome in finished if outcome.status is DeliveryStatus.SENT)
                 finished = []
-                if status != "sending":
+                if status != AnnouncementStatus.SENDING:
                     return
                 if claimed:
                     # Reserved here, in order: this window's slots come before the next one's.
@@ -543,18 +568,18 @@ class Broadcaster:
             repo = AnnouncementRepository(session)
             await self._record(repo, finished)
             row = await repo.get(announcement_id)
-            if row is None or row.status != "sending":
+            if row is None or row.status != AnnouncementStatus.SENDING:
                 return (row.status if row is not None else None), []
             return row.status, await repo.claim(announcement_id, self.clock(), self.window)
 
     async def _record(self, repo: AnnouncementRepository, finished: list[Outcome]) -> None:
         if not finished:
             return
-        await repo.finish([(delivery_id, status, values) for delivery_id, _, status, values in finished])
+        await repo.finish([(outcome.delivery_id, outcome.status, outcome.values) for outcome in finished])
         blocked_at = self.clock()
-        for _, user_id, status, _ in finished:
-            if status == "blocked":
-                await repo.block(user_id, blocked_at)
+        for outcome in finished:
+            if outcome.status is DeliveryStatus.BLOCKED:
+                await repo.block(outcome.user_id, blocked_at)
 
     def _reserve(self, count: int) -> list[asyncio.Task[None]]:
         """Reserve `count` rate-limiter slots now: each task ends when its slot has come."""
@@ -586,7 +611,7 @@ class Broadcaster:
         if self.on_delivery is not None:
             for outcome in outcomes:
                 try:
-                    self.on_delivery(outcome[2])
+                    self.on_delivery(outcome.status)
                 except Exception:
                     log.warning("delivery observer failed", exc_info=True)
         return outcomes
@@ -608,7 +633,12 @@ class Broadcaster:
             # again a little later.
             log.warning("rate limiter failed (%r); delivery %s waits", exc, delivery_id)
             later = self.clock() + timedelta(seconds=LIMITER_BACKOFF_S)
-            return delivery_id, user_id, "pending", {"next_attempt_at": later, "last_error": repr(exc)[:300]}
+            return Outcome(
+                delivery_id,
+                user_id,
+                DeliveryStatus.PENDING,
+                {"next_attempt_at": later, "last_error": repr(exc)[:300]},
+            )
         if ready is not None and not ready.done():
             await asyncio.wait((ready,))
         now = self.clock()
@@ -616,39 +646,54 @@ class Broadcaster:
             await self.transport.deliver(user_id, view)
         except RecipientBlocked:
             values: dict[str, object] = {"attempts": attempts + 1, "last_error": "blocked the bot"}
-            return delivery_id, user_id, "blocked", values
+            return Outcome(delivery_id, user_id, DeliveryStatus.BLOCKED, values)
         except RetryLater as exc:
             # Telegram asked everyone to wait: stop all sending, then try this one again.
             try:
                 await self.limiter.pause(exc.seconds)
             except Exception:
                 log.warning("could not pause the rate limiter for %g s", exc.seconds, exc_info=True)
-            return delivery_id, user_id, "pending", {"last_error": f"retry after {exc.seconds:g} s"}
+            return Outcome(
+                delivery_id, user_id, DeliveryStatus.PENDING, {"last_error": f"retry after {exc.seconds:g} s"}
+            )
         except PermanentFailure as exc:
-            return delivery_id, user_id, "failed", {"attempts": attempts + 1, "last_error": str(exc)[:300]}
+            return Outcome(
+                delivery_id,
+                user_id,
+                DeliveryStatus.FAILED,
+                {"attempts": attempts + 1, "last_error": str(exc)[:300]},
+            )
         except Exception as exc:  # transient: network, 5xx, timeouts
             return self._retry(delivery_id, user_id, attempts, exc, now)
-        return delivery_id, user_id, "sent", {"attempts": attempts + 1, "sent_at": now}
+        return Outcome(delivery_id, user_id, DeliveryStatus.SENT, {"attempts": attempts + 1, "sent_at": now})
 
     @staticmethod
     def _retry(delivery_id: int, user_id: int, attempts: int, exc: Exception, now: datetime) -> Outcome:
         """A transient failure: try again after an exponential backoff, up to MAX_ATTEMPTS attempts."""
         attempts += 1
         if attempts >= MAX_ATTEMPTS:
-            return delivery_id, user_id, "failed", {"attempts": attempts, "last_error": repr(exc)[:300]}
+            return Outcome(
+                delivery_id,
+                user_id,
+                DeliveryStatus.FAILED,
+                {"attempts": attempts, "last_error": repr(exc)[:300]},
+            )
         backoff = timedelta(seconds=min(300, 2**attempts))
         log.info("delivery %s to %s failed (%r); retry in %s", delivery_id, user_id, exc, backoff)
-        return (
+        return Outcome(
             delivery_id,
             user_id,
-            "pending",
+            DeliveryStatus.PENDING,
             {"attempts": attempts, "next_attempt_at": now + backoff, "last_error": repr(exc)[:300]},
         )
 
     async def _finish(self, announcement_id: int) -> None:
         async with self.sessions() as session, session.begin():
             finished = await AnnouncementRepository(session).set_status(
-                announcement_id, "done", ("sending",), finished_at=self.clock()
+                announcement_id,
+                AnnouncementStatus.DONE,
+                (AnnouncementStatus.SENDING,),
+                finished_at=self.clock(),
             )
         if finished:
             view = await self._load(announcement_id)

@@ -28,6 +28,7 @@ from bot.services.roles import Access, NotAllowed
 from bot.services.search import WGS84
 from bot.services.stations import StationService
 from domain.hours_zh import accept_hours
+from domain.statuses import CaseStatus
 from domain.values import (
     AMENITY_KEYS,
     GeoPoint,
@@ -128,6 +129,14 @@ class Decision(enum.StrEnum):
     ASK = "ask"
 
 
+#: The status a decision moves a case to.
+_DECIDED_STATUS: dict[Decision, CaseStatus] = {
+    Decision.APPROVE: CaseStatus.APPROVED,
+    Decision.REJECT: CaseStatus.REJECTED,
+    Decision.ASK: CaseStatus.NEEDS_INFO,
+}
+
+
 class InvalidReport(YizhanError):
     """`code` names the problem for the edges to word; `reason` is English, for logs. A report whose
     proposed hours cannot be read carries the parser's error as `hours_error`."""
@@ -222,7 +231,7 @@ class CaseView:
     kind: ReportKind
     topic: str
     proposal: str
-    status: str
+    status: CaseStatus
     reporters: int
     on_site: int
     auto_hidden: bool
@@ -393,7 +402,7 @@ class ReportService:
                     kind=kind.value,
                     topic=topic,
                     proposal=proposal,
-                    status="open",
+                    status=CaseStatus.OPEN,
                     reporters=0,
                     on_site=0,
                     created_at=at,
@@ -515,7 +524,7 @@ class ReportService:
             kind=ReportKind(row.kind),
             topic=row.topic,
             proposal=row.proposal,
-            status=row.status,
+            status=CaseStatus(row.status),
             reporters=row.reporters,
             on_site=row.on_site,
             auto_hidden=row.auto_hidden,
@@ -543,8 +552,8 @@ class ReportService:
             access.require_staff_for(row.region)
             if row.status not in OPEN_STATES:
                 raise AlreadyDecided(str(case_id))
-            status = {"approve": "approved", "reject": "rejected", "ask": "needs_info"}[decision.value]
-            if decision is Decision.ASK and row.status == "needs_info":
+            status = _DECIDED_STATUS[decision]
+            if decision is Decision.ASK and row.status == CaseStatus.NEEDS_INFO:
                 raise AlreadyDecided(str(case_id))
             if not await reports.claim(
                 case_id, status, access.user_id, at, final=decision is not Decision.ASK
