@@ -29,6 +29,7 @@ from bot.services.station_admin import StationAdminService
 from bot.services.stations import StationService, station_cache
 from storage.changes import RedisChangeFeed
 from storage.db import create_engine, session_factory, upgrade_database
+from storage.importers import ImportLimits
 from storage.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from storage.spatial import SpatialIndex
 
@@ -168,6 +169,13 @@ async def open_core(
             search,
             default_tz=settings.default_tz,
             cache=station_cache(max_size=settings.station_cache_size),
+            import_limits=ImportLimits(
+                max_bytes=settings.import_max_bytes,
+                max_rows=settings.import_max_rows,
+                max_line=settings.import_max_line,
+                max_xlsx_uncompressed=settings.import_max_xlsx_uncompressed,
+                max_zip_ratio=settings.import_max_zip_ratio,
+            ),
         )
         core = Core(
             settings,

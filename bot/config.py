@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.clock import DEFAULT_TZ
@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     map_tile_url: str | None = None
     #: Days a report's comment and photo are kept; the retention job empties them afterwards.
     report_retention_days: int = 180
+    #: Station imports: what one file may hold at most, checked before it is parsed (see ImportLimits).
+    import_max_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    import_max_rows: int = Field(default=1_000_000, gt=0)
+    import_max_line: int = Field(default=100_000, gt=0)
+    import_max_xlsx_uncompressed: int = Field(default=1024 * 1024 * 1024, gt=0)
+    import_max_zip_ratio: int = Field(default=200, gt=0)
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import math
 import operator
@@ -61,6 +62,7 @@ from domain.values import (
 __all__ = [
     "EXPORT_COLUMNS",
     "ImportFileError",
+    "ImportLimits",
     "ParsedImport",
     "RowError",
     "Text",
@@ -164,6 +166,30 @@ _STATUS_WORDS: dict[str, StationStatus] = {
 }
 
 _PROGRESS_EVERY = 5_000
+#: Cells a spreadsheet would run as a formula (OWASP, "CSV injection"). An export puts an apostrophe, Excel's
+#: text marker, before them; an import of a CSV removes one leading apostrophe before them again.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: Members of an .xlsx smaller than this are never called a zip bomb, whatever their ratio.
+_ZIP_RATIO_FLOOR = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ImportLimits:
+    """What an import accepts at most; checked before the content is parsed, each with its own error.
+    The defaults take twice the national network (186,100 stations) with room to spare."""
+
+    #: Bytes of the file (IMPORT_MAX_BYTES).
+    max_bytes: int = 200 * 1024 * 1024
+    #: Data rows, or GeoJSON features (IMPORT_MAX_ROWS).
+    max_rows: int = 1_000_000
+    #: Characters of one line of a CSV file (IMPORT_MAX_LINE).
+    max_line: int = 100_000
+    #: Bytes an .xlsx unpacks to, all members together (IMPORT_MAX_XLSX_UNCOMPRESSED).
+    max_xlsx_uncompressed: int = 1024 * 1024 * 1024
+    #: Uncompressed to compressed size of any one .xlsx member above 1 MiB (IMPORT_MAX_ZIP_RATIO).
+    max_zip_ratio: int = 200
+
+
 _AMENITY_SEPARATORS = re.compile(r"[;|,，、；｜]")
 _HEADER_NOISE = re.compile(r"[\s_\-*:：\ufeff]+")
 _PARENTHESISED = re.compile(r"^(.*?)\((.*)\)$")
@@ -387,6 +413,100 @@ def _decode(data: bytes) -> str:
                 )
             )
         ) from None
+
+
+def _check_size(path: Path, limits: ImportLimits) -> None:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImportFileError(
+            Text(N_("cannot read {path}: {error}"), path=str(path), error=exc.strerror or str(exc))
+        ) from None
+    if size > limits.max_bytes:
+        raise ImportFileError(
+            Text(
+                N_(
+                    "the file has {size} bytes; at most {limit} can be imported at once "
+                    "(IMPORT_MAX_BYTES): split it into several files"
+                ),
+                size=f"{size:,}",
+                limit=f"{limits.max_bytes:,}",
+            )
+        )
+
+
+def _too_many_rows(limits: ImportLimits) -> ImportFileError:
+    return ImportFileError(
+        Text(
+            N_(
+                "the file has more than {limit} rows, the most one import takes (IMPORT_MAX_ROWS): "
+                "split it into several files"
+            ),
+            limit=f"{limits.max_rows:,}",
+        )
+    )
+
+
+def _check_lines(text: str, limits: ImportLimits) -> None:
+    lengths = list(map(len, text.split("\n")))
+    if max(lengths, default=0) > limits.max_line:
+        number = next(i for i, length in enumerate(lengths, start=1) if length > limits.max_line)
+        raise ImportFileError(
+            Text(
+                N_(
+                    "line {line} has {length} characters; at most {limit} (IMPORT_MAX_LINE): "
+                    "is it really a CSV file?"
+                ),
+                line=number,
+                length=f"{lengths[number - 1]:,}",
+                limit=f"{limits.max_line:,}",
+            )
+        )
+
+
+def _check_zip(path: Path, limits: ImportLimits) -> None:
+    """Refuse a workbook that would unpack to too much, from the zip directory alone (nothing unpacked)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # openpyxl reports an unreadable workbook in its own words
+    total = sum(member.file_size for member in members)
+    if total > limits.max_xlsx_uncompressed:
+        raise ImportFileError(
+            Text(
+                N_(
+                    "the workbook unpacks to {size} bytes; at most {limit} "
+                    "(IMPORT_MAX_XLSX_UNCOMPRESSED): split it into several files"
+                ),
+                size=f"{total:,}",
+                limit=f"{limits.max_xlsx_uncompressed:,}",
+            )
+        )
+    for member in members:
+        ratio = member.file_size / max(member.compress_size, 1)
+        if member.file_size > _ZIP_RATIO_FLOOR and ratio > limits.max_zip_ratio:
+            raise ImportFileError(
+                Text(
+                    N_(
+                        "{member} is compressed {ratio} times, more than {limit} (IMPORT_MAX_ZIP_RATIO): "
+                        "this looks like a zip bomb, not a workbook"
+                    ),
+                    member=member.filename,
+                    ratio=f"{ratio:,.0f}",
+                    limit=limits.max_zip_ratio,
+                )
+            )
+
+
+def _unguard(cell: str) -> str:
+    """A CSV cell without the apostrophe an export put before a would-be formula."""
+    return cell[1:] if cell[:1] == "'" and cell.lstrip("'").startswith(_FORMULA_START) else cell
+
+
+def _guard(cell: str) -> str:
+    """A CSV cell that no spreadsheet runs as a formula: `=1+1` is written `'=1+1`."""
+    return "'" + cell if cell.lstrip("'").startswith(_FORMULA_START) else cell
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -724,13 +844,32 @@ def _map_header(header: Sequence[Any]) -> tuple[dict[str, int], dict[str, str], 
     return columns, labels, unknown
 
 
+def _formula_error(row: int, columns: list[int], header: Sequence[Any]) -> RowError:
+    from openpyxl.utils import get_column_letter
+
+    named = ", ".join(
+        f"{_text(header[i]) if i < len(header) else '?'} ({get_column_letter(i + 1)})" for i in columns
+    )
+    if len(columns) == 1:
+        message = N_(
+            "the cell in column {columns} holds a formula; paste the value instead (Paste Special → Values)"
+        )
+    else:
+        message = N_(
+            "the cells in columns {columns} hold formulas; paste the values instead (Paste Special → Values)"
+        )
+    return RowError.of(row, [Text(message, columns=named)])
+
+
 def _parse_table(
     rows: Sequence[tuple[int, Sequence[Any]]],
     parser: _RowParser,
     progress: Progress | None,
     strict_width: bool,
+    formulas: dict[int, list[int]] | None = None,
 ) -> ParsedImport:
-    """Rows as (Excel row number, cells), the header first. `strict_width` rejects short/long CSV rows."""
+    """Rows as (Excel row number, cells), the header first. `strict_width` rejects short/long CSV rows.
+    `formulas`: the columns (0-based) of each row's formula cells, rejected rather than imported."""
     header_at = next(
         (i for i, (_, cells) in enumerate(rows) if not _is_blank(cells) and not _is_comment(cells)), None
     )
@@ -751,6 +890,9 @@ def _parse_table(
         if progress is not None and done % _PROGRESS_EVERY == 0:
             progress(done, total)
         if _is_blank(cells):
+            continue
+        if formulas and row_number in formulas:
+            errors.append(_formula_error(row_number, formulas[row_number], rows[header_at][1]))
             continue
         if strict_width and len(cells) != width:
             if len(cells) < width:
@@ -804,16 +946,23 @@ def _sniff_delimiter(text: str) -> str:
     return best if counts[best] > counts[","] else ","
 
 
-def _parse_csv(path: Path, parser: _RowParser, progress: Progress | None) -> ParsedImport:
+def _parse_csv(
+    path: Path, parser: _RowParser, progress: Progress | None, limits: ImportLimits
+) -> ParsedImport:
     text = _decode(_read_bytes(path))
     if not text.strip():
         raise ImportFileError(Text(N_("the file is empty")))
+    _check_lines(text, limits)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text))
     try:
         # Records, not physical lines: a quoted cell may contain a line break and still be one Excel row.
         # Tuples of strings, unlike lists, drop out of the garbage collector's sight after one pass, which
         # keeps full collections cheap while 186,100 rows are in memory (measured: -2 s).
-        rows = [(number, tuple(cells)) for number, cells in enumerate(reader, start=1)]
+        records = itertools.islice(enumerate(reader, start=1), limits.max_rows + 2)
+        if "'" in text:  # an export's guarded cells (one C search; most files have no apostrophe at all)
+            rows = [(number, tuple(map(_unguard, cells))) for number, cells in records]
+        else:
+            rows = [(number, tuple(cells)) for number, cells in records]
     except csv.Error as exc:
         raise ImportFileError(
             Text(
@@ -822,17 +971,24 @@ def _parse_csv(path: Path, parser: _RowParser, progress: Progress | None) -> Par
                 error=str(exc),
             )
         ) from None
+    if len(rows) > limits.max_rows + 1:  # the header, then at most max_rows
+        raise _too_many_rows(limits)
     return _parse_table(rows, parser, progress, strict_width=True)
 
 
-def _parse_xlsx(path: Path, parser: _RowParser, progress: Progress | None) -> ParsedImport:
+def _parse_xlsx(
+    path: Path, parser: _RowParser, progress: Progress | None, limits: ImportLimits
+) -> ParsedImport:
     import openpyxl  # only needed for spreadsheets
     from openpyxl.utils.exceptions import InvalidFileException
 
     if not path.is_file():
         _read_bytes(path)  # raises the same readable error as for other formats
+    _check_zip(path, limits)
     try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        # Formulas as written (data_only=False), so that they can be refused: a cached result may be stale
+        # or absent, and a formula is no station data.
+        workbook = openpyxl.load_workbook(path, read_only=True, data_only=False)
     except (InvalidFileException, zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
         # A renamed .xls or CSV, a damaged download, a password-protected workbook...
         raise ImportFileError(
@@ -844,21 +1000,29 @@ def _parse_xlsx(path: Path, parser: _RowParser, progress: Progress | None) -> Pa
         # take row numbers from the cells themselves so they match what Excel shows.
         sheet.reset_dimensions()  # type: ignore[union-attr]
         rows: list[tuple[int, Sequence[Any]]] = []
+        formulas: dict[int, list[int]] = {}
         for cells in sheet.iter_rows():
             number = next((cell.row for cell in cells if getattr(cell, "row", None)), None)
             if number is not None:
+                if len(rows) > limits.max_rows:  # the header, then at most max_rows
+                    raise _too_many_rows(limits)
                 rows.append((number, tuple(cell.value for cell in cells)))
+                found = [i for i, cell in enumerate(cells) if getattr(cell, "data_type", None) == "f"]
+                if found:
+                    formulas[number] = found
     finally:
         workbook.close()
     if not rows:
         raise ImportFileError(Text(N_("the first worksheet is empty")))
-    return _parse_table(rows, parser, progress, strict_width=False)
+    return _parse_table(rows, parser, progress, strict_width=False, formulas=formulas)
 
 
 # ------------------------------------------------------------------------------------------------ GeoJSON
 
 
-def _parse_geojson(path: Path, parser: _RowParser, progress: Progress | None) -> ParsedImport:
+def _parse_geojson(
+    path: Path, parser: _RowParser, progress: Progress | None, limits: ImportLimits
+) -> ParsedImport:
     text = _decode(_read_bytes(path))
     if not text.strip():
         raise ImportFileError(Text(N_("the file is empty")))
@@ -878,6 +1042,8 @@ def _parse_geojson(path: Path, parser: _RowParser, progress: Progress | None) ->
     features = document.get("features")
     if not isinstance(features, list):
         raise ImportFileError(Text(N_("the FeatureCollection has no list of features")))
+    if len(features) > limits.max_rows:
+        raise _too_many_rows(limits)
     total = len(features)
     records: list[StationRecord] = []
     errors: list[RowError] = []
@@ -945,13 +1111,15 @@ def parse_station_file(
     crs: CRS = CRS.WGS84,
     default_tz: str | None = None,
     progress: Progress | None = None,
+    limits: ImportLimits | None = None,
 ) -> ParsedImport:
     """Read a station file (.csv/.txt, .geojson/.json, .xlsx) whose coordinates are in `crs`.
 
     Records come back in WGS-84, rounded to 7 decimals; rejected rows come back as `RowError`s. Raises
     `ImportFileError` when the file as a whole cannot be used. `default_tz` fills `timezone` for rows that
-    give none. `progress(done, total)` is called every few thousand rows and once at the end. CPU-bound:
-    call it from a worker thread in async code.
+    give none. `progress(done, total)` is called every few thousand rows and once at the end. `limits`
+    (default `ImportLimits()`) are checked before the content is parsed. CPU-bound: call it from a worker
+    thread in async code.
     """
     path = Path(path)
     handler = _FORMATS.get(path.suffix.lower())
@@ -972,8 +1140,10 @@ def parse_station_file(
             ZoneInfo(default_tz)
         except (ZoneInfoNotFoundError, ValueError, OSError):
             raise ValueError(f"unknown default timezone {default_tz!r}") from None
+    limits = limits or ImportLimits()
+    _check_size(path, limits)
     parser = _RowParser(crs, default_tz, "feature" if handler is _parse_geojson else "row")
-    return handler(path, parser, progress)
+    return handler(path, parser, progress, limits)
 
 
 def _export_row(record: StationRecord) -> list[str]:  # in EXPORT_COLUMNS order
@@ -1004,8 +1174,11 @@ def write_csv(records: Iterable[StationRecord], out: TextIO) -> None:
     out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\r\n")  # what Excel itself writes
     writer.writerow(EXPORT_COLUMNS)
+    numbers = (EXPORT_COLUMNS.index("lat"), EXPORT_COLUMNS.index("lon"))
     for record in records:
-        writer.writerow(_export_row(record))
+        row = _export_row(record)
+        # Text a spreadsheet would run as a formula is neutralised; coordinates are numbers, never formulas.
+        writer.writerow([cell if i in numbers else _guard(cell) for i, cell in enumerate(row)])
 
 
 def geojson_feature(record: StationRecord) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from storage.importers import (
     GEOJSON_HEAD,
     GEOJSON_SEPARATOR,
     GEOJSON_TAIL,
+    ImportLimits,
     RowError,
     geojson_feature,
     parse_station_file,
@@ -199,8 +200,10 @@ class StationService:
         search: SearchService | None = None,
         default_tz: str = DEFAULT_TZ,
         cache: TtlCache[int, Station] | None = None,
+        import_limits: ImportLimits | None = None,
     ) -> None:
         self.sessions = sessions
+        self.import_limits = import_limits or ImportLimits()
         self.search = search
         self.default_tz = default_tz
         self.cache = cache if cache is not None else station_cache()
@@ -349,7 +352,7 @@ class StationService:
         dry_run: bool = False,
         progress: Progress | None = None,
     ) -> ImportReport:
-        parsed = await asyncio.to_thread(parse_station_file, path, crs, None, progress)
+        parsed = await asyncio.to_thread(parse_station_file, path, crs, None, progress, self.import_limits)
         report = ImportReport(
             total_rows=parsed.total_rows,
             errors=list(parsed.errors),
