@@ -36,6 +36,11 @@ def own_message(query: CallbackQuery) -> Message | None:
 
 
 async def safe_edit(message: Message, text: str, keyboard: InlineKeyboardMarkup | None) -> None:
+    """Replace the text of the message a button belongs to; a message without text (a venue, a photo: a
+    forged button can name any message) gets the text as a new message instead."""
+    if message.text is None:
+        await message.answer(text, reply_markup=keyboard)
+        return
     try:
         await message.edit_text(text, reply_markup=keyboard)
     except TelegramBadRequest as exc:

@@ -29,7 +29,7 @@ from domain.clock import Clock
 from domain.hours_zh import accept_hours
 from domain.values import GeoPoint, InvalidLocation, InvalidOpeningHours, StationNotFound, StationStatus
 from handlers.callbacks import RateCb, ReportCb
-from handlers.common import own_message
+from handlers.common import own_message, safe_edit
 from handlers.errors import hours_error_text, rating_error_text, report_error_text
 from handlers.filters import has_location, has_photo, has_text, plain_text, private_chat
 from handlers.views import (
@@ -324,14 +324,14 @@ async def report_sent(
         )
     if result.auto_hidden:
         text += "\n" + _("The station is hidden from riders until staff confirm.")
-    await query.message.edit_text(text)  # type: ignore[union-attr]
+    await safe_edit(query.message, text, None)  # type: ignore[arg-type]
 
 
 async def report_cancelled(query: CallbackQuery, state: FSMContext) -> None:
     await state.clear()
     await query.answer(_("Cancelled."))
     if own_message(query) is not None:
-        await query.message.edit_text(_("Report cancelled."))  # type: ignore[union-attr]
+        await safe_edit(query.message, _("Report cancelled."), None)  # type: ignore[arg-type]
 
 
 async def rate_pressed(
@@ -362,8 +362,10 @@ async def rate_pressed(
     await state.set_state(RatingForm.comment)
     await state.update_data(rating_station=station.id)
     await query.answer(_("Thank you!"))
-    await query.message.edit_text(  # type: ignore[union-attr]
-        rating_line(summary) + "\n" + _("Add a comment? Type it now, or just carry on.")
+    await safe_edit(
+        query.message,  # type: ignore[arg-type]
+        rating_line(summary) + "\n" + _("Add a comment? Type it now, or just carry on."),
+        None,
     )
 
 

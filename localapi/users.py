@@ -83,6 +83,28 @@ class ActingUsers(UpdateQueue):
             reply_to_message_id=reply_to_message_id,
         )
 
+    async def send_content(
+        self,
+        user_id: int,
+        content: dict[str, Any],
+        *,
+        language_code: str = "zh-hans",
+        first_name: str = "测试",
+        chat_id: int | None = None,
+        chat_type: str = "private",
+    ) -> dict[str, Any]:
+        """The user sends a message of any content as the API shapes it (`{"photo": […], "caption": …,
+        "caption_entities": […]}`, `{"text": …, "entities": […]}`, a sticker, a contact …)."""
+        return await self._user_message(
+            user_id,
+            content,
+            html_text=html.escape(str(content.get("text", content.get("caption", ""))), quote=False),
+            language_code=language_code,
+            first_name=first_name,
+            chat_id=chat_id,
+            chat_type=chat_type,
+        )
+
     async def send_command(
         self,
         user_id: int,

@@ -285,3 +285,19 @@ async def test_a_province_the_bot_offers_can_be_subscribed(env: Env) -> None:
     async with env.core.sessions() as session:
         row = await session.get(SubscriptionRow, RIDER)
     assert row is not None and row.region == "44"
+
+
+# -- buttons on a message without text -------------------------------------------------------------------
+async def test_buttons_forged_on_a_message_without_text_answer_with_a_new_message(env: Env) -> None:
+    await open_card(env, RIDER)
+    venue = env.api.last_bot_message(RIDER)
+    assert venue is not None and venue.venue
+    sid = await station_id(env)
+    for data in (f"rp:x:{sid}:", f"rt:{sid}:4"):
+        query = await env.api.press(RIDER, venue.message_id, data, language_code="en", forged=True)
+        await env.api.wait_for(lambda q=query: env.api.callback_answers.get(q))
+        await env.settle()
+    texts = [m.text for m in env.api.bot_messages(RIDER)[-3:]]
+    assert en("Report cancelled.") in texts
+    assert any(en("Add a comment? Type it now, or just carry on.") in t for t in texts)
+    assert nobody_was_told_sorry(env, RIDER)
