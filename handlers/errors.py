@@ -71,7 +71,7 @@ def grant_error_text(error: InvalidGrant) -> str:
 def edit_error_text(error: InvalidEdit) -> str:
     """The reason part of "Not saved: {reason}. Please type it again."."""
     if error.code == InvalidEdit.HOURS and error.hours_error is not None:
-        return hours_error_text(error.hours_error)
+        return hours_error_text(error.hours_error).rstrip(".。")  # the sentence around it ends it
     if error.code == InvalidEdit.REASON_MISSING:
         return _("closing a station for good needs a reason")
     if error.code == InvalidEdit.PHONE:
