@@ -101,6 +101,15 @@ def sqlite_settings(tmp_path: Path) -> Iterator[Settings]:
     yield Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'yizhan.db'}", _env_file=None)  # type: ignore[call-arg]
 
 
+@pytest.fixture(autouse=True)
+def event_loop_policy_kept() -> Iterator[None]:
+    """`bot.cli.main` installs uvloop's policy for the process; a test that calls it in-process must not
+    leave it to the tests after it (uvloop's policy has no child watcher for subprocesses in threads)."""
+    policy = asyncio.get_event_loop_policy()
+    yield
+    asyncio.set_event_loop_policy(policy)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def compiled_catalogues() -> None:
     """Compile the catalogues the way the install step does, so tests see the current translations."""

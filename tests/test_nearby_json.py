@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.services.closures import ClosureBoard
 from bot.services.nearby import NearbyService, nearby_json
 from bot.services.search import SearchService
 from bot.web.responses import json_body
@@ -27,6 +28,7 @@ class Details:
 
     def __init__(self, stations: Sequence[Station], gone: set[int]) -> None:
         self.stations = {station.id: station for station in stations if station.id not in gone}
+        self.closures = ClosureBoard(None)  # type: ignore[arg-type]  # nobody reported anything
 
     async def get_many(self, ids: Sequence[int]) -> dict[int, Station]:
         return {i: self.stations[i] for i in ids if i in self.stations}

@@ -584,7 +584,7 @@ async def test_forgetting_clears_a_reporters_record_but_not_a_suspension_in_forc
     cases, _ = await core.reports.open_cases(staff)
     await core.reports.decide(cases[0].id, "reject", staff, AT)
     for user_id in (101, 104):
-        await core.privacy.forget(user_id)
+        await core.privacy.forget(user_id, AT)
     async with core.sessions() as session:
         kept = {row.user_id: row for row in (await session.execute(select(ReporterRow))).scalars()}
     assert 104 not in kept  # an approval only: nothing about them stays
