@@ -20,7 +20,16 @@ from bot.services.announcements import AnnouncementView, Audience
 from bot.services.stations import province_name
 from domain.clock import DEFAULT_TZ
 from domain.statuses import AnnouncementStatus
-from handlers.callbacks import AnnouncementCb, ComposeCb, SubscribeCb, UnsubscribeCb, round_point
+from handlers.callbacks import (
+    AnnouncementAction,
+    AnnouncementCb,
+    ComposeAction,
+    ComposeCb,
+    SubscribeAction,
+    SubscribeCb,
+    UnsubscribeCb,
+    round_point,
+)
 from handlers.views import listed
 
 #: Announcements are scheduled and shown in China's time.
@@ -56,9 +65,11 @@ def offer_keyboard(lat: float, lon: float) -> InlineKeyboardMarkup:
             [
                 InlineKeyboardButton(
                     text=_("🔔 Subscribe with this area"),
-                    callback_data=SubscribeCb(action="here", lat=lat, lon=lon).pack(),
+                    callback_data=SubscribeCb(action=SubscribeAction.HERE, lat=lat, lon=lon).pack(),
                 ),
-                InlineKeyboardButton(text=_("No, thanks"), callback_data=SubscribeCb(action="no").pack()),
+                InlineKeyboardButton(
+                    text=_("No, thanks"), callback_data=SubscribeCb(action=SubscribeAction.DECLINE).pack()
+                ),
             ]
         ]
     )
@@ -81,7 +92,10 @@ def subscribe_text(already: bool) -> str:
 def province_keyboard(provinces: list[tuple[str, str]]) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for code, name in provinces:
-        kb.button(text=f"{name} {code}", callback_data=SubscribeCb(action="p", region=code).pack())
+        kb.button(
+            text=f"{name} {code}",
+            callback_data=SubscribeCb(action=SubscribeAction.PROVINCE, region=code).pack(),
+        )
     kb.adjust(4)
     return kb.as_markup()
 
@@ -125,8 +139,12 @@ def photo_keyboard() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [
-                InlineKeyboardButton(text=_("No photo"), callback_data=ComposeCb(action="np").pack()),
-                InlineKeyboardButton(text=_("Cancel"), callback_data=ComposeCb(action="x").pack()),
+                InlineKeyboardButton(
+                    text=_("No photo"), callback_data=ComposeCb(action=ComposeAction.NO_PHOTO).pack()
+                ),
+                InlineKeyboardButton(
+                    text=_("Cancel"), callback_data=ComposeCb(action=ComposeAction.CANCEL).pack()
+                ),
             ]
         ]
     )
@@ -142,16 +160,22 @@ def audience_keyboard(regions: list[str]) -> InlineKeyboardMarkup:
         kb.row(
             InlineKeyboardButton(
                 text=_("👥 All subscribers in {area}").format(area=region_label(region)),
-                callback_data=ComposeCb(action="all", value=region).pack(),
+                callback_data=ComposeCb(action=ComposeAction.WHOLE_REGION, value=region).pack(),
             )
         )
     kb.row(
-        InlineKeyboardButton(text=_("🗺 A sub-region"), callback_data=ComposeCb(action="sub").pack()),
-        InlineKeyboardButton(text=_("📍 Near a point"), callback_data=ComposeCb(action="pt").pack()),
+        InlineKeyboardButton(
+            text=_("🗺 A sub-region"), callback_data=ComposeCb(action=ComposeAction.SUB_REGION).pack()
+        ),
+        InlineKeyboardButton(
+            text=_("📍 Near a point"), callback_data=ComposeCb(action=ComposeAction.NEAR_POINT).pack()
+        ),
     )
     kb.row(
-        InlineKeyboardButton(text=_("🏠 Near a station"), callback_data=ComposeCb(action="stn").pack()),
-        InlineKeyboardButton(text=_("Cancel"), callback_data=ComposeCb(action="x").pack()),
+        InlineKeyboardButton(
+            text=_("🏠 Near a station"), callback_data=ComposeCb(action=ComposeAction.NEAR_STATION).pack()
+        ),
+        InlineKeyboardButton(text=_("Cancel"), callback_data=ComposeCb(action=ComposeAction.CANCEL).pack()),
     )
     return kb.as_markup()
 
@@ -159,8 +183,11 @@ def audience_keyboard(regions: list[str]) -> InlineKeyboardMarkup:
 def radius_keyboard() -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for km in RADII_KM:
-        kb.button(text=_("{km} km").format(km=km), callback_data=ComposeCb(action="km", value=str(km)).pack())
-    kb.button(text=_("Cancel"), callback_data=ComposeCb(action="x").pack())
+        kb.button(
+            text=_("{km} km").format(km=km),
+            callback_data=ComposeCb(action=ComposeAction.RADIUS, value=str(km)).pack(),
+        )
+    kb.button(text=_("Cancel"), callback_data=ComposeCb(action=ComposeAction.CANCEL).pack())
     kb.adjust(len(RADII_KM), 1)
     return kb.as_markup()
 
@@ -190,10 +217,18 @@ def confirm_keyboard() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [
-                InlineKeyboardButton(text=_("📣 Send now"), callback_data=ComposeCb(action="go").pack()),
-                InlineKeyboardButton(text=_("⏰ Schedule"), callback_data=ComposeCb(action="at").pack()),
+                InlineKeyboardButton(
+                    text=_("📣 Send now"), callback_data=ComposeCb(action=ComposeAction.SEND_NOW).pack()
+                ),
+                InlineKeyboardButton(
+                    text=_("⏰ Schedule"), callback_data=ComposeCb(action=ComposeAction.SCHEDULE).pack()
+                ),
             ],
-            [InlineKeyboardButton(text=_("Cancel"), callback_data=ComposeCb(action="x").pack())],
+            [
+                InlineKeyboardButton(
+                    text=_("Cancel"), callback_data=ComposeCb(action=ComposeAction.CANCEL).pack()
+                )
+            ],
         ]
     )
 
@@ -254,20 +289,20 @@ def announcements_keyboard(views: list[AnnouncementView]) -> InlineKeyboardMarku
             row.append(
                 InlineKeyboardButton(
                     text=_("▶️ Resume #{id}").format(id=view.id),
-                    callback_data=AnnouncementCb(action="r", id=view.id).pack(),
+                    callback_data=AnnouncementCb(action=AnnouncementAction.RESUME, id=view.id).pack(),
                 )
             )
         else:
             row.append(
                 InlineKeyboardButton(
                     text=_("⏸ Pause #{id}").format(id=view.id),
-                    callback_data=AnnouncementCb(action="p", id=view.id).pack(),
+                    callback_data=AnnouncementCb(action=AnnouncementAction.PAUSE, id=view.id).pack(),
                 )
             )
         row.append(
             InlineKeyboardButton(
                 text=_("✖️ Cancel #{id}").format(id=view.id),
-                callback_data=AnnouncementCb(action="x", id=view.id).pack(),
+                callback_data=AnnouncementCb(action=AnnouncementAction.CANCEL, id=view.id).pack(),
             )
         )
         rows.append(row)

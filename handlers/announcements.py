@@ -50,7 +50,15 @@ from handlers.announce_views import (
     subscribed_region_text,
     unsubscribe_keyboard,
 )
-from handlers.callbacks import AnnouncementCb, ComposeCb, SubscribeCb, UnsubscribeCb
+from handlers.callbacks import (
+    AnnouncementAction,
+    AnnouncementCb,
+    ComposeAction,
+    ComposeCb,
+    SubscribeAction,
+    SubscribeCb,
+    UnsubscribeCb,
+)
 from handlers.common import own_message, safe_edit
 from handlers.filters import has_location, has_photo, plain_text, private_chat
 from handlers.views import location_keyboard
@@ -282,23 +290,23 @@ async def audience_chosen(
         return
     action = callback_data.action
     prompts = {
-        "sub": (
+        ComposeAction.SUB_REGION: (
             ComposeForm.region,
             _("Type the adcode prefix of the area: 2, 4 or 6 digits inside {regions}, e.g. 4401.").format(
                 regions=escape(regions_label(draft.get("regions", [])))
             ),
             None,
         ),
-        "pt": (
+        ComposeAction.NEAR_POINT: (
             ComposeForm.point,
             _("Share the centre: the 📍 button below, or 📎 → Location to pick it on the map."),
             location_keyboard(),
         ),
-        "stn": (ComposeForm.station, _("Type the code of the station."), None),
+        ComposeAction.NEAR_STATION: (ComposeForm.station, _("Type the code of the station."), None),
     }
     await query.answer()
     if action in prompts:
-        form, prompt, keyboard = prompts[action]
+        form, prompt, keyboard = prompts[ComposeAction(action)]
         await state.set_state(form)
         await message.answer(prompt, reply_markup=keyboard)
         return
@@ -566,14 +574,14 @@ async def announcement_managed(
     announcements: AnnouncementService,
 ) -> None:
     actions = {
-        "p": (announcements.pause, _("Paused.")),
-        "r": (announcements.resume, _("Resumed.")),
-        "x": (announcements.cancel, _("Cancelled.")),
+        AnnouncementAction.PAUSE: (announcements.pause, _("Paused.")),
+        AnnouncementAction.RESUME: (announcements.resume, _("Resumed.")),
+        AnnouncementAction.CANCEL: (announcements.cancel, _("Cancelled.")),
     }
     if callback_data.action not in actions:
         await _not_allowed(query)
         return
-    change, done = actions[callback_data.action]
+    change, done = actions[AnnouncementAction(callback_data.action)]
     access = await roles.access(query.from_user.id)
     try:
         changed = await change(callback_data.id, access)
@@ -599,9 +607,9 @@ def create_router() -> Router:
     router.message.register(cancel_command, Command("cancel"), compose)
     router.message.register(subscribe_location_shared, StateFilter(SubscribeForm.location), has_location)
     router.message.register(subscribe_abandoned, StateFilter(SubscribeForm.location))
-    router.callback_query.register(province_chosen, SubscribeCb.filter(F.action == "p"))
-    router.callback_query.register(offer_accepted, SubscribeCb.filter(F.action == "here"))
-    router.callback_query.register(offer_declined, SubscribeCb.filter(F.action == "no"))
+    router.callback_query.register(province_chosen, SubscribeCb.filter(F.action == SubscribeAction.PROVINCE))
+    router.callback_query.register(offer_accepted, SubscribeCb.filter(F.action == SubscribeAction.HERE))
+    router.callback_query.register(offer_declined, SubscribeCb.filter(F.action == SubscribeAction.DECLINE))
     router.callback_query.register(unsubscribe_pressed, UnsubscribeCb.filter())
     # Composing: each step takes only its own kind of answer.
     router.message.register(compose_text_sent, StateFilter(ComposeForm.text), plain_text)
@@ -612,13 +620,24 @@ def create_router() -> Router:
     router.message.register(radius_typed, StateFilter(ComposeForm.radius), plain_text)
     router.message.register(time_typed, StateFilter(ComposeForm.when), plain_text)
     router.message.register(compose_other, compose)
-    router.callback_query.register(compose_cancelled, ComposeCb.filter(F.action == "x"))
+    router.callback_query.register(compose_cancelled, ComposeCb.filter(F.action == ComposeAction.CANCEL))
     router.callback_query.register(
-        compose_without_photo, ComposeCb.filter(F.action == "np"), StateFilter(ComposeForm.photo)
+        compose_without_photo,
+        ComposeCb.filter(F.action == ComposeAction.NO_PHOTO),
+        StateFilter(ComposeForm.photo),
     )
     router.callback_query.register(
         audience_chosen,
-        ComposeCb.filter(F.action.in_({"all", "sub", "pt", "stn"})),
+        ComposeCb.filter(
+            F.action.in_(
+                {
+                    ComposeAction.WHOLE_REGION,
+                    ComposeAction.SUB_REGION,
+                    ComposeAction.NEAR_POINT,
+                    ComposeAction.NEAR_STATION,
+                }
+            )
+        ),
         StateFilter(
             ComposeForm.audience,
             ComposeForm.region,
@@ -629,13 +648,17 @@ def create_router() -> Router:
         ),
     )
     router.callback_query.register(
-        radius_chosen, ComposeCb.filter(F.action == "km"), StateFilter(ComposeForm.radius)
+        radius_chosen, ComposeCb.filter(F.action == ComposeAction.RADIUS), StateFilter(ComposeForm.radius)
     )
     router.callback_query.register(
-        send_now_pressed, ComposeCb.filter(F.action == "go"), StateFilter(ComposeForm.confirm)
+        send_now_pressed,
+        ComposeCb.filter(F.action == ComposeAction.SEND_NOW),
+        StateFilter(ComposeForm.confirm),
     )
     router.callback_query.register(
-        schedule_pressed, ComposeCb.filter(F.action == "at"), StateFilter(ComposeForm.confirm)
+        schedule_pressed,
+        ComposeCb.filter(F.action == ComposeAction.SCHEDULE),
+        StateFilter(ComposeForm.confirm),
     )
     router.callback_query.register(compose_button_stale, ComposeCb.filter())
     router.callback_query.register(announcement_managed, AnnouncementCb.filter())

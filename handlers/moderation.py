@@ -29,7 +29,7 @@ from bot.services.users import UserService
 from domain.clock import Clock
 from domain.hours import hours_of
 from domain.values import Station, StationNotFound, StationStatus, User
-from handlers.callbacks import ModCb, StaffCb
+from handlers.callbacks import ModAction, ModCb, StaffAction, StaffCb
 from handlers.common import own_message, parse_id, safe_edit
 from handlers.errors import edit_error_text, grant_error_text
 from handlers.filters import plain_text, private_chat
@@ -70,7 +70,23 @@ async def _stale_query(query: CallbackQuery) -> None:
 
 
 #: Staff actions that answer with a message (or set a step): only in the staff member's private chat.
-_REPLYING_ACTIONS = frozenset({"cl", "hr", "ph", "am", "at", "ad", "hist"})
+#: What each of the queue's decision buttons decides.
+_DECISIONS = {
+    ModAction.APPROVE: Decision.APPROVE,
+    ModAction.REJECT: Decision.REJECT,
+    ModAction.ASK: Decision.ASK,
+}
+_REPLYING_ACTIONS = frozenset(
+    {
+        StaffAction.CLOSE_FOR_GOOD,
+        StaffAction.EDIT_HOURS,
+        StaffAction.EDIT_PHONE,
+        StaffAction.EDIT_AMENITIES,
+        StaffAction.TOGGLE_AMENITY,
+        StaffAction.AMENITIES_DONE,
+        StaffAction.HISTORY,
+    }
+)
 
 
 # -- the queue --------------------------------------------------------------------------------------------
@@ -138,7 +154,7 @@ async def case_decided(
     clock: Clock,
     default_tz: str,
 ) -> None:
-    decision = {"ok": Decision.APPROVE, "no": Decision.REJECT, "ask": Decision.ASK}[callback_data.action]
+    decision = _DECISIONS[ModAction(callback_data.action)]
     try:
         result = await reports.decide(
             callback_data.case, decision, await roles.access(query.from_user.id), clock()
@@ -267,39 +283,42 @@ async def staff_action(
         return
     access = await roles.access(query.from_user.id)
     try:
-        if action == "ver":
+        if action == StaffAction.VERIFY:
             await station_admin.verify(station_id, access, clock())
             await query.answer(_("Marked as verified today."))
-        elif action == "tc":
+        elif action == StaffAction.CLOSE_TEMPORARILY:
             await station_admin.set_status(station_id, StationStatus.TEMPORARILY_CLOSED, access, clock())
             await query.answer(_("Closed temporarily: riders no longer see it."))
-        elif action == "ro":
+        elif action == StaffAction.REOPEN:
             await station_admin.set_status(station_id, StationStatus.ACTIVE, access, clock())
             await query.answer(_("Reopened: riders see it again."))
-        elif action in ("cl", "hr", "ph"):
+        elif action in (StaffAction.CLOSE_FOR_GOOD, StaffAction.EDIT_HOURS, StaffAction.EDIT_PHONE):
             # Check the right before asking for input, so a forged button learns nothing.
             await station_admin.history(station_id, access, limit=1)
             prompts = {
-                "cl": (StaffForm.close_reason, _("Why does the station close for good? Type the reason.")),
-                "hr": (
+                StaffAction.CLOSE_FOR_GOOD: (
+                    StaffForm.close_reason,
+                    _("Why does the station close for good? Type the reason."),
+                ),
+                StaffAction.EDIT_HOURS: (
                     StaffForm.hours,
                     _(
                         "Type the new opening hours, e.g. 周一至周五 8:00-18:00，周末休息 "
                         "or Mo-Fr 08:00-18:00; Sa,Su off."
                     ),
                 ),
-                "ph": (StaffForm.phone, _("Type the new phone number.")),
+                StaffAction.EDIT_PHONE: (StaffForm.phone, _("Type the new phone number.")),
             }
-            form, prompt = prompts[action]
+            form, prompt = prompts[StaffAction(action)]
             await state.set_state(form)
             await state.update_data(staff_station=station_id)
             await query.answer()
             await message.answer(prompt)  # type: ignore[union-attr]
             return
-        elif action in ("am", "at", "ad"):
+        elif action in (StaffAction.EDIT_AMENITIES, StaffAction.TOGGLE_AMENITY, StaffAction.AMENITIES_DONE):
             await _staff_amenities(query, callback_data, station_admin, access, state, clock)
             return
-        elif action == "hist":
+        elif action == StaffAction.HISTORY:
             entries = await station_admin.history(station_id, access)
             station = await stations.get_by_id(station_id)
             await query.answer()
@@ -322,7 +341,7 @@ async def _staff_amenities(query, callback_data, station_admin, access, state, c
         await _stale_query(query)
         return
     data = await state.get_data()
-    if callback_data.action == "am":
+    if callback_data.action == StaffAction.EDIT_AMENITIES:
         await station_admin.history(callback_data.station, access, limit=1)  # the right to edit it
         station = await station_admin.stations.get_by_id(callback_data.station)
         current = tuple(station.amenities)
@@ -339,7 +358,7 @@ async def _staff_amenities(query, callback_data, station_admin, access, state, c
         return
     station = await station_admin.stations.get_by_id(callback_data.station)
     chosen: set[str] = set(pending["chosen"])
-    if callback_data.action == "at":
+    if callback_data.action == StaffAction.TOGGLE_AMENITY:
         chosen ^= {callback_data.value}
         pending["chosen"] = sorted(chosen)
         await state.update_data(staff_amenities=pending)
@@ -547,9 +566,11 @@ def create_router() -> Router:
     router.message.register(stale_command, Command("stale"))
     router.message.register(grant_command, Command("grant"))
     router.message.register(revoke_command, Command("revoke"))
-    router.callback_query.register(queue_paged, ModCb.filter(F.action == "p"))
-    router.callback_query.register(case_viewed, ModCb.filter(F.action == "v"))
-    router.callback_query.register(case_decided, ModCb.filter(F.action.in_({"ok", "no", "ask"})))
+    router.callback_query.register(queue_paged, ModCb.filter(F.action == ModAction.PAGE))
+    router.callback_query.register(case_viewed, ModCb.filter(F.action == ModAction.VIEW))
+    router.callback_query.register(
+        case_decided, ModCb.filter(F.action.in_({ModAction.APPROVE, ModAction.REJECT, ModAction.ASK}))
+    )
     router.callback_query.register(staff_action, StaffCb.filter())
     router.message.register(
         staff_text_entered,

@@ -11,7 +11,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.services.privacy import PrivacyService
 from bot.services.users import UserService
 from domain.clock import Clock
-from handlers.callbacks import ForgetCb
+from handlers.callbacks import ForgetAction, ForgetCb
 from handlers.common import own_message, safe_edit
 from handlers.filters import private_chat
 
@@ -43,8 +43,12 @@ def forget_keyboard() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [
-                InlineKeyboardButton(text=_("🗑 Delete my data"), callback_data=ForgetCb(action="yes").pack()),
-                InlineKeyboardButton(text=_("Cancel"), callback_data=ForgetCb(action="no").pack()),
+                InlineKeyboardButton(
+                    text=_("🗑 Delete my data"), callback_data=ForgetCb(action=ForgetAction.DELETE).pack()
+                ),
+                InlineKeyboardButton(
+                    text=_("Cancel"), callback_data=ForgetCb(action=ForgetAction.KEEP).pack()
+                ),
             ]
         ]
     )
@@ -79,7 +83,7 @@ async def forget_answered(
     if message is None:
         await query.answer(_("This button is out of date."), show_alert=True)
         return
-    if callback_data.action != "yes":
+    if callback_data.action != ForgetAction.DELETE:
         await query.answer()
         await safe_edit(message, _("Nothing was deleted."), None)
         return

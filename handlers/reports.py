@@ -28,7 +28,7 @@ from bot.services.stations import StationService
 from domain.clock import Clock
 from domain.hours_zh import accept_hours
 from domain.values import GeoPoint, InvalidLocation, InvalidOpeningHours, StationNotFound, StationStatus
-from handlers.callbacks import RateCb, ReportCb
+from handlers.callbacks import RateCb, ReportAction, ReportCb
 from handlers.common import own_message, safe_edit
 from handlers.errors import hours_error_text, rating_error_text, report_error_text
 from handlers.filters import has_location, has_photo, has_text, plain_text, private_chat
@@ -389,10 +389,10 @@ def create_router() -> Router:
     """A fresh router per dispatcher (a router can belong to one dispatcher only)."""
     router = Router(name="reports")
     router.message.filter(private_chat)
-    router.callback_query.register(report_started, ReportCb.filter(F.action == "s"))
-    router.callback_query.register(report_kind_chosen, ReportCb.filter(F.action == "k"))
-    router.callback_query.register(report_amenity_chosen, ReportCb.filter(F.action == "a"))
-    router.callback_query.register(report_sent, ReportCb.filter(F.action == "go"))
+    router.callback_query.register(report_started, ReportCb.filter(F.action == ReportAction.START))
+    router.callback_query.register(report_kind_chosen, ReportCb.filter(F.action == ReportAction.KIND))
+    router.callback_query.register(report_amenity_chosen, ReportCb.filter(F.action == ReportAction.AMENITY))
+    router.callback_query.register(report_sent, ReportCb.filter(F.action == ReportAction.SEND))
     router.callback_query.register(report_cancelled, ReportCb.filter())
     router.callback_query.register(rate_pressed, RateCb.filter())
     router.message.register(report_location_given, StateFilter(ReportForm.location), has_location)

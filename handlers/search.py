@@ -23,7 +23,7 @@ from domain.clock import Clock
 from domain.hours import hours_of
 from domain.values import GeoPoint, InvalidLocation, StationNotFound, UnknownAmenity, User
 from handlers.announce_views import offer_keyboard, offer_text
-from handlers.callbacks import FilterCb, ResultsCb, StationCb
+from handlers.callbacks import FilterAction, FilterCb, ResultsCb, StationCb
 from handlers.common import answer_markup, own_message, safe_edit
 from handlers.filters import has_location, has_venue, plain_text, private_chat
 from handlers.views import (
@@ -207,18 +207,18 @@ async def filter_changed(
         point = GeoPoint.parse(callback_data.lat, callback_data.lon)
     except InvalidLocation:
         point = None
-    if message is None or point is None or callback_data.action not in ("o", "t", "c", "d"):
+    if message is None or point is None or callback_data.action not in set(FilterAction):
         await _stale(query)
         return
-    if callback_data.action == "t":
+    if callback_data.action == FilterAction.TOGGLE:
         try:
             user = await users.toggle_amenity(user, callback_data.key)
         except UnknownAmenity:
             await _stale(query)
             return
-    elif callback_data.action == "c":
+    elif callback_data.action == FilterAction.CLEAR:
         user = await users.clear_filter(user)
-    if callback_data.action in ("d", "c"):
+    if callback_data.action in (FilterAction.DONE, FilterAction.CLEAR):
         text, keyboard = await _render_results(nearby, point, user, clock(), closed=callback_data.closed)
     else:
         text = filter_text(user.amenity_filter)

@@ -33,11 +33,15 @@ from domain.hours import Hours, OpenState
 from domain.languages import LANGUAGES
 from domain.values import AMENITY_KEYS, Station, StationStatus
 from handlers.callbacks import (
+    FilterAction,
     FilterCb,
     LanguageCb,
+    ModAction,
     ModCb,
     RateCb,
+    ReportAction,
     ReportCb,
+    StaffAction,
     StaffCb,
     round_point,
 )
@@ -227,20 +231,23 @@ def filter_keyboard(amenities: tuple[str, ...], lat: float, lon: float, closed: 
         mark = "✅ " if key in amenities else ""
         kb.button(
             text=f"{mark}{AMENITY_ICONS[key]} {amenity_label(key)}",
-            callback_data=FilterCb(action="t", key=key, lat=lat, lon=lon, closed=closed).pack(),
+            callback_data=FilterCb(
+                action=FilterAction.TOGGLE, key=key, lat=lat, lon=lon, closed=closed
+            ).pack(),
         )
     kb.adjust(2)
     bottom = [
         InlineKeyboardButton(
             text=_("✔️ Show results"),
-            callback_data=FilterCb(action="d", lat=lat, lon=lon, closed=closed).pack(),
+            callback_data=FilterCb(action=FilterAction.DONE, lat=lat, lon=lon, closed=closed).pack(),
         )
     ]
     if amenities:
         bottom.insert(
             0,
             InlineKeyboardButton(
-                text=_("✖️ Clear"), callback_data=FilterCb(action="c", lat=lat, lon=lon, closed=closed).pack()
+                text=_("✖️ Clear"),
+                callback_data=FilterCb(action=FilterAction.CLEAR, lat=lat, lon=lon, closed=closed).pack(),
             ),
         )
     kb.row(*bottom)
@@ -400,7 +407,7 @@ def card_keyboard(station: Station) -> InlineKeyboardMarkup:
             [
                 InlineKeyboardButton(
                     text=_("⚠️ Report a problem"),
-                    callback_data=ReportCb(action="s", station=station.id).pack(),
+                    callback_data=ReportCb(action=ReportAction.START, station=station.id).pack(),
                 ),
                 InlineKeyboardButton(text=_("⭐ Rate"), callback_data=RateCb(station=station.id).pack()),
             ],
@@ -432,8 +439,11 @@ REPORT_KIND_LABELS = {
 def report_kind_keyboard(station_id: int) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for kind, label in REPORT_KIND_LABELS.items():
-        kb.button(text=str(label), callback_data=ReportCb(action="k", station=station_id, value=kind).pack())
-    kb.button(text=_("Cancel"), callback_data=ReportCb(action="x", station=station_id).pack())
+        kb.button(
+            text=str(label),
+            callback_data=ReportCb(action=ReportAction.KIND, station=station_id, value=kind).pack(),
+        )
+    kb.button(text=_("Cancel"), callback_data=ReportCb(action=ReportAction.CANCEL, station=station_id).pack())
     kb.adjust(2)
     return kb.as_markup()
 
@@ -444,9 +454,9 @@ def report_amenity_keyboard(station: Station) -> InlineKeyboardMarkup:
         if key in AMENITY_ICONS:
             kb.button(
                 text=f"{AMENITY_ICONS[key]} {amenity_label(key)}",
-                callback_data=ReportCb(action="a", station=station.id, value=key).pack(),
+                callback_data=ReportCb(action=ReportAction.AMENITY, station=station.id, value=key).pack(),
             )
-    kb.button(text=_("Cancel"), callback_data=ReportCb(action="x", station=station.id).pack())
+    kb.button(text=_("Cancel"), callback_data=ReportCb(action=ReportAction.CANCEL, station=station.id).pack())
     kb.adjust(2)
     return kb.as_markup()
 
@@ -456,10 +466,12 @@ def report_send_keyboard(station_id: int) -> InlineKeyboardMarkup:
         inline_keyboard=[
             [
                 InlineKeyboardButton(
-                    text=_("✅ Send report"), callback_data=ReportCb(action="go", station=station_id).pack()
+                    text=_("✅ Send report"),
+                    callback_data=ReportCb(action=ReportAction.SEND, station=station_id).pack(),
                 ),
                 InlineKeyboardButton(
-                    text=_("Cancel"), callback_data=ReportCb(action="x", station=station_id).pack()
+                    text=_("Cancel"),
+                    callback_data=ReportCb(action=ReportAction.CANCEL, station=station_id).pack(),
                 ),
             ]
         ]
@@ -523,15 +535,16 @@ def case_keyboard(case_id: int) -> InlineKeyboardMarkup:
         inline_keyboard=[
             [
                 InlineKeyboardButton(
-                    text=_("✅ Approve"), callback_data=ModCb(action="ok", case=case_id).pack()
+                    text=_("✅ Approve"), callback_data=ModCb(action=ModAction.APPROVE, case=case_id).pack()
                 ),
                 InlineKeyboardButton(
-                    text=_("❌ Reject"), callback_data=ModCb(action="no", case=case_id).pack()
+                    text=_("❌ Reject"), callback_data=ModCb(action=ModAction.REJECT, case=case_id).pack()
                 ),
             ],
             [
                 InlineKeyboardButton(
-                    text=_("❓ Ask for details"), callback_data=ModCb(action="ask", case=case_id).pack()
+                    text=_("❓ Ask for details"),
+                    callback_data=ModCb(action=ModAction.ASK, case=case_id).pack(),
                 )
             ],
         ]
@@ -542,9 +555,15 @@ def queue_keyboard(cases: list[CaseView], page: int, has_more: bool) -> InlineKe
     kb = InlineKeyboardBuilder()
     for case in cases:
         label = f"#{case.id} {case.station.name[:20]}"
-        kb.row(InlineKeyboardButton(text=label, callback_data=ModCb(action="v", case=case.id).pack()))
+        kb.row(
+            InlineKeyboardButton(text=label, callback_data=ModCb(action=ModAction.VIEW, case=case.id).pack())
+        )
     if has_more:
-        kb.row(InlineKeyboardButton(text=_("More ▶"), callback_data=ModCb(action="p", page=page + 1).pack()))
+        kb.row(
+            InlineKeyboardButton(
+                text=_("More ▶"), callback_data=ModCb(action=ModAction.PAGE, page=page + 1).pack()
+            )
+        )
     return kb.as_markup()
 
 
@@ -553,38 +572,50 @@ def staff_keyboard(station: Station) -> InlineKeyboardMarkup:
     rows = [
         [
             InlineKeyboardButton(
-                text=_("✔️ Verified today"), callback_data=StaffCb(action="ver", station=sid).pack()
+                text=_("✔️ Verified today"),
+                callback_data=StaffCb(action=StaffAction.VERIFY, station=sid).pack(),
             )
         ],
     ]
     if station.status is StationStatus.ACTIVE:
         toggle = InlineKeyboardButton(
-            text=_("⏸ Close temporarily"), callback_data=StaffCb(action="tc", station=sid).pack()
+            text=_("⏸ Close temporarily"),
+            callback_data=StaffCb(action=StaffAction.CLOSE_TEMPORARILY, station=sid).pack(),
         )
     else:
         toggle = InlineKeyboardButton(
-            text=_("▶️ Reopen"), callback_data=StaffCb(action="ro", station=sid).pack()
+            text=_("▶️ Reopen"), callback_data=StaffCb(action=StaffAction.REOPEN, station=sid).pack()
         )
     rows.append([toggle])
     if station.status is not StationStatus.CLOSED:
         rows.append(
             [
                 InlineKeyboardButton(
-                    text=_("⛔ Close for good"), callback_data=StaffCb(action="cl", station=sid).pack()
+                    text=_("⛔ Close for good"),
+                    callback_data=StaffCb(action=StaffAction.CLOSE_FOR_GOOD, station=sid).pack(),
                 )
             ]
         )
     rows.append(
         [
-            InlineKeyboardButton(text=_("🕘 Hours"), callback_data=StaffCb(action="hr", station=sid).pack()),
-            InlineKeyboardButton(text=_("☎️ Phone"), callback_data=StaffCb(action="ph", station=sid).pack()),
             InlineKeyboardButton(
-                text=_("🧰 Amenities"), callback_data=StaffCb(action="am", station=sid).pack()
+                text=_("🕘 Hours"), callback_data=StaffCb(action=StaffAction.EDIT_HOURS, station=sid).pack()
+            ),
+            InlineKeyboardButton(
+                text=_("☎️ Phone"), callback_data=StaffCb(action=StaffAction.EDIT_PHONE, station=sid).pack()
+            ),
+            InlineKeyboardButton(
+                text=_("🧰 Amenities"),
+                callback_data=StaffCb(action=StaffAction.EDIT_AMENITIES, station=sid).pack(),
             ),
         ]
     )
     rows.append(
-        [InlineKeyboardButton(text=_("📜 History"), callback_data=StaffCb(action="hist", station=sid).pack())]
+        [
+            InlineKeyboardButton(
+                text=_("📜 History"), callback_data=StaffCb(action=StaffAction.HISTORY, station=sid).pack()
+            )
+        ]
     )
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
@@ -595,10 +626,13 @@ def staff_amenity_keyboard(station: Station, chosen: tuple[str, ...]) -> InlineK
         mark = "✅ " if key in chosen else ""
         kb.button(
             text=f"{mark}{AMENITY_ICONS[key]} {amenity_label(key)}",
-            callback_data=StaffCb(action="at", station=station.id, value=key).pack(),
+            callback_data=StaffCb(action=StaffAction.TOGGLE_AMENITY, station=station.id, value=key).pack(),
         )
     kb.adjust(2)
     kb.row(
-        InlineKeyboardButton(text=_("💾 Save"), callback_data=StaffCb(action="ad", station=station.id).pack())
+        InlineKeyboardButton(
+            text=_("💾 Save"),
+            callback_data=StaffCb(action=StaffAction.AMENITIES_DONE, station=station.id).pack(),
+        )
     )
     return kb.as_markup()
