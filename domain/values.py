@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -168,15 +168,6 @@ class Station(StationRecord):
     id: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NearbyQuery:
-    point: GeoPoint
-    at: datetime
-    k: int = 5
-    amenities: frozenset[str] = field(default_factory=frozenset)
-    include_closed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -295,9 +295,6 @@ class ActingUsers(UpdateQueue):
         """The user blocks the bot: sends fail with 403 and the bot gets a my_chat_member update."""
         await self._set_blocked(user_id, True)
 
-    async def unblock(self, user_id: int) -> None:
-        await self._set_blocked(user_id, False)
-
     async def _set_blocked(self, user_id: int, blocked: bool) -> None:
         user = self._users.get(user_id) or self._user(user_id, "zh-hans", "测试")
         chat = self._user_chat(user, None, "private")

@@ -58,10 +58,6 @@ def unit_vectors(lat: NDArray[np.float64], lon: NDArray[np.float64]) -> NDArray[
     return np.column_stack((cos_phi * np.cos(lam), cos_phi * np.sin(lam), np.sin(phi)))
 
 
-def chord_to_metres(chord: NDArray[np.float64]) -> NDArray[np.float64]:
-    return 2.0 * EARTH_RADIUS_M * np.arcsin(np.minimum(chord, 2.0) / 2.0)
-
-
 def _factorize(values: Sequence[Any]) -> tuple[NDArray[np.intp], list[Any]]:
     """Codes into the list of distinct values, in first-seen order (a dict is faster than np.unique)."""
     table: dict[Any, int] = {}

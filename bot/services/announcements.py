@@ -309,12 +309,6 @@ class AnnouncementService:
             await repo.enqueue(row.id, recipients)
             return _view(row)
 
-    async def set_progress_message(self, announcement_id: int, chat_id: int, message_id: int) -> None:
-        async with self.sessions() as session, session.begin():
-            await AnnouncementRepository(session).update_values(
-                announcement_id, progress_chat_id=chat_id, progress_message_id=message_id
-            )
-
     async def get(self, announcement_id: int, access: Access) -> AnnouncementView:
         async with self.sessions() as session:
             repo = AnnouncementRepository(session)

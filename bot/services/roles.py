@@ -54,10 +54,6 @@ class Access:
         return self.is_admin or any(role is Role.STAFF for role, _ in self.grants)
 
     @property
-    def is_volunteer(self) -> bool:
-        return bool(self.grants)
-
-    @property
     def regions(self) -> tuple[str, ...]:
         """Region prefixes this user moderates; ("",) means everywhere."""
         if self.is_admin:
