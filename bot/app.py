@@ -31,6 +31,7 @@ from storage.changes import RedisChangeFeed
 from storage.db import create_engine, session_factory, upgrade_database
 from storage.importers import ImportLimits
 from storage.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
+from storage.regions import RegionLookup
 from storage.spatial import SpatialIndex
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ async def open_core(
         # One registry per process: each replica is scraped on its own.
         metrics = Metrics()
         metrics.track_index(lambda: len(search.index))
+        regions = RegionLookup(settings.region_cache_dir)
         stations = StationService(
             sessions,
             search,
@@ -176,6 +178,7 @@ async def open_core(
                 max_xlsx_uncompressed=settings.import_max_xlsx_uncompressed,
                 max_zip_ratio=settings.import_max_zip_ratio,
             ),
+            regions=regions,
         )
         core = Core(
             settings,
@@ -187,7 +190,7 @@ async def open_core(
             reports=ReportService(sessions, stations, TrustPolicy.from_settings(settings)),
             station_admin=StationAdminService(sessions, stations),
             ratings=RatingService(sessions),
-            subscriptions=SubscriptionService(sessions, search),
+            subscriptions=SubscriptionService(sessions, search, regions),
             announcements=AnnouncementService(sessions),
             privacy=PrivacyService(sessions, timedelta(days=settings.report_retention_days)),
             broadcast_limiter=LocalRateLimiter(settings.broadcast_rate),

@@ -137,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=LOCALES,
         help=_("language of the messages (default: the language of the file's header)"),
     )
+    imp.add_argument(
+        "--strict",
+        action="store_true",
+        help=_("reject rows whose position lies outside China or at sea (a warning otherwise)"),
+    )
     template = station_cmds.add_parser(
         "template",
         help=_("write an import template: the header, two example rows and what each column takes"),
@@ -238,7 +243,11 @@ async def cmd_import(core: Any, args: argparse.Namespace) -> int:
     _ = translator(args.lang or environment_locale()).gettext
     try:
         report = await core.stations.import_file(
-            args.path, CRS(args.crs), dry_run=args.dry_run, progress=Progress(_("reading"))
+            args.path,
+            CRS(args.crs),
+            dry_run=args.dry_run,
+            progress=Progress(_("reading")),
+            strict=args.strict,
         )
     except ImportFileError as exc:
         print(_("error: {message}").format(message=exc.translated(_)), file=sys.stderr)

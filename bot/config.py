@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -68,6 +69,9 @@ class Settings(BaseSettings):
     import_max_line: int = Field(default=100_000, gt=0)
     import_max_xlsx_uncompressed: int = Field(default=1024 * 1024 * 1024, gt=0)
     import_max_zip_ratio: int = Field(default=200, gt=0)
+    #: Where the administrative-region index is cached (built from the boundary package on first use);
+    #: the user's cache directory when unset.
+    region_cache_dir: Path | None = None
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -12,6 +12,9 @@ Conventions, everywhere in this module:
   up to about 5 m in the north-east (Baidu's one-step BD-09 inverse about 0.2 m), enough to put a station on
   the wrong side of a road.
 
+`gcj02_to_wgs84_many` applies the same formulas to whole arrays at once (numpy), for bulk data such as
+administrative boundaries published in GCJ-02.
+
 Pure functions, no state, no I/O.
 """
 
@@ -19,14 +22,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from domain.values import CRS
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "bd09_to_gcj02",
     "bd09_to_wgs84",
     "gcj02_to_bd09",
     "gcj02_to_wgs84",
+    "gcj02_to_wgs84_many",
     "out_of_china",
     "to_wgs84",
     "wgs84_to_bd09",
@@ -51,31 +59,35 @@ def out_of_china(lat: float, lon: float) -> bool:
     return not (72.004 <= lon <= 137.8347 and 0.8293 <= lat <= 55.8271)
 
 
-def _transform_lat(x: float, y: float) -> float:
-    ret = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * math.sqrt(abs(x))
-    ret += (20.0 * math.sin(6.0 * x * math.pi) + 20.0 * math.sin(2.0 * x * math.pi)) * 2.0 / 3.0
-    ret += (20.0 * math.sin(y * math.pi) + 40.0 * math.sin(y / 3.0 * math.pi)) * 2.0 / 3.0
-    ret += (160.0 * math.sin(y / 12.0 * math.pi) + 320.0 * math.sin(y * math.pi / 30.0)) * 2.0 / 3.0
+# The formulas take the module that provides sin, sqrt, fabs and cos: `math` for one point, numpy for
+# arrays, so that both paths compute exactly the same expression.
+
+
+def _transform_lat(x: Any, y: Any, m: Any = math) -> Any:
+    ret = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * m.sqrt(m.fabs(x))
+    ret += (20.0 * m.sin(6.0 * x * math.pi) + 20.0 * m.sin(2.0 * x * math.pi)) * 2.0 / 3.0
+    ret += (20.0 * m.sin(y * math.pi) + 40.0 * m.sin(y / 3.0 * math.pi)) * 2.0 / 3.0
+    ret += (160.0 * m.sin(y / 12.0 * math.pi) + 320.0 * m.sin(y * math.pi / 30.0)) * 2.0 / 3.0
     return ret
 
 
-def _transform_lon(x: float, y: float) -> float:
-    ret = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * math.sqrt(abs(x))
-    ret += (20.0 * math.sin(6.0 * x * math.pi) + 20.0 * math.sin(2.0 * x * math.pi)) * 2.0 / 3.0
-    ret += (20.0 * math.sin(x * math.pi) + 40.0 * math.sin(x / 3.0 * math.pi)) * 2.0 / 3.0
-    ret += (150.0 * math.sin(x / 12.0 * math.pi) + 300.0 * math.sin(x / 30.0 * math.pi)) * 2.0 / 3.0
+def _transform_lon(x: Any, y: Any, m: Any = math) -> Any:
+    ret = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * m.sqrt(m.fabs(x))
+    ret += (20.0 * m.sin(6.0 * x * math.pi) + 20.0 * m.sin(2.0 * x * math.pi)) * 2.0 / 3.0
+    ret += (20.0 * m.sin(x * math.pi) + 40.0 * m.sin(x / 3.0 * math.pi)) * 2.0 / 3.0
+    ret += (150.0 * m.sin(x / 12.0 * math.pi) + 300.0 * m.sin(x / 30.0 * math.pi)) * 2.0 / 3.0
     return ret
 
 
-def _gcj02_offset(lat: float, lon: float) -> tuple[float, float]:
+def _gcj02_offset(lat: Any, lon: Any, m: Any = math) -> tuple[Any, Any]:
     """The (dlat, dlon) GCJ-02 adds to a WGS-84 point inside China."""
-    dlat = _transform_lat(lon - 105.0, lat - 35.0)
-    dlon = _transform_lon(lon - 105.0, lat - 35.0)
+    dlat = _transform_lat(lon - 105.0, lat - 35.0, m)
+    dlon = _transform_lon(lon - 105.0, lat - 35.0, m)
     rad_lat = lat / 180.0 * math.pi
-    magic = 1.0 - _EE * math.sin(rad_lat) ** 2
-    sqrt_magic = math.sqrt(magic)
+    magic = 1.0 - _EE * m.sin(rad_lat) ** 2
+    sqrt_magic = m.sqrt(magic)
     dlat = (dlat * 180.0) / ((_A * (1.0 - _EE)) / (magic * sqrt_magic) * math.pi)
-    dlon = (dlon * 180.0) / (_A / sqrt_magic * math.cos(rad_lat) * math.pi)
+    dlon = (dlon * 180.0) / (_A / sqrt_magic * m.cos(rad_lat) * math.pi)
     return dlat, dlon
 
 
@@ -118,6 +130,38 @@ def gcj02_to_wgs84(lat: float, lon: float) -> tuple[float, float]:
     # The one-step inverse (subtract the offset measured at the GCJ-02 point) is the starting guess.
     dlat, dlon = _gcj02_offset(lat, lon)
     return _invert(_gcj02_unbounded, lat, lon, (lat - dlat, lon - dlon))
+
+
+def gcj02_to_wgs84_many(
+    lat: np.ndarray, lon: np.ndarray, tolerance_deg: float = _TOLERANCE_DEG
+) -> tuple[np.ndarray, np.ndarray]:
+    """`gcj02_to_wgs84` of every point of two arrays: the same formulas and iteration, and by default the
+    same tolerance (a coarser one saves iterations when the result is rounded anyway)."""
+    import numpy as np
+
+    lat = np.asarray(lat, dtype=np.float64)
+    lon = np.asarray(lon, dtype=np.float64)
+    # The `out_of_china` box, element by element: points outside it stay as they are.
+    inside = (lon >= 72.004) & (lon <= 137.8347) & (lat >= 0.8293) & (lat <= 55.8271)
+    out_lat, out_lon = lat.copy(), lon.copy()
+    todo = np.flatnonzero(inside)
+    t_lat, t_lon = lat[todo], lon[todo]
+    dlat, dlon = _gcj02_offset(t_lat, t_lon, np)
+    p_lat, p_lon = t_lat - dlat, t_lon - dlon
+    for _ in range(_MAX_ITERATIONS):
+        if not len(todo):
+            break
+        f_lat, f_lon = _gcj02_offset(p_lat, p_lon, np)
+        d_lat, d_lon = t_lat - (p_lat + f_lat), t_lon - (p_lon + f_lon)
+        p_lat += d_lat
+        p_lon += d_lon
+        # Points that converged are final; the others iterate on.
+        done = (np.abs(d_lat) < tolerance_deg) & (np.abs(d_lon) < tolerance_deg)
+        out_lat[todo[done]], out_lon[todo[done]] = p_lat[done], p_lon[done]
+        keep = ~done
+        todo, t_lat, t_lon, p_lat, p_lon = todo[keep], t_lat[keep], t_lon[keep], p_lat[keep], p_lon[keep]
+    out_lat[todo], out_lon[todo] = p_lat, p_lon
+    return out_lat, out_lon
 
 
 def gcj02_to_bd09(lat: float, lon: float) -> tuple[float, float]:

@@ -253,6 +253,8 @@ class ParsedImport:
     warnings: list[str] = field(default_factory=list)
     #: The language of the file's header: "zh_Hans", "zh_Hant" or "en" (the catalogue for its messages).
     lang: str = "en"
+    #: The row (or feature) number of each record, for messages about it after parsing.
+    rows: list[int] = field(default_factory=list)
 
 
 Progress = Callable[[int, int], None]
@@ -886,6 +888,7 @@ def _parse_table(
     total = len(data)
     records: list[StationRecord] = []
     errors: list[RowError] = []
+    record_rows: list[int] = []
     for done, (row_number, cells) in enumerate(data, start=1):
         if progress is not None and done % _PROGRESS_EVERY == 0:
             progress(done, total)
@@ -917,12 +920,13 @@ def _parse_table(
             errors.append(result)
         else:
             records.append(result)
+            record_rows.append(row_number)
     if progress is not None:
         progress(total, total)
     if total == 0:
         warnings.append(Text(N_("the file has a header but no data rows")))
     lang = header_language(labels.values())
-    return ParsedImport(records, errors, len(records) + len(errors), warnings, lang)
+    return ParsedImport(records, errors, len(records) + len(errors), warnings, lang, rows=record_rows)
 
 
 def _is_comment(cells: Sequence[Any]) -> bool:
@@ -1047,6 +1051,7 @@ def _parse_geojson(
     total = len(features)
     records: list[StationRecord] = []
     errors: list[RowError] = []
+    record_rows: list[int] = []
     unknown: dict[str, None] = {}  # ordered set
     key_cache: dict[str, str | None] = {}
     seen_labels: list[str] = []
@@ -1085,13 +1090,14 @@ def _parse_geojson(
             errors.append(result)
         else:
             records.append(result)
+            record_rows.append(number)
     if progress is not None:
         progress(total, total)
     warnings: list[str] = []
     if unknown:
         warnings.append(Text(N_("ignored properties not recognised: {names}"), names=", ".join(unknown)))
     lang = header_language(label for label in seen_labels if column_for_header(label) is not None)
-    return ParsedImport(records, errors, len(records) + len(errors), warnings, lang)
+    return ParsedImport(records, errors, len(records) + len(errors), warnings, lang, rows=record_rows)
 
 
 # ------------------------------------------------------------------------------------------------- public

@@ -124,3 +124,14 @@ def compiled_catalogues() -> None:
             catalog = read_po(po)
         with mo_path.open("wb") as mo:
             write_mo(mo, catalog, use_fuzzy=False)
+
+
+@pytest.fixture(scope="session")
+def region_lookup() -> Any:
+    """The administrative-region index of the test session: built from the boundary package once per
+    machine (seconds; cached like in production), loaded once per session."""
+    from storage.regions import RegionLookup
+
+    lookup = RegionLookup()
+    lookup.index()
+    return lookup

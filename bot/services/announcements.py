@@ -31,7 +31,7 @@ from domain.statuses import AnnouncementStatus, DeliveryStatus
 from domain.values import GeoPoint, YizhanError
 from storage.announcements_repo import AnnouncementRepository
 from storage.ratelimit import RateLimiter
-from storage.stations_repo import StationRepository
+from storage.regions import RegionLookup
 
 log = logging.getLogger(__name__)
 
@@ -183,16 +183,22 @@ def _counts(raw: dict[str, int], total: int) -> Counts:
 
 # -- subscriptions --------------------------------------------------------------------------------------
 class SubscriptionService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], search: SearchService) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        search: SearchService,
+        regions: RegionLookup | None = None,
+    ) -> None:
         self.sessions = sessions
         self.search = search
+        self.regions = regions if regions is not None else RegionLookup()
         self._settled: TtlCache[int, bool] = TtlCache(max_size=200_000)
 
     async def subscribe_near(self, user_id: int, point: GeoPoint, at: datetime) -> str:
-        """Subscribe with the ~5 km cell of `point` (the point itself is not kept); returns the cell."""
+        """Subscribe with the ~5 km cell of `point` and its district (the point itself is not kept), so that
+        announcements to a district reach the riders there; returns the cell."""
         cell = geohash(point.lat, point.lon)
-        lat, lon = geohash_centre(cell)
-        region = await self._nearest_region(GeoPoint(lat, lon))
+        region = await asyncio.to_thread(self._district_of, point)
         async with self.sessions() as session, session.begin():
             await AnnouncementRepository(session).subscribe(user_id, cell, region, at)
         return cell
@@ -225,15 +231,10 @@ class SubscriptionService:
                 return False
             return await repo.mark_offered(user_id, at)
 
-    async def _nearest_region(self, point: GeoPoint) -> str:
-        index = self.search.index
-        candidates = index.nearest(point.lat, point.lon, 1)
-        if not len(candidates.slots):
-            return ""
-        station_id = int(index.ids[candidates.slots[0]])
-        async with self.sessions() as session:
-            station = await StationRepository(session).get(station_id)
-        return station.region if station else ""
+    def _district_of(self, point: GeoPoint) -> str:
+        # Outside China or at sea there is no district: such a rider gets announcements to everyone only.
+        region = self.regions.index().lookup(point.lat, point.lon)
+        return region.adcode if region is not None else ""
 
 
 # -- composing and managing -----------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.cache import TtlCache
 from bot.services.closures import ClosureBoard, ClosureNote
+from bot.services.regions import RegionCheck, derive_regions
 from bot.services.search import SearchService, open_now
 from domain.clock import DEFAULT_TZ, utc_now
 from domain.hours import HoursStatus, OpenState, hours_of
@@ -39,6 +40,7 @@ from storage.importers import (
     write_csv,
     write_geojson,
 )
+from storage.regions import RegionLookup
 from storage.spatial import SpatialIndex
 from storage.stations_repo import RECORD_FIELDS, StationRepository, index_entry, record_from_raw
 
@@ -201,6 +203,7 @@ class StationService:
         default_tz: str = DEFAULT_TZ,
         cache: TtlCache[int, Station] | None = None,
         import_limits: ImportLimits | None = None,
+        regions: RegionLookup | None = None,
     ) -> None:
         self.sessions = sessions
         self.import_limits = import_limits or ImportLimits()
@@ -209,6 +212,7 @@ class StationService:
         self.cache = cache if cache is not None else station_cache()
         #: Closure reports shown on stations still listed (bot/services/closures.py).
         self.closures = ClosureBoard(sessions, default_tz)
+        self.regions = regions if regions is not None else RegionLookup()
         # Set when several processes share the data (Redis): changes are announced to the others.
         self.change_feed: Any = None
         self._unpublished: set[int] = set()
@@ -351,16 +355,26 @@ class StationService:
         crs: CRS = CRS.WGS84,
         dry_run: bool = False,
         progress: Progress | None = None,
+        strict: bool = False,
     ) -> ImportReport:
+        """Parse, derive every station's region from its position (`strict`: reject a position with none),
+        then save."""
         parsed = await asyncio.to_thread(parse_station_file, path, crs, None, progress, self.import_limits)
+        unit = "feature" if Path(path).suffix.lower() in (".geojson", ".json") else "row"
+
+        def derive() -> RegionCheck:
+            return derive_regions(parsed.records, parsed.rows, self.regions.index(), unit, strict)
+
+        check = await asyncio.to_thread(derive)
+        errors = sorted([*parsed.errors, *check.errors], key=lambda e: e.row)
         report = ImportReport(
             total_rows=parsed.total_rows,
-            errors=list(parsed.errors),
-            warnings=list(getattr(parsed, "warnings", [])),
+            errors=errors,
+            warnings=[*parsed.warnings, *check.warnings],
             dry_run=dry_run,
             lang=parsed.lang,
         )
-        await self.save_records(parsed.records, report, dry_run=dry_run)
+        await self.save_records(check.records, report, dry_run=dry_run)
         return report
 
     async def save_records(
