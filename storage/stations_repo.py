@@ -268,9 +268,22 @@ class StationRepository:
         """A round trip to the database; raises what the driver raises when it is unreachable."""
         await self.session.execute(select(1))
 
-    async def upsert_many(self, records: Sequence[StationRecord]) -> None:
+    async def origins(self, codes: Sequence[str]) -> dict[str, str]:
+        """The origin (import, seed, demo) of each stored station among `codes`."""
+        found: dict[str, str] = {}
+        for start in range(0, len(codes), _IN_CHUNK):
+            result = await self.session.execute(
+                select(StationRow.code, StationRow.origin).where(
+                    StationRow.code.in_(codes[start : start + _IN_CHUNK])
+                )
+            )
+            found.update((code, origin) for code, origin in result)
+        return found
+
+    async def upsert_many(self, records: Sequence[StationRecord], origin: str = "import") -> None:
         """Insert new codes, update changed ones, leave identical ones untouched, in a session from
-        `station_write` (storage/fences.py), which commits: rows are stamped with the clock read here."""
+        `station_write` (storage/fences.py), which commits: rows are stamped with the clock read here.
+        Inserted and updated rows take `origin`."""
         if not records:
             return
         require_fence(self.session)
@@ -280,7 +293,7 @@ class StationRepository:
         table: Table = StationRow.__table__  # type: ignore[assignment]  # declared as a FromClause
         for start in range(0, len(records), _BATCH):
             rows = [
-                {"code": r.code, **record_values(r), "created_at": now, "updated_at": now}
+                {"code": r.code, **record_values(r), "origin": origin, "created_at": now, "updated_at": now}
                 for r in records[start : start + _BATCH]
             ]
             stmt = insert(table)
@@ -295,6 +308,7 @@ class StationRepository:
                 cast(table.c.amenities, Text) != cast(excluded.amenities, Text),
             )
             update = {name: excluded[name] for name in RECORD_FIELDS}
+            update["origin"] = excluded.origin
             update["updated_at"] = excluded.updated_at
             await self.session.execute(
                 stmt.on_conflict_do_update(index_elements=["code"], set_=update, where=changed), rows

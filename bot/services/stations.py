@@ -46,6 +46,8 @@ from storage.stations_repo import RECORD_FIELDS, StationRepository, index_entry,
 
 Progress = Callable[[int, int], None]
 log = logging.getLogger(__name__)
+#: Origins of a station (`stations.origin`).
+IMPORTED, SEEDED, DEMO = "import", "seed", "demo"
 _UNKNOWN_HOURS = HoursStatus(OpenState.UNKNOWN, None, "")
 #: Most stations a sync page may hold: a page is built in memory and sent in one response.
 MAX_SYNC_PAGE = 5000
@@ -173,6 +175,8 @@ class ImportReport:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    #: Codes left alone because a station of another origin holds them (seeding only).
+    skipped: list[str] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     dry_run: bool = False
@@ -378,17 +382,30 @@ class StationService:
         return report
 
     async def save_records(
-        self, records: Sequence[StationRecord], report: ImportReport | None = None, dry_run: bool = False
+        self,
+        records: Sequence[StationRecord],
+        report: ImportReport | None = None,
+        dry_run: bool = False,
+        origin: str = IMPORTED,
     ) -> ImportReport:
-        """Upsert by code in one transaction; a dry run counts what would change and writes nothing."""
+        """Upsert by code in one transaction; a dry run counts what would change and writes nothing.
+
+        Imported records (`origin` import) replace whatever holds their code; synthetic ones (seed, demo)
+        never replace a station of another origin: those codes are skipped and listed in the report."""
         report = report or ImportReport(total_rows=len(records), dry_run=dry_run)
         async with station_write(self.sessions, "import", fenced=not dry_run) as session:
             repo = StationRepository(session)
             existing = await repo.by_codes(r.code for r in records)
+            foreign: set[str] = set()
+            if origin != IMPORTED and existing:
+                origins = await repo.origins(list(existing))
+                foreign = {code for code, held_by in origins.items() if held_by != origin}
             changed: list[StationRecord] = []
             for record in records:
                 before = existing.get(record.code)
-                if before is None:
+                if record.code in foreign:
+                    report.skipped.append(record.code)
+                elif before is None:
                     report.inserted += 1
                     changed.append(record)
                 elif _same(record, before):
@@ -399,7 +416,7 @@ class StationService:
             if dry_run or not changed:
                 await session.rollback()
                 return report
-            await repo.upsert_many(changed)
+            await repo.upsert_many(changed, origin)
         if len(changed) > SpatialIndex.OVERLAY_LIMIT:
             async with self.sessions() as session, session.begin():
                 await StationRepository(session).refresh_statistics()
@@ -407,10 +424,21 @@ class StationService:
         return report
 
     async def seed(self, count: int, seed: int, progress: Progress | None = None) -> ImportReport:
+        """Add the synthetic national set (see `storage.seed`); stations of another origin are kept."""
         from storage.seed import generate_stations
 
-        records = await asyncio.to_thread(generate_stations, count, seed, progress)
-        return await self.save_records(records)
+        def generate() -> list[StationRecord]:
+            return generate_stations(count, seed, progress, self.regions.index())
+
+        records = await asyncio.to_thread(generate)
+        return await self.save_records(records, origin=SEEDED)
+
+    async def seed_demo(self) -> ImportReport:
+        """Add the demo set (see `storage.seed`); stations of another origin are kept."""
+        from storage.seed import demo_stations
+
+        records = await asyncio.to_thread(lambda: demo_stations(regions=self.regions.index()))
+        return await self.save_records(records, origin=DEMO)
 
     async def _refresh_index(self, codes: Sequence[str]) -> None:
         if self.search is None:
