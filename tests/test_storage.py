@@ -161,8 +161,8 @@ from storage.seed import generate_stations
 
 original = stations_repo.StationRepository.upsert_many
 
-async def slow_upsert(self, records):
-    await original(self, records[:500])
+async def slow_upsert(self, records, *args, **kwargs):
+    await original(self, records[:500], *args, **kwargs)
     await self.session.flush()
     print("WROTE", flush=True)
     await asyncio.sleep(60)
