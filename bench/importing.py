@@ -37,7 +37,8 @@ def prepare_csv(out: Path, n: int, seed: int) -> Path:
     from storage.importers import write_csv
     from storage.seed import generate_stations
 
-    path = out / f"import-{n}-seed{seed}.csv"
+    # The generator names its version: a cache written by an older one (other codes and names) is not reused.
+    path = out / f"import-{n}-seed{seed}-regions.csv"
     if path.exists():
         print(f"using cached {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
         return path

@@ -245,3 +245,19 @@ async def test_a_subscriber_is_filed_under_the_district_of_their_position(
             repo = AnnouncementRepository(session)
             assert [user for user, _cell in await repo.subscribers("440106")] == [601]
             assert sorted(user for user, _cell in await repo.subscribers("")) == [601, 602]
+
+
+async def test_a_station_moved_by_an_approved_report_takes_its_new_district(
+    settings: Settings, region_lookup: RegionLookup
+) -> None:
+    async with open_core(settings, load_index=False) as core:
+        core.stations.regions = region_lookup
+        await core.stations.save_records([rec("MV1", TIANHE_SIDE, "440106")])
+        station = await core.stations.get("MV1")
+        submitted = await core.reports.submit(
+            801, station.id, "wrong_location", NOW, detail=f"{YUEXIU_SIDE[0]},{YUEXIU_SIDE[1]}"
+        )
+        await core.roles.grant(802, "staff", "4401")
+        await core.reports.decide(submitted.case_id, "approve", await core.roles.access(802), NOW)
+        moved = await core.stations.get("MV1")
+        assert ((moved.lat, moved.lon), moved.region) == (YUEXIU_SIDE, "440104")

@@ -16,6 +16,7 @@ stations, alerting its staff. Below the threshold riders see the reports that we
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import math
 from dataclasses import dataclass, field
@@ -565,6 +566,13 @@ class ReportService:
             if decision is Decision.APPROVE:
                 changes = self._changes_for(kind, row.topic, row.proposal, station)
                 action = f"approve_{kind.value}"
+                if "lat" in changes:
+                    # A station that moves takes the region of where it now stands.
+                    region = await asyncio.to_thread(
+                        lambda: self.stations.regions.index().lookup(changes["lat"], changes["lon"])
+                    )
+                    if region is not None and region.adcode != station.region:
+                        changes["region"] = region.adcode
             elif (
                 decision is Decision.REJECT
                 and row.auto_hidden
