@@ -1,4 +1,4 @@
-"""Configuration from the environment (and an optional `.env` file), as ARCHITECTURE.md fixes it."""
+"""Configuration from the environment (and an optional `.env` file): the README's configuration table."""
 
 from __future__ import annotations
 

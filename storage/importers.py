@@ -73,7 +73,7 @@ __all__ = [
     "write_geojson",
 ]
 
-#: Columns of an export, in ARCHITECTURE.md order plus the two optional ones.
+#: Columns of an export, in the order of docs/ARCHITECTURE.md's station fields plus the two optional ones.
 EXPORT_COLUMNS: tuple[str, ...] = (
     "code",
     "name",

@@ -33,7 +33,7 @@ __all__ = [
 
 Gettext = Callable[[str], str]
 
-#: The columns of the template, in ARCHITECTURE.md's order.
+#: The columns of the template, in the order of docs/ARCHITECTURE.md's station fields.
 TEMPLATE_COLUMNS: tuple[str, ...] = (
     "code",
     "name",

@@ -1,8 +1,8 @@
 """The nearby use case as every channel asks it: index hits joined with the stations' details.
 
 The bot and `yizhan nearby` call `NearbyService.nearby`, the HTTP API `NearbyService.nearby_json`; both
-JSON paths render a result with `result_json`, the one JSON shape of a result (ARCHITECTURE.md's `--json`
-contract).
+JSON paths render a result with `result_json`, the one JSON shape of a result (the `--json` contract
+of docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def _answer_json(query_point: GeoPoint, at: datetime, results: list[dict[str, An
 
 def nearby_json(query_point: GeoPoint, at: datetime, results: Iterable[NearbyResult]) -> dict[str, Any]:
     """The whole answer as `yizhan nearby --json` prints it and `GET /api/v1/stations/nearby` returns it
-    (ARCHITECTURE.md's contract): the WGS-84 query point, the instant, the results nearest first."""
+    (docs/ARCHITECTURE.md's contract): the WGS-84 query point, the instant, the results nearest first."""
     return _answer_json(query_point, at, [result.as_json() for result in results])
 
 

@@ -71,7 +71,8 @@ def province_name(adcode: str) -> str:
 
 
 def station_json(station: Station) -> dict[str, Any]:
-    """Every ARCHITECTURE.md field of a stored station (times as ISO 8601, coordinates WGS-84)."""
+    """Every field of a stored station, as docs/ARCHITECTURE.md's contracts list them (times as ISO 8601,
+    coordinates WGS-84)."""
     return {
         "code": station.code,
         "name": station.name,
