@@ -711,6 +711,8 @@ async def test_ten_thousand_generated_updates_break_nothing(fuzz: Fuzz) -> None:
     assert all_callback_classes() == {type(cb) for cb in _example_callbacks(fuzz.real)}, (
         "a new CallbackData class"
     )
+    generated = {"message", "edited_message", "callback_query"}
+    assert set(fuzz.dp.resolve_used_update_types()) <= generated, "the bot takes a new kind of update"
 
     # Phase 1: everybody, everything.
     await fuzz.run(TOTAL - FORGED, [*RIDERS, STAFF, ADMIN])
