@@ -169,8 +169,8 @@ _TOKENS: Final = [
     ("everyday", r"每天|每日|天天|日日|全周|一周七天|七天|7天|全年无休|全年"),
     ("workdays", r"工作日|平日"),
     ("weekend", r"周末|双休日"),
-    ("dayrange", rf"{_PREFIX}(?P<a>{_DAY})\s*{_TO}\s*{_PREFIX}?(?P<b>{_DAY})"),
-    ("daylist", rf"{_PREFIX}(?P<first>{_DAY})(?P<more>(?:{_AND}?{_DAY_CJK}(?![点时]))*)"),
+    ("dayrange", rf"每?{_PREFIX}(?P<a>{_DAY})\s*{_TO}\s*{_PREFIX}?(?P<b>{_DAY})"),
+    ("daylist", rf"每?{_PREFIX}(?P<first>{_DAY})(?P<more>(?:{_AND}?{_DAY_CJK}(?![点时]))*)"),
     # OSM words inside Chinese text ("Mo-Fr 9:00-17:00，周末休息"), as clerks mix them.
     ("osmdays", r"(?P<a>mo|tu|we|th|fr|sa|su)(?:\s*-\s*(?P<b>mo|tu|we|th|fr|sa|su))?(?![a-z])"),
     ("holiday", r"ph(?![a-z])|(?:国家)?法定(?:节假日|假日|节日|假期)|节假日|公众假期|节日|假日|假期"),
@@ -182,6 +182,8 @@ _TOKENS: Final = [
     ),
     ("time_range", _TIME.format(p="s") + rf"\s*{_TO}\s*" + _TIME.format(p="e")),
     ("time_pair", _TIME.format(p="s") + r"\s*" + _TIME.format(p="e")),
+    # "（含节假日）": holidays keep the hours of their weekday, which is what OSM does without a PH rule.
+    ("filler", r"(?:含|包括|包含)(?:法定)?(?:节假日|假日|节日)(?:在内)?"),
     (
         "filler",
         r"开放时间|营业时间|服务时间|办公时间|工作时间|开放时段|开放|营业|服务|办公|时间|期间|每周|均|都|为|是|从|起|止|对外|开门|内|的|:",
