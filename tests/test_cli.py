@@ -117,3 +117,25 @@ def test_serve_says_where_the_page_api_health_and_metrics_are(tmp_path: Path) ->
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_a_port_taken_while_loading_is_one_line_of_error_too(
+    command: str,
+    busy_port: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The check before loading found the port free; another program took it while the index loaded.
+    monkeypatch.setattr("bot.cli.ensure_port_free", lambda host, port: None)
+    monkeypatch.setattr("bot.app.install_event_loop_policy", lambda: None)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("STATION_CACHE_SIZE", "0")
+    monkeypatch.chdir(tmp_path)
+    assert main([command, "--host", "127.0.0.1", "--port", str(busy_port)]) == 1
+    err = capsys.readouterr().err.strip()
+    # Log lines of the loading come first; the error is the last line, and no traceback.
+    assert "Traceback" not in err
+    last = err.splitlines()[-1]
+    assert f"127.0.0.1:{busy_port}" in last and "--port" in last, err
