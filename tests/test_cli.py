@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import build_parser, main
+from bot.i18n import LOCALES, translator
 
 
 def parsers(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
@@ -37,10 +38,15 @@ def test_every_argument_of_every_command_has_help() -> None:
     assert missing == []
 
 
-def test_help_of_every_command_renders(capsys: pytest.CaptureFixture[str]) -> None:
-    for prog, parser in parsers(build_parser()):
-        parser.print_help()
-        assert capsys.readouterr().out.startswith("usage: " + prog)
+@pytest.mark.parametrize("locale", LOCALES)
+def test_help_of_every_command_renders_in_every_language(
+    locale: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Help texts carry argparse's %(default)s: a translation that mangles it would break `-h`.
+    monkeypatch.setattr("bot.cli._", translator(locale).gettext)
+    helps = {prog: parser.format_help() for prog, parser in parsers(build_parser())}
+    assert all(text.startswith("usage: " + prog) for prog, text in helps.items())
+    assert "186100" in helps["yizhan stations seed"] and "%(" not in "".join(helps.values())
 
 
 @pytest.fixture
