@@ -425,6 +425,7 @@ def has_token(settings: Settings) -> bool:
 async def cmd_run(args: argparse.Namespace) -> int:
     from bot.app import open_core
     from bot.telegram import (
+        ListenError,
         WebhookSecretMissing,
         build_bot,
         build_dispatcher,
@@ -449,7 +450,10 @@ async def cmd_run(args: argparse.Namespace) -> int:
         dp = build_dispatcher(core)
         try:
             if settings.webhook_url:
-                await serve_webhook(core, bot, dp, args.host, args.port)
+                try:
+                    await serve_webhook(core, bot, dp, args.host, args.port)
+                except ListenError as exc:  # taken while the index was loading
+                    raise unavailable(exc.host, exc.port, exc.error) from None
             else:
                 await run_polling(core, bot, dp)
         finally:

@@ -357,6 +357,14 @@ class SecretRequestHandler(SimpleRequestHandler):
         return await super().handle(request)
 
 
+class ListenError(Exception):
+    """The webhook server could not listen on host:port (the command line says so in one line)."""
+
+    def __init__(self, host: str, port: int, error: OSError) -> None:
+        super().__init__(f"cannot listen on {host}:{port}: {error}")
+        self.host, self.port, self.error = host, port, error
+
+
 async def serve_webhook(
     core: Core, bot: Bot, dp: Dispatcher, host: str, port: int, ready: asyncio.Event | None = None
 ) -> None:
@@ -377,15 +385,19 @@ async def serve_webhook(
     # Processing before answering 200 lets Telegram redeliver an update whose handling failed.
     SecretRequestHandler(dp, bot, secret_token=secret, handle_in_background=False).register(app, path)
     setup_application(app, dp, bot=bot)
-    await ensure_webhook(bot, core, settings.webhook_url, secret)
     runner = web.AppRunner(app, **access_log_options(settings))
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    tune_runtime()
-    log.info("webhook mode on %s:%d for %s", host, port, settings.webhook_url)
-    if ready is not None:
-        ready.set()
     try:
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            raise ListenError(host, port, exc) from exc
+        # Telegram hears of the URL only once this replica listens on it.
+        await ensure_webhook(bot, core, settings.webhook_url, secret)
+        tune_runtime()
+        log.info("webhook mode on %s:%d for %s", host, port, settings.webhook_url)
+        if ready is not None:
+            ready.set()
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
