@@ -9,11 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+#: Seconds a session waits for a pooled connection by default (SQLAlchemy's own default is 30): a request
+#: that cannot get one soon is better refused than kept waiting. `PoolTimeout` is what the wait raises.
+POOL_TIMEOUT = 1.0
+PoolTimeout = exc.TimeoutError
 
 
 def is_sqlite(url: str) -> bool:
@@ -21,9 +25,12 @@ def is_sqlite(url: str) -> bool:
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    kwargs.setdefault("pool_timeout", POOL_TIMEOUT)
     if is_sqlite(url):
         database = make_url(url).database
-        if database and database != ":memory:":
+        if not database or database == ":memory:":
+            kwargs.pop("pool_timeout")  # one connection for everyone (StaticPool): nobody waits for it
+        else:
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             # Every aiosqlite connection is a thread of its own, opened with four PRAGMAs. With the default
             # pool (5, overflow 10) a web process under 8+ concurrent requests opened and closed hundreds
