@@ -193,11 +193,37 @@ def _same(record: StationRecord, station: Station) -> bool:
     return all(getattr(record, name) == getattr(station, name) for name in RECORD_FIELDS)
 
 
-def station_cache(ttl: float = 3600.0, max_size: int = 250_000) -> TtlCache[int, Station]:
+class StationCache(TtlCache[int, Station]):
+    """Station details by id, and the ids of the codes it has seen, so that `GET /stations/{code}` is
+    answered from memory like a search."""
+
+    def __init__(self, ttl: float, max_size: int) -> None:
+        super().__init__(ttl, max_size)
+        # Codes never change (imports upsert by code), so an id found here is checked, never stale.
+        self._ids: dict[str, int] = {}
+
+    def put(self, key: int, value: Station) -> None:
+        super().put(key, value)
+        if self.max_size > 0:
+            self._ids[value.code] = key
+
+    def by_code(self, code: str) -> Station | None:
+        station_id = self._ids.get(code)
+        if station_id is None:
+            return None
+        station = self.get(station_id)
+        return station if station is not None and station.code == code else None
+
+    def clear(self) -> None:
+        super().clear()
+        self._ids.clear()
+
+
+def station_cache(ttl: float = 3600.0, max_size: int = 250_000) -> StationCache:
     """Station details by id, so that answering a rider needs no database round trip. Every change made
     through this process refreshes it (`StationService.reflect`); changes of other processes arrive on
     the change feed, and the expiry bounds the rest."""
-    return TtlCache(ttl, max_size)
+    return StationCache(ttl, max_size)
 
 
 class StationService:
@@ -206,7 +232,7 @@ class StationService:
         sessions: async_sessionmaker[AsyncSession],
         search: SearchService | None = None,
         default_tz: str = DEFAULT_TZ,
-        cache: TtlCache[int, Station] | None = None,
+        cache: StationCache | None = None,
         import_limits: ImportLimits | None = None,
         regions: RegionLookup | None = None,
     ) -> None:
@@ -224,11 +250,26 @@ class StationService:
         self._publishing: asyncio.Task[None] | None = None
 
     # -- reading ----------------------------------------------------------------------------------------
+    def reader(self, sessions: async_sessionmaker[AsyncSession]) -> StationService:
+        """A service for reads only over other `sessions` (a pool of their own), sharing this one's index
+        and cache: the public API's, so that its traffic cannot take the bot's connections."""
+        return StationService(sessions, self.search, self.default_tz, self.cache)
+
     async def get(self, code: str) -> Station:
+        """A station by code as the database holds it now (for decisions that change it)."""
         async with self.sessions() as session:
             station = await StationRepository(session).get_by_code(code)
         if station is None:
             raise StationNotFound(code)
+        return station
+
+    async def get_cached(self, code: str) -> Station:
+        """A station by code from this process's cache when it holds it (as fresh as a search's hits),
+        else from the database."""
+        station = self.cache.by_code(code)
+        if station is None:
+            station = await self.get(code)
+            self.cache.put(station.id, station)
         return station
 
     async def get_by_id(self, station_id: int) -> Station:
@@ -278,7 +319,7 @@ class StationService:
 
     async def detail(self, code: str, at: datetime) -> StationDetail:
         """A station by code with whether it is open at `at` and when that changes."""
-        station = await self.get(code)
+        station = await self.get_cached(code)
         hours = hours_of(station, self.default_tz)
         status = hours.status(at) if hours is not None else _UNKNOWN_HOURS
         return StationDetail(station, status, self.closures.get(station.id, at))
