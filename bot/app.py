@@ -56,6 +56,9 @@ class Core:
     #: The background fill of the station cache, when this process warms it.
     warming: asyncio.Task[int] | None = None
     metrics: Metrics | None = None
+    #: The public API's reads: `stations` itself, or (webhook mode) a reader over a pool of its own, so
+    #: that API traffic cannot take the connections Telegram's updates need.
+    api_stations: StationService | None = None
     index_loaded: bool = False
     #: (monotonic time, database, redis) of the last check that found both well, and the check running.
     _health_ok: tuple[float, str, str] | None = None
@@ -148,11 +151,16 @@ async def open_core(
     load_index: bool = True,
     follow_changes: bool = False,
     warm_cache: bool = False,
+    api_pool: bool = False,
 ) -> AsyncIterator[Core]:
     """The core of one process. With REDIS_URL, station changes are announced to other processes, and
-    with `follow_changes` (the bot and web processes) this one follows theirs."""
+    with `follow_changes` (the bot and web processes) this one follows theirs. With `api_pool` the public
+    API reads through a connection pool of its own (`Core.api_stations`)."""
     settings = settings or Settings()
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pool_timeout=settings.db_pool_timeout)
+    api_engine = None
+    if api_pool:
+        api_engine = create_engine(settings.database_url, pool_timeout=settings.db_pool_timeout)
     core: Core | None = None
     follower: asyncio.Task[None] | None = None
     warmer: asyncio.Task[int] | None = None
@@ -196,6 +204,10 @@ async def open_core(
             broadcast_limiter=LocalRateLimiter(settings.broadcast_rate),
             metrics=metrics,
         )
+        core.api_stations = stations.reader(session_factory(api_engine)) if api_engine else stations
+        metrics.track_pool("main", engine.sync_engine.pool)
+        if api_engine is not None:
+            metrics.track_pool("api", api_engine.sync_engine.pool)
         if settings.redis_url:
             from redis.asyncio import Redis
 
@@ -226,6 +238,8 @@ async def open_core(
             await asyncio.gather(follower, return_exceptions=True)
         if core is not None and core.redis is not None:
             await core.redis.aclose()
+        if api_engine is not None:
+            await api_engine.dispose()
         await engine.dispose()
 
 

@@ -444,7 +444,9 @@ async def cmd_run(args: argparse.Namespace) -> int:
             print(_("error: {message}").format(message=exc), file=sys.stderr)
             return 2
         ensure_port_free(args.host, args.port)
-    async with open_core(settings, follow_changes=True, warm_cache=True) as core:
+    # In webhook mode the public API reads through a pool of its own: Telegram's updates keep theirs.
+    api_pool = bool(settings.webhook_url)
+    async with open_core(settings, follow_changes=True, warm_cache=True, api_pool=api_pool) as core:
         assert settings.bot_token is not None  # has_token
         bot = build_bot(settings.bot_token.get_secret_value(), settings.telegram_api_url)
         dp = build_dispatcher(core)
@@ -468,14 +470,15 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from bot.app import open_core
-    from bot.web import access_log_options, build_web_app
+    from bot.web import build_web_app
     from bot.web.h5 import setup_h5
+    from bot.web.server import runner as web_runner
 
     ensure_port_free(args.host, args.port)
     async with open_core(follow_changes=True, warm_cache=True) as core:
         app = build_web_app(core)
         setup_h5(app, tile_url=core.settings.map_tile_url)
-        runner = web.AppRunner(app, **access_log_options(core.settings))
+        runner = web_runner(app, core.settings)
         await runner.setup()
         try:
             site = web.TCPSite(runner, args.host, args.port)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -72,6 +73,22 @@ class Settings(BaseSettings):
     #: Where the administrative-region index is cached (built from the boundary package on first use);
     #: the user's cache directory when unset.
     region_cache_dir: Path | None = None
+    #: Public HTTP requests one process handles at once; more are refused at once with a 503 (never queued).
+    http_max_in_flight: int = 64
+    #: Telegram updates (webhook mode) one process handles at once: a budget of their own, out of the
+    #: public API's reach.
+    bot_max_in_flight: int = 64
+    #: Seconds a client has to send a request's headers (on a new connection, or after the previous answer
+    #: on a kept-alive one) before the connection is closed.
+    http_header_timeout: float = 10.0
+    #: Seconds a request waits for a pooled database connection before it is refused with a 503.
+    db_pool_timeout: float = 1.0
+    #: Requests per second one client may make to the public API (GCRA; a burst of API_RATE_BURST);
+    #: 0 turns the limit off.
+    api_rate_limit: float = 20.0
+    api_rate_burst: int = 40
+    #: Comma-separated addresses or CIDRs of the reverse proxies whose X-Forwarded-For is believed.
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -80,6 +97,40 @@ class Settings(BaseSettings):
             return tuple(int(part) for part in value.replace(" ", "").split(",") if part)
         if isinstance(value, int):
             return (value,)
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        if isinstance(value, (tuple, list)):
+            for network in value:
+                try:
+                    ip_network(network, strict=False)
+                except ValueError:
+                    raise ValueError(f"TRUSTED_PROXIES: {network!r} is no address or CIDR") from None
+        return value
+
+    @field_validator("http_max_in_flight", "bot_max_in_flight")
+    @classmethod
+    def _positive_slots(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("HTTP_MAX_IN_FLIGHT and BOT_MAX_IN_FLIGHT must be at least 1")
+        return value
+
+    @field_validator("http_header_timeout", "db_pool_timeout")
+    @classmethod
+    def _positive_timeout(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("HTTP_HEADER_TIMEOUT and DB_POOL_TIMEOUT must be positive")
+        return value
+
+    @field_validator("api_rate_limit", "api_rate_burst")
+    @classmethod
+    def _not_negative(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError("API_RATE_LIMIT and API_RATE_BURST must not be negative")
         return value
 
     @field_validator("default_tz")

@@ -182,6 +182,7 @@ HANDLER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 #: The search runs in tens of microseconds on the index; opening hours and re-ranking add to it.
 SEARCH_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 ERROR_PLACES = ("bot", "web")
+REFUSALS = ("overloaded", "database_busy", "rate_limited")
 #: Delivery outcomes as counted: an outbox row back to `pending` counts as a retry.
 DELIVERY_STATUSES = (
     DeliveryStatus.SENT.value,
@@ -225,7 +226,38 @@ class Metrics:
         self.index_stations = Gauge(
             "yizhan_index_stations", "Stations in this process's spatial index", registry=r
         )
+        self.http_requests = Counter(
+            "yizhan_http_requests",
+            "HTTP answers, by route (its pattern) and status",
+            ["route", "status"],
+            registry=r,
+        )
+        self.http_refused = Counter(
+            "yizhan_http_refused",
+            "HTTP requests refused: overloaded and database_busy (503), rate_limited (429)",
+            ["reason"],
+            registry=r,
+        )
+        self.http_in_flight = Gauge(
+            "yizhan_http_in_flight",
+            "HTTP requests being handled, by lane (public, bot)",
+            ["lane"],
+            registry=r,
+        )
+        self.db_pool_checked_out = Gauge(
+            "yizhan_db_pool_checked_out",
+            "Database connections in use, by pool (main; api when the API has a pool of its own)",
+            ["pool"],
+            registry=r,
+        )
+        self.db_pool_timeouts = Counter(
+            "yizhan_db_pool_timeouts",
+            "Requests that waited DB_POOL_TIMEOUT for a database connection in vain",
+            registry=r,
+        )
         # Known label values are exported from the start, so rates and alerts work before the first event.
+        for reason in REFUSALS:
+            self.http_refused.labels(reason)
         for where in ERROR_PLACES:
             self.errors.labels(where)
         for status in DELIVERY_STATUSES:
@@ -234,6 +266,21 @@ class Metrics:
     def track_index(self, size: Callable[[], int]) -> None:
         """The index gauge reads `size()` at each scrape (the index is replaced when reloaded)."""
         self.index_stations.set_function(lambda: float(size()))
+
+    def track_pool(self, name: str, pool: Any) -> None:
+        """The pool gauge reads SQLAlchemy's `pool.checkedout()` at each scrape."""
+        self.db_pool_checked_out.labels(name).set_function(lambda: float(pool.checkedout()))
+
+    def track_lane(self, name: str, in_flight: Callable[[], int]) -> None:
+        self.http_in_flight.labels(name).set_function(lambda: float(in_flight()))
+
+    def http_answer(self, route: str, status: int) -> None:
+        self.http_requests.labels(route, str(status)).inc()
+
+    def refused(self, reason: str) -> None:
+        self.http_refused.labels(reason).inc()
+        if reason == "database_busy":
+            self.db_pool_timeouts.inc()
 
     def observe_search(self, seconds: float) -> None:
         self.search_seconds.observe(seconds)

@@ -375,17 +375,19 @@ async def serve_webhook(
     secret = require_webhook_secret(settings)
     from urllib.parse import urlsplit
 
-    from bot.web import access_log_options, build_web_app
+    from bot.web import build_web_app
     from bot.web.h5 import setup_h5
+    from bot.web.server import runner as web_runner
 
     path = urlsplit(settings.webhook_url).path or "/webhook"
-    # One app per replica: the webhook beside the public API, the H5 page and /healthz.
-    app = build_web_app(core)
+    # One app per replica: the webhook beside the public API, the H5 page and /healthz; Telegram's updates
+    # have an admission lane of their own there.
+    app = build_web_app(core, bot_path=path)
     setup_h5(app, tile_url=settings.map_tile_url)
     # Processing before answering 200 lets Telegram redeliver an update whose handling failed.
     SecretRequestHandler(dp, bot, secret_token=secret, handle_in_background=False).register(app, path)
     setup_application(app, dp, bot=bot)
-    runner = web.AppRunner(app, **access_log_options(settings))
+    runner = web_runner(app, settings)
     await runner.setup()
     try:
         try:

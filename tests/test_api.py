@@ -134,7 +134,9 @@ class Api:
 
 @asynccontextmanager
 async def serving(settings: Settings, records: list[StationRecord], clock: Any = None) -> AsyncIterator[Api]:
-    """A core on `settings` holding `records`, and a test server of the web app over it."""
+    """A core on `settings` holding `records`, and a test server of the web app over it (no per-client
+    rate limit: every request here comes from one address; tests/test_admission.py tests the limit)."""
+    settings = settings.model_copy(update={"api_rate_limit": 0})
     async with open_core(settings) as core:
         if records:
             await core.stations.save_records(records)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from bot.services.stations import MAX_SYNC_PAGE, NetworkVersion, StationService, station_json
 from bot.web import params
-from bot.web.keys import CLOCK, CORE, GEOJSON_CACHE, NEARBY
+from bot.web.keys import CLOCK, CORE, GEOJSON_CACHE, NEARBY, STATIONS
 from bot.web.responses import BadParameter, NotFound, json_body, json_response, raw_json_response
 from domain.values import InvalidLocation, StationNotFound
 
@@ -32,6 +34,8 @@ GEOJSON_CACHE_CONTROL = "public, max-age=300"
 #: Seconds a successful database and Redis check answers `/healthz` for (load balancers probe every few
 #: seconds; a flood of probes costs one check a second).
 HEALTH_MAX_AGE = 1.0
+#: Bytes of the GeoJSON document written at a time (decompressing one costs a fraction of a millisecond).
+STREAM_CHUNK = 256 * 1024
 #: Sync pages with more stations than this are encoded in a worker thread.
 ENCODE_IN_THREAD = 200
 
@@ -61,7 +65,7 @@ async def station_detail(request: web.Request) -> web.Response:
         raise NotFound(f"no station with code {code[:MAX_CODE_LENGTH]!r}")
     app = request.app
     try:
-        detail = await app[CORE].stations.detail(code, app[CLOCK]())
+        detail = await app[STATIONS].detail(code, app[CLOCK]())
     except StationNotFound:
         raise NotFound(f"no station with code {code!r}") from None
     # open_now may be up to a minute stale in a cache; clients that need it exact ask nearby.
@@ -74,7 +78,7 @@ async def stations_changed(request: web.Request) -> web.Response:
     since = params.since(query)
     limit = params.integer(query, "limit", default=DEFAULT_SYNC_LIMIT, low=1, high=MAX_SYNC_LIMIT)
     after = params.cursor(query)
-    page = await request.app[CORE].stations.changes(since=since, bbox=bbox, limit=limit, after=after)
+    page = await request.app[STATIONS].changes(since=since, bbox=bbox, limit=limit, after=after)
 
     def render() -> bytes:
         return json_body(
@@ -98,13 +102,31 @@ class RenderedNetwork:
     while it was read, so the document belongs to no single version.
 
     Only the gzipped form is kept (about 15 MB for the national network instead of 113 MB more in every
-    process); the rare client that refuses gzip gets it decompressed in a thread."""
+    process), shared by every reader. Both forms are sent a chunk at a time (`chunks`): the identity one
+    decompressed as it goes, so a reader costs at most a chunk and the socket's buffer, however many there
+    are and however slowly they read."""
 
     etag: str | None
     gzipped: bytes
+    #: Bytes of the document itself (its Content-Length when sent without gzip).
+    size: int
 
-    async def identity(self) -> bytes:
-        return await asyncio.to_thread(gzip.decompress, self.gzipped)
+    def chunks(self, gzipped: bool) -> Iterator[bytes | memoryview]:
+        if gzipped:
+            view = memoryview(self.gzipped)
+            for start in range(0, len(view), STREAM_CHUNK):
+                yield view[start : start + STREAM_CHUNK]  # a view: no copy of the shared document
+            return
+        inflater = zlib.decompressobj(wbits=31)  # gzip framing
+        data = self.gzipped
+        for start in range(0, len(data), STREAM_CHUNK // 8):
+            piece = inflater.decompress(data[start : start + STREAM_CHUNK // 8], STREAM_CHUNK)
+            while piece:
+                yield piece
+                piece = inflater.decompress(inflater.unconsumed_tail, STREAM_CHUNK)
+        tail = inflater.flush()
+        if tail:
+            yield tail
 
 
 def geojson_etag(version: NetworkVersion) -> str:
@@ -134,10 +156,12 @@ class GeoJSONCache:
             current = self._current
             if current is not None and current.etag == tag:
                 return current
-            gzipped = await asyncio.to_thread(_gzip, await self.stations.network_geojson())
+            document = await self.stations.network_geojson()
+            gzipped, size = await asyncio.to_thread(_gzip, document), len(document)
+            del document  # the process keeps the gzipped form only
             if await self.stations.network_version() != version:
-                return RenderedNetwork(None, gzipped)
-            self._current = RenderedNetwork(tag, gzipped)
+                return RenderedNetwork(None, gzipped, size)
+            self._current = RenderedNetwork(tag, gzipped, size)
             return self._current
 
 
@@ -174,8 +198,7 @@ def _not_modified(request: web.Request, tag: str) -> bool:
 
 async def network_geojson(request: web.Request) -> web.StreamResponse:
     app = request.app
-    stations = app[CORE].stations
-    version = await stations.network_version()
+    version = await app[STATIONS].network_version()
     tag = geojson_etag(version)
     gzipped = accepts_gzip(request.headers.get("Accept-Encoding", ""))
     headers = {"Cache-Control": GEOJSON_CACHE_CONTROL, "Vary": "Accept-Encoding"}
@@ -188,12 +211,17 @@ async def network_geojson(request: web.Request) -> web.StreamResponse:
         headers["Cache-Control"] = "no-store"
     if gzipped:
         headers["Content-Encoding"] = "gzip"
-    return web.Response(
-        body=rendered.gzipped if gzipped else await rendered.identity(),
-        content_type="application/geo+json",
-        charset="utf-8",
-        headers=headers,
-    )
+    response = web.StreamResponse(headers=headers)
+    response.content_type = "application/geo+json"
+    response.charset = "utf-8"
+    response.content_length = len(rendered.gzipped) if gzipped else rendered.size
+    await response.prepare(request)
+    if request.method != "HEAD":
+        for chunk in rendered.chunks(gzipped):
+            # Waits while the client's socket buffer is full: a slow reader holds a chunk, not a copy.
+            await response.write(chunk)
+    await response.write_eof()
+    return response
 
 
 async def openapi_document(request: web.Request) -> web.Response:

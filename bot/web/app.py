@@ -2,10 +2,9 @@
 
 `build_web_app(core)` is what `yizhan serve`, tests and (later) webhook mode mount. It stores the long-lived
 objects under typed `AppKey`s (bot/web/keys.py) and adds the route groups; a new group (reports, the H5
-page) is one more `add_routes(app)` call here. Two middlewares give every route the same edges:
-- errors: an `ApiError` becomes its JSON body, an aiohttp HTTP error (unknown route, wrong method) becomes
-  the same JSON shape, and anything unexpected is logged and answered with a JSON 500;
-- CORS: API v1 is a public read API, so any origin may read it and preflights are answered here.
+page) is one more `add_routes(app)` call here. One middleware gives every route the same edges
+(admission and rate limits, errors, CORS preflights, metrics: see `edge_middleware`), and a response
+hook adds CORS and rate limit headers to every API answer, streamed ones included.
 """
 
 from __future__ import annotations
@@ -23,9 +22,20 @@ from bot.config import Settings
 from bot.observability import Metrics
 from bot.services.nearby import NearbyService
 from bot.web import api
-from bot.web.keys import CLOCK, CORE, GEOJSON_CACHE, NEARBY
+from bot.web.admission import (
+    Admission,
+    DatabaseBusy,
+    Lane,
+    RateLimited,
+    client_address,
+    rate_headers,
+    trusted_networks,
+)
+from bot.web.keys import ADMISSION, CLOCK, CORE, GEOJSON_CACHE, NEARBY, STATIONS
 from bot.web.responses import ApiError, error_response, json_response
 from domain.clock import Clock, utc_now
+from storage.db import PoolTimeout
+from storage.ratelimit import ClientRateLimiter, LocalClientRateLimiter, RateDecision, RedisClientRateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +43,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
-    # Without it a cross-origin script could not read the ETag to revalidate the GeoJSON itself.
-    "Access-Control-Expose-Headers": "ETag",
+    # Without it a cross-origin script could not read the ETag to revalidate the GeoJSON itself, nor
+    # when to come back after a refusal.
+    "Access-Control-Expose-Headers": (
+        "ETag, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset"
+    ),
 }
 PREFLIGHT_HEADERS = {
     **CORS_HEADERS,
@@ -43,6 +56,9 @@ PREFLIGHT_HEADERS = {
     "Access-Control-Max-Age": "86400",
 }
 API_PATH = api.API_PREFIX + "/"
+#: Probes and scrapes answer even when the app refuses everything else (a crowded process is not a dead one).
+UNGUARDED_PATHS = frozenset({"/healthz", "/metrics"})
+RATE_DECISION: web.RequestKey[RateDecision] = web.RequestKey("rate_decision", RateDecision)
 _ERROR_CODES = {
     404: "not_found",
     405: "method_not_allowed",
@@ -50,18 +66,24 @@ _ERROR_CODES = {
 }
 
 
-def edge_middleware(metrics: Metrics | None = None) -> Callable[..., Awaitable[web.StreamResponse]]:
+def edge_middleware(
+    metrics: Metrics | None = None, admission: Admission | None = None
+) -> Callable[..., Awaitable[web.StreamResponse]]:
     """The one middleware of the app (each layer costs every request a few microseconds):
 
-    - CORS: API v1 is a public read API, so any origin may read it and preflights are answered here;
-    - errors: an `ApiError` becomes its JSON body, an aiohttp HTTP error (unknown route, wrong method) the
-      same JSON shape, anything unexpected is logged and answered with a JSON 500;
-    - with `metrics`, every 500 answered is counted.
+    - admission (with `admission`): a request takes a slot of its lane or is refused with a 503, and API
+      requests pass their client's rate limit or are refused with a 429 (bot/web/admission.py);
+    - CORS preflights of API v1 are answered here (the other CORS headers are added as answers start);
+    - errors: an `ApiError` becomes its JSON body, a database pool timeout a 503, an aiohttp HTTP error
+      (unknown route, wrong method) the same JSON shape, anything unexpected is logged and answered with a
+      JSON 500;
+    - with `metrics`, every answer is counted by route and status, refusals and 500s by kind.
     """
 
     @web.middleware
     async def edges(request: web.Request, handler: Handler) -> web.StreamResponse:
-        api = request.path.startswith(API_PATH)
+        path = request.path
+        api = path.startswith(API_PATH)
         if (
             api
             and request.method == "OPTIONS"
@@ -69,10 +91,27 @@ def edge_middleware(metrics: Metrics | None = None) -> Callable[..., Awaitable[w
         ):
             # A known path: the browser asks before a POST with a JSON body (or any non-simple request).
             return web.Response(status=204, headers=PREFLIGHT_HEADERS)
+        lane: Lane | None = None
         try:
+            if admission is not None and path not in UNGUARDED_PATHS:
+                candidate = admission.lane_of(path)
+                admission.admit(candidate, request)
+                lane = candidate
+                if api and admission.limiter is not None and lane is admission.public:
+                    decision = await admission.limiter.check(client_address(request, admission.trusted))
+                    request[RATE_DECISION] = decision
+                    if not decision.allowed:
+                        raise RateLimited(decision)
             response = await handler(request)
         except ApiError as error:
             response = error_response(error)
+            if metrics is not None and error.status in (429, 503):
+                metrics.refused(error.code)
+        except PoolTimeout:
+            # Waiting longer for a connection would only lengthen the queue behind this request.
+            response = error_response(DatabaseBusy())
+            if metrics is not None:
+                metrics.refused(DatabaseBusy.code)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise  # redirects and the like are answers, not errors
@@ -92,10 +131,14 @@ def edge_middleware(metrics: Metrics | None = None) -> Callable[..., Awaitable[w
                 {"error": {"code": "internal_error", "message": "internal error; it has been logged"}},
                 status=500,
             )
-        if metrics is not None and response.status == 500:
-            metrics.error("web")
-        if api:
-            response.headers.update(CORS_HEADERS)
+        finally:
+            if lane is not None:
+                lane.in_flight -= 1
+        if metrics is not None:
+            if response.status == 500:
+                metrics.error("web")
+            resource = request.match_info.route.resource
+            metrics.http_answer(resource.canonical if resource is not None else "unmatched", response.status)
         return response
 
     return edges
@@ -116,27 +159,66 @@ class PathAccessLogger(AbstractAccessLogger):
         )
 
 
+async def _edge_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """As an answer starts (streamed ones too): CORS on API v1, and the client's rate limit."""
+    if request.path.startswith(API_PATH):
+        response.headers.update(CORS_HEADERS)
+        decision = request.get(RATE_DECISION)
+        if decision is not None:
+            response.headers.update(rate_headers(decision))
+
+
 def access_log_options(settings: Settings) -> dict[str, Any]:
     """`AppRunner` keyword arguments: aiohttp's access log (paths only) when ACCESS_LOG asks for it."""
     return {"access_log_class": PathAccessLogger} if settings.access_log else {"access_log": None}
 
 
+def client_rate_limiter(core: Core) -> ClientRateLimiter | None:
+    """API_RATE_LIMIT per client: shared through Redis when there is one, else this process's own."""
+    settings = core.settings
+    if settings.api_rate_limit <= 0:
+        return None
+    burst = max(1, int(settings.api_rate_burst))
+    if core.redis is not None:
+        return RedisClientRateLimiter(core.redis, settings.api_rate_limit, burst)
+    return LocalClientRateLimiter(settings.api_rate_limit, burst)
+
+
 def build_web_app(
-    core: Core, *, clock: Clock | None = None, metrics: Metrics | None = None
+    core: Core,
+    *,
+    clock: Clock | None = None,
+    metrics: Metrics | None = None,
+    bot_path: str | None = None,
 ) -> web.Application:
     """The aiohttp application over an open core. `clock` is "now" for opening hours (tests pin it);
-    with `metrics` (by default the core's), `/metrics` is served and searches and 500s are counted."""
+    with `metrics` (by default the core's), `/metrics` is served and answers and refusals are counted.
+    `bot_path` is the webhook's path: Telegram's updates get a lane of their own there."""
     metrics = metrics or core.metrics
-    app = web.Application(middlewares=[edge_middleware(metrics)])
+    settings = core.settings
+    admission = Admission(
+        public=Lane("public", settings.http_max_in_flight),
+        bot=Lane("bot", settings.bot_max_in_flight),
+        limiter=client_rate_limiter(core),
+        trusted=trusted_networks(settings.trusted_proxies),
+        bot_paths=frozenset({bot_path}) if bot_path else frozenset(),
+    )
+    app = web.Application(middlewares=[edge_middleware(metrics, admission)])
     app[CORE] = core
     app[CLOCK] = clock or utc_now
+    app[ADMISSION] = admission
+    stations = core.api_stations or core.stations
+    app[STATIONS] = stations
     app[NEARBY] = NearbyService(
-        core.search, core.stations, observe_search=metrics.observe_search if metrics is not None else None
+        core.search, stations, observe_search=metrics.observe_search if metrics is not None else None
     )
-    app[GEOJSON_CACHE] = api.GeoJSONCache(core.stations)
+    app[GEOJSON_CACHE] = api.GeoJSONCache(stations)
+    app.on_response_prepare.append(_edge_headers)
     api.add_routes(app)
     if metrics is not None:
         from bot.web.metrics import setup_metrics
 
+        for lane in (admission.public, admission.bot):
+            metrics.track_lane(lane.name, lambda lane=lane: lane.in_flight)  # type: ignore[misc]
         setup_metrics(app, metrics)
     return app

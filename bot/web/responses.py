@@ -57,6 +57,8 @@ class ApiError(Exception):
 
     status = 400
     code = "bad_request"
+    #: Extra response headers (`Retry-After` of a refusal, for instance).
+    headers: Mapping[str, str] | None = None
 
     def __init__(self, message: str, *, parameter: str | None = None) -> None:
         super().__init__(message)
@@ -85,4 +87,6 @@ class NotFound(ApiError):
 
 
 def error_response(error: ApiError, headers: Mapping[str, str] | None = None) -> web.Response:
+    if error.headers:
+        headers = {**error.headers, **(headers or {})}
     return json_response(error.as_json(), status=error.status, headers=headers)

@@ -1,0 +1,143 @@
+"""Admission control and per-client rate limits: a crowded process answers fast, and never with a 500.
+
+Three refusals, each a JSON error with `Retry-After`, decided before a handler runs (or, for the database,
+as soon as it would wait):
+
+- `503 overloaded`: the lane's in-flight requests are at their bound (requests that wait on something:
+  the database, Redis, a big document), or the request has waited in this process more than
+  `MAX_QUEUE_DELAY_S` since its last bytes arrived (requests answered from memory never wait on anything,
+  so under a flood they pile up in the event loop's queue instead: a burst read in one turn of the loop
+  is handled one after the other, and the later ones would be answered too late to be worth the work;
+  `bot/web/server.py` stamps the arrival);
+- `503 database_busy`: no pooled database connection within `DB_POOL_TIMEOUT` (a second, not 30);
+- `429 rate_limited`: one client (its address, or the one `X-Forwarded-For` names when the request came
+  through a trusted proxy) is over its GCRA limit (storage/ratelimit.py). API answers carry the limit's
+  `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers.
+
+Telegram's updates (webhook mode) have a lane of their own, so a flood of public requests cannot take
+their slots; they are not rate limited (Telegram paces itself and the secret token is checked).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+
+from aiohttp import web
+
+from bot.web.responses import ApiError
+from storage.ratelimit import ClientRateLimiter, RateDecision
+
+#: Seconds a refused client is asked to wait: long enough for a queue to drain, short for a person.
+RETRY_AFTER_S = 1
+#: Seconds a public request may have waited in the process (after its bytes arrived) and still be handled.
+MAX_QUEUE_DELAY_S = 0.025
+
+
+class Overloaded(ApiError):
+    status = 503
+    code = "overloaded"
+
+    def __init__(self, message: str = "the server is busy; retry after the number of seconds in Retry-After"):
+        super().__init__(message)
+        self.headers = {"Retry-After": str(RETRY_AFTER_S)}
+
+
+class DatabaseBusy(Overloaded):
+    code = "database_busy"
+
+    def __init__(self) -> None:
+        super().__init__("the database is busy; retry after the number of seconds in Retry-After")
+
+
+class RateLimited(ApiError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, decision: RateDecision) -> None:
+        super().__init__("too many requests from this client; retry after the seconds in Retry-After")
+        retry_after = max(1, math.ceil(decision.retry_after_s))
+        self.headers = {"Retry-After": str(retry_after), **rate_headers(decision)}
+
+
+def rate_headers(decision: RateDecision) -> dict[str, str]:
+    """The `RateLimit-*` fields (IETF httpapi draft, the three-header form most clients read)."""
+    return {
+        "RateLimit-Limit": str(decision.limit),
+        "RateLimit-Remaining": str(decision.remaining),
+        "RateLimit-Reset": str(math.ceil(decision.reset_s)),
+    }
+
+
+@dataclass(slots=True)
+class Lane:
+    """A budget of requests in flight (entered the app and not yet answered)."""
+
+    name: str
+    limit: int
+    in_flight: int = 0
+
+
+Network = IPv4Network | IPv6Network
+
+
+def trusted_networks(values: Iterable[str]) -> tuple[Network, ...]:
+    return tuple(ip_network(value, strict=False) for value in values)
+
+
+def client_address(request: web.Request, trusted: tuple[Network, ...]) -> str:
+    """The address a request comes from. `X-Forwarded-For` is read only when the peer is a trusted proxy,
+    from the right: the first address that is not a trusted proxy is the client (anything left of it was
+    written by the client and proves nothing)."""
+    peer = request.remote or ""
+    if not trusted or not _is_trusted(peer, trusted):
+        return peer
+    forwarded = request.headers.getall("X-Forwarded-For", ())
+    hops = [hop.strip() for header in forwarded for hop in header.split(",")]
+    for hop in reversed(hops):
+        if not hop:
+            continue
+        try:
+            address = ip_address(hop)
+        except ValueError:
+            return peer  # a proxy of ours never writes garbage: distrust the whole header
+        if not any(address in network for network in trusted):
+            return str(address)
+    return peer
+
+
+def _is_trusted(peer: str, trusted: tuple[Network, ...]) -> bool:
+    try:
+        address = ip_address(peer)
+    except ValueError:  # a Unix socket, or no peer at all
+        return False
+    return any(address in network for network in trusted)
+
+
+@dataclass(slots=True)
+class Admission:
+    """The lanes of one app, the loop's lag and the client limiter, as the edge middleware uses them."""
+
+    public: Lane
+    bot: Lane
+    max_queue_delay_s: float = MAX_QUEUE_DELAY_S
+    limiter: ClientRateLimiter | None = None
+    trusted: tuple[Network, ...] = ()
+    bot_paths: frozenset[str] = frozenset()
+
+    def lane_of(self, path: str) -> Lane:
+        return self.bot if path in self.bot_paths else self.public
+
+    def admit(self, lane: Lane, request: web.BaseRequest) -> None:
+        """Take a slot of `lane` or raise `Overloaded` (the caller gives it back: `lane.in_flight -= 1`).
+        Telegram's updates are never refused for their queueing delay: they are the work that comes first."""
+        if lane.in_flight >= lane.limit:
+            raise Overloaded()
+        if lane is self.public:
+            received = getattr(request.protocol, "received_at", None)
+            if received is not None and time.monotonic() - received > self.max_queue_delay_s:
+                raise Overloaded()
+        lane.in_flight += 1
