@@ -170,3 +170,59 @@ async def test_the_proxy_logs_a_search_without_its_position(tmp_path: Path) -> N
     line = access.read_text()
     assert 'GET /api/v1/stations/nearby HTTP/1.1" 200' in line, line
     assert "23.13" not in line and "113.26" not in line and "lat=" not in line, line
+
+
+def test_nginx_config_passes_nginx_t(tmp_path: Path) -> None:
+    """deploy/nginx.conf as the proxy container includes it (inside `http`), with the replicas' Docker name
+    replaced by an address (nginx -t resolves upstream names) and every path nginx writes in `tmp_path`."""
+    binary = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+    if binary is None:
+        if IN_CI:
+            pytest.fail("nginx (Debian package) is needed to check deploy/nginx.conf")
+        pytest.skip("nginx is not installed")
+    site = (ROOT / "deploy" / "nginx.conf").read_text()
+    assert "server bot:8080" in site
+    (tmp_path / "default.conf").write_text(site.replace("server bot:8080", "server 127.0.0.1:8080"))
+    temp = "\n".join(
+        f"    {kind}_temp_path {tmp_path / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path / 'nginx.pid'};\nerror_log {tmp_path / 'error.log'};\nevents {{}}\n"
+        f"http {{\n{temp}\n    include {tmp_path / 'default.conf'};\n}}\n"
+    )
+    result = subprocess.run(
+        [
+            binary,
+            "-t",
+            "-p",
+            str(tmp_path),
+            "-e",
+            str(tmp_path / "error.log"),
+            "-c",
+            str(tmp_path / "nginx.conf"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+
+
+def test_nginx_limits_rates_times_out_slow_clients_and_caches_versioned_files() -> None:
+    site = (ROOT / "deploy" / "nginx.conf").read_text()
+    for directive in (
+        "limit_req_zone",
+        "limit_req zone=yizhan_api",
+        "limit_req_status 429",
+        "client_header_timeout",
+        "client_body_timeout",
+        "gzip on",
+        "immutable",
+    ):
+        assert directive in site, directive
+
+
+def test_compose_trusts_the_proxy_for_client_addresses() -> None:
+    assert "TRUSTED_PROXIES:" in compose_config()
