@@ -30,6 +30,7 @@ from bot.app import Core, open_core
 from bot.config import Settings
 from bot.web import build_web_app
 from bot.web.admission import client_address, trusted_networks
+from bot.web.keys import ADMISSION
 from bot.web.server import runner as web_runner
 from domain.values import StationRecord
 from storage.seed import generate_stations
@@ -177,6 +178,50 @@ async def test_a_request_that_waited_too_long_in_the_process_is_refused_not_serv
     assert statuses == [200, 503]
     refused = next(head for head in heads if b" 503 " in head.split(b"\r\n", 1)[0] + b" ")
     assert b"Retry-After: 1" in refused
+
+
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in head[1:] if line)
+    body = await reader.readexactly(int(headers["Content-Length"]))
+    return int(head[0].split(" ")[1]), headers, body
+
+
+async def test_new_requests_beyond_the_turns_budget_are_refused_as_they_are_read(tmp_path: Path) -> None:
+    async with core_with(make_settings(tmp_path)) as core, served(core) as server:
+        server.app[ADMISSION].max_new_per_turn = 3
+        port = int(server.url.rsplit(":", 1)[1])
+        streams = [await asyncio.open_connection("127.0.0.1", port) for _ in range(20)]
+        await asyncio.sleep(0.2)  # every connection's handler waits for its first request
+        request = f"GET {NEARBY} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        for _, writer in streams:
+            writer.write(request)
+        # All 20 requests are in the server's sockets before its loop reads any: one turn reads them all.
+        time.sleep(0.05)  # noqa: ASYNC251 - the loop must not run meanwhile
+        answers = [await read_answer(reader) for reader, _ in streams]
+        statuses = [status for status, _, _ in answers]
+        assert sorted(statuses) == [200] * 3 + [503] * 17
+        for status, headers, body in answers:
+            if status == 503:
+                assert headers["Retry-After"] == "1"
+                assert headers["Content-Type"] == "application/json; charset=utf-8"
+                assert headers["Access-Control-Allow-Origin"] == "*"
+                assert json.loads(body)["error"]["code"] == "overloaded"
+        # The refused connections stay open and are served once the crowd is gone.
+        for (reader, writer), status in zip(streams, statuses, strict=True):
+            if status == 503:
+                writer.write(request)
+                assert (await read_answer(reader))[0] == 200
+        for _, writer in streams:
+            writer.close()
+        async with aiohttp.ClientSession() as http:
+            counted = await metrics_of(http, server.url)
+    assert counted[("yizhan_http_refused_total", (("reason", "overloaded"),))] == 17
+    assert counted[("yizhan_http_requests_total", (("route", "unrouted"), ("status", "503")))] == 17
+    assert (
+        counted[("yizhan_http_requests_total", (("route", "/api/v1/stations/nearby"), ("status", "200")))]
+        == 20
+    )
 
 
 async def test_a_database_wait_ends_in_a_503_while_cached_answers_need_no_database(tmp_path: Path) -> None:

@@ -225,4 +225,6 @@ def test_nginx_limits_rates_times_out_slow_clients_and_caches_versioned_files() 
 
 
 def test_compose_trusts_the_proxy_for_client_addresses() -> None:
-    assert "TRUSTED_PROXIES:" in compose_config()
+    result = compose_config(WEBHOOK_SECRET=SECRET)
+    assert result.returncode == 0, result.stderr
+    assert "TRUSTED_PROXIES: 10.0.0.0/8,172.16.0.0/12,192.168.0.0/16" in result.stdout

@@ -23,6 +23,7 @@ from bot.observability import Metrics
 from bot.services.nearby import NearbyService
 from bot.web import api
 from bot.web.admission import (
+    UNGUARDED_PATHS,
     Admission,
     DatabaseBusy,
     Lane,
@@ -56,8 +57,6 @@ PREFLIGHT_HEADERS = {
     "Access-Control-Max-Age": "86400",
 }
 API_PATH = api.API_PREFIX + "/"
-#: Probes and scrapes answer even when the app refuses everything else (a crowded process is not a dead one).
-UNGUARDED_PATHS = frozenset({"/healthz", "/metrics"})
 RATE_DECISION: web.RequestKey[RateDecision] = web.RequestKey("rate_decision", RateDecision)
 _ERROR_CODES = {
     404: "not_found",
@@ -202,6 +201,7 @@ def build_web_app(
         limiter=client_rate_limiter(core),
         trusted=trusted_networks(settings.trusted_proxies),
         bot_paths=frozenset({bot_path}) if bot_path else frozenset(),
+        metrics=metrics,
     )
     app = web.Application(middlewares=[edge_middleware(metrics, admission)])
     app[CORE] = core

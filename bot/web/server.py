@@ -9,6 +9,10 @@
 - **Arrival stamps.** Each connection records when its last bytes arrived (`received_at`, monotonic
   seconds), so that admission control (bot/web/admission.py) knows how long a request has waited in this
   process before its handler runs.
+- **Refusal as requests are read.** Under a flood every connection's request is read in one turn of the
+  event loop; beyond the turn's budget (`Admission.take_turn_slot`), a new body-less GET to a guarded path
+  is answered with a prepared 503 right there: a few microseconds instead of a request object, routing,
+  the middleware and a response, so refusing costs little next to serving.
 """
 
 from __future__ import annotations
@@ -20,25 +24,91 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from bot.config import Settings
-from bot.web.app import access_log_options
+from bot.web.admission import RETRY_AFTER_S, Admission, Overloaded
+from bot.web.app import CORS_HEADERS, access_log_options
+from bot.web.keys import ADMISSION
+from bot.web.responses import json_body
+
+
+def _refusal() -> bytes:
+    """The whole 503 answer of a request refused as it is read: the body and headers the app would give."""
+    body = json_body(Overloaded().as_json())
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "Content-Length": str(len(body)),
+        "Cache-Control": "no-store",
+        "Retry-After": str(RETRY_AFTER_S),
+        **CORS_HEADERS,
+    }
+    head = "HTTP/1.1 503 Service Unavailable\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return head.encode() + b"\r\n" + body
+
+
+REFUSAL = _refusal()
+_HEAD_END = b"\r\n\r\n"
 
 
 class _StampingRequestHandler(RequestHandler):  # type: ignore[misc]
-    __slots__ = ("received_at",)
+    __slots__ = ("admission", "received_at")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.received_at = 0.0
+        self.admission: Admission | None = None
 
     def data_received(self, data: bytes) -> None:
         # time.monotonic, not loop.time(): uvloop's is read once per turn of the loop.
         self.received_at = time.monotonic()
+        admission = self.admission
+        # A new request on an idle connection (none queued, the handler waiting for one) in a turn whose
+        # budget is spent: answered here, before aiohttp builds anything for it.
+        if (
+            admission is not None
+            and self._waiter is not None
+            and not self._messages
+            and not admission.take_turn_slot()
+            and self._refuse(admission, data)
+        ):
+            return
         super().data_received(data)
+
+    def _refuse(self, admission: Admission, data: bytes) -> bool:
+        """Answer `data` with the prepared 503 if it is exactly one whole body-less HTTP/1.1 GET or HEAD to
+        a guarded path (anything else goes to aiohttp, which refuses it at its own cost if need be)."""
+        if data.find(_HEAD_END) != len(data) - 4:
+            return False
+        line_end = data.find(b"\r\n")
+        parts = data[:line_end].split(b" ")
+        if len(parts) != 3 or parts[0] not in (b"GET", b"HEAD") or parts[2] != b"HTTP/1.1":
+            return False
+        lowered = data.lower()
+        if b"\ncontent-length:" in lowered or b"\ntransfer-encoding:" in lowered:
+            return False
+        path = parts[1].split(b"?", 1)[0].decode("latin-1")
+        if not admission.guards(path):
+            return False
+        transport = self.transport
+        if transport is None:
+            return False
+        transport.write(REFUSAL)
+        if b"\nconnection: close" in lowered:
+            transport.close()
+        else:
+            # The connection is in use: the header timeout counts from this answer, as from any other.
+            self._next_keepalive_close_time = self._loop.time() + self._keepalive_timeout
+        if admission.metrics is not None:
+            admission.metrics.refused("overloaded")
+            admission.metrics.http_answer("unrouted", 503)
+        return True
 
 
 class _StampingServer(web.Server):
+    admission: Admission | None = None
+
     def __call__(self) -> RequestHandler:
-        return _StampingRequestHandler(self, loop=self._loop, **self._kwargs)
+        handler = _StampingRequestHandler(self, loop=self._loop, **self._kwargs)
+        handler.admission = self.admission
+        return handler
 
 
 class AppRunner(web.AppRunner):
@@ -47,13 +117,15 @@ class AppRunner(web.AppRunner):
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         # The same server (handler, factory, options) whose connections stamp their arrivals.
-        return _StampingServer(
+        stamping = _StampingServer(
             server.request_handler,
             request_factory=server.request_factory,
             handler_cancellation=server.handler_cancellation,
             loop=server._loop,
             **server._kwargs,
         )
+        stamping.admission = self.app.get(ADMISSION)
+        return stamping
 
 
 def runner(app: web.Application, settings: Settings) -> AppRunner:

@@ -1,0 +1,588 @@
+"""(f) A crowded server: admission control, the bot's own lane, bounded memory, slow clients.
+
+One `yizhan serve` process (uvloop, production settings, `API_RATE_LIMIT=0`: every load comes from
+127.0.0.1, so a per-client limit would refuse it all with 429s and measure nothing else) on the seeded
+186,100 stations of bench.api (the same cached file). The load comes from child processes speaking raw
+HTTP/1.1 over keep-alive connections (a few microseconds a request, so the client is not the bottleneck),
+to 127.0.0.1 only, every loop bounded. Phases, all in the same run:
+
+1. **baseline**: 8 connections, closed loop for `--seconds`, half `GET /api/v1/stations/nearby` (random
+   points near random stations, a fixed weekday morning) and half `GET /api/v1/stations/{code}` (random
+   codes); the best of two trials is the reference throughput.
+2. **flood**: 2,000 connections opened first, then each sends 20 requests of the same mix back to back,
+   all starting together. `hostile` clients send the next request as soon as an answer arrives, whatever
+   it is; `polite` ones wait the `Retry-After` of a refusal first (what the H5 page and well-behaved
+   clients do). Reported: answers by status, p50/p99 of admitted (200) and refused (503/429) answers,
+   admitted throughput against the baseline.
+3. **bot lane** (with `--webhook`): the same hostile flood against `yizhan run` in webhook mode (a local
+   Bot API server in another process), while location updates are posted to the webhook one after the
+   other; p50/p99 of an update's round trip (handled, results sent, 200 returned).
+4. **geojson**: 40 readers of `/api/v1/stations.geojson` reading 16 KiB every 10 ms for `--seconds`, with
+   and without gzip; the server's RSS sampled every 50 ms, growth over its RSS before.
+5. **half-sent**: 3,000 connections send a request line and one header and never finish; meanwhile 8
+   connections run the closed loop; then how long until the server has closed every half-sent one.
+
+    python -m bench.overload                # 186,100 stations
+    python -m bench.overload --quick        # 2,000 stations, 400 connections, short phases
+    python -m bench.overload --webhook      # also phase 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench._common import OUT, ROOT, percentiles_us, print_load, print_machine, table, verdict
+from bench.api import DAY, TARGET_N, free_port, nearby_paths, prepare_db, station_points
+
+SECRET = "bench-overload-webhook-secret-0123456789"
+REFUSED = (429, 503)
+
+
+# ------------------------------------------------------------------------------------------ servers
+
+
+@dataclass
+class Process:
+    process: subprocess.Popen[bytes]
+    url: str
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def rss_kb(self) -> int:
+        try:
+            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def wait_ready(url: str, limit_s: float = 300.0) -> None:
+    """Until `/healthz` is ready and every indexed station's details are cached (the steady state)."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit_s:
+        with contextlib.suppress(OSError, ValueError):
+            with urllib.request.urlopen(url + "/healthz", timeout=5) as response:
+                health = json.loads(response.read())
+            if health["ready"] and health["cached"] >= health["stations"]:
+                return
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not get ready in {limit_s:.0f} s")
+
+
+def start(argv: Sequence[str], db: Path, port: int | None = None, **env: str) -> Process:
+    port = port or free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "REDIS_URL"))}
+    environ.update(
+        DATABASE_URL=f"sqlite+aiosqlite:///{db}",
+        PYTHONPATH=str(ROOT),
+        LANGUAGE="en",
+        API_RATE_LIMIT="0",
+        **env,
+    )
+    full = [sys.executable, "-m", "bot", *argv, "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(full, cwd=ROOT, env=environ, stdout=subprocess.DEVNULL)
+    server = Process(process, f"http://127.0.0.1:{port}")
+    try:
+        wait_ready(server.url)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def _local_bot_api(conn: Any) -> None:
+    from bot.localapi import LocalBotAPI
+
+    async def serve() -> None:
+        api = LocalBotAPI()
+        url = await api.start()
+        conn.send((url, api.token))
+        await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+
+
+# ------------------------------------------------------------------------------------------ load
+
+
+@dataclass
+class Answers:
+    """Per answer: status and latency (ns); `seconds` from the start signal to the last answer."""
+
+    statuses: list[int] = field(default_factory=list)
+    latencies_ns: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+    failures: int = 0  # connections that broke (reset, closed) before their requests were done
+
+    def of(self, wanted: Sequence[int]) -> list[int]:
+        return [ns for status, ns in zip(self.statuses, self.latencies_ns, strict=True) if status in wanted]
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, dict[str, str]]:
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            name, value = line.split(":", 1)
+            headers[name.strip().lower()] = value.strip()
+    await reader.readexactly(int(headers.get("content-length", "0")))
+    return status, headers
+
+
+def _request(path: str, extra: str = "") -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}\r\n".encode()
+
+
+async def _open(port: int, count: int) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    # At most 100 connecting at once: the listen backlog is aiohttp's default (128).
+    gate = asyncio.Semaphore(100)
+
+    async def one() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        async with gate:
+            return await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+
+    return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+async def _flood(port: int, paths: list[str], connections: int, per_connection: int, polite: bool) -> Answers:
+    streams = await _open(port, connections)
+    answers = Answers()
+    go = asyncio.Event()
+
+    async def client(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        rng = random.Random(n)
+        await go.wait()
+        try:
+            for _ in range(per_connection):
+                request = _request(paths[rng.randrange(len(paths))])
+                started = time.perf_counter_ns()
+                status, headers = await _exchange(reader, writer, request)
+                answers.latencies_ns.append(time.perf_counter_ns() - started)
+                answers.statuses.append(status)
+                if polite and status in REFUSED:
+                    await asyncio.sleep(float(headers.get("retry-after", "1")))
+        except (OSError, asyncio.IncompleteReadError):
+            answers.failures += 1
+        finally:
+            writer.close()
+
+    tasks = [asyncio.create_task(client(n, r, w)) for n, (r, w) in enumerate(streams)]
+    await asyncio.sleep(0.2)
+    started = time.perf_counter()
+    go.set()
+    await asyncio.gather(*tasks)
+    answers.seconds = time.perf_counter() - started
+    return answers
+
+
+async def _closed_loop(port: int, paths: list[str], connections: int, seconds: float) -> Answers:
+    streams = await _open(port, connections)
+    answers = Answers()
+    deadline = time.perf_counter() + seconds
+
+    async def client(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        rng = random.Random(n)
+        try:
+            while time.perf_counter() < deadline:
+                request = _request(paths[rng.randrange(len(paths))])
+                started = time.perf_counter_ns()
+                status, _ = await _exchange(reader, writer, request)
+                answers.latencies_ns.append(time.perf_counter_ns() - started)
+                answers.statuses.append(status)
+        except (OSError, asyncio.IncompleteReadError):
+            answers.failures += 1
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(n, r, w) for n, (r, w) in enumerate(streams)))
+    answers.seconds = time.perf_counter() - started
+    return answers
+
+
+async def _bot_updates(port: int, path: str, count: int, gap_s: float, points: np.ndarray) -> Answers:
+    """Location updates posted to the webhook one after the other (like Telegram does per bot)."""
+    ((reader, writer),) = await _open(port, 1)
+    answers = Answers()
+    rng = np.random.default_rng(7)
+    started = time.perf_counter()
+    for n in range(count):
+        lat, lon = points[rng.integers(len(points))] + rng.uniform(-0.01, 0.01, 2)
+        user = 10_000 + n % 50
+        update = {
+            "update_id": 1_000_000 + n,
+            "message": {
+                "message_id": n + 1,
+                "date": int(time.time()),
+                "chat": {"id": user, "type": "private"},
+                "from": {"id": user, "is_bot": False, "first_name": "r", "language_code": "zh-hans"},
+                "location": {"latitude": round(float(lat), 6), "longitude": round(float(lon), 6)},
+            },
+        }
+        body = json.dumps(update).encode()
+        request = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"X-Telegram-Bot-Api-Secret-Token: {SECRET}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        sent = time.perf_counter_ns()
+        status, _ = await _exchange(reader, writer, request)
+        answers.latencies_ns.append(time.perf_counter_ns() - sent)
+        answers.statuses.append(status)
+        await asyncio.sleep(gap_s)
+    answers.seconds = time.perf_counter() - started
+    writer.close()
+    return answers
+
+
+async def _geojson_readers(port: int, readers: int, gzipped: bool, seconds: float) -> int:
+    """Bytes read by `readers` slow readers in `seconds` (each: 16 KiB every 10 ms, then hangs up)."""
+    streams = await _open(port, readers)
+    extra = "Accept-Encoding: gzip\r\n" if gzipped else "Accept-Encoding: identity\r\n"
+    total = 0
+    deadline = time.perf_counter() + seconds
+
+    async def reader_task(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal total
+        writer.write(_request("/api/v1/stations.geojson", extra))
+        await reader.readuntil(b"\r\n\r\n")
+        while time.perf_counter() < deadline:
+            chunk = await reader.read(16 * 1024)
+            if not chunk:
+                break
+            total += len(chunk)
+            await asyncio.sleep(0.01)
+        writer.close()
+
+    await asyncio.gather(*(reader_task(r, w) for r, w in streams))
+    return total
+
+
+async def _half_sent(
+    port: int, count: int, paths: list[str], seconds: float, limit_s: float
+) -> dict[str, Any]:
+    streams = await _open(port, count)
+    sent = time.perf_counter()
+    for _reader, writer in streams:
+        writer.write(b"GET /api/v1/stations/nearby?lat=23.13&lon=113.26 HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    normal = await _closed_loop(port, paths, 8, seconds)
+    closed_at: list[float] = []
+
+    async def wait_closed(reader: asyncio.StreamReader) -> None:
+        with contextlib.suppress(OSError):
+            while await reader.read(4096):
+                pass
+        closed_at.append(time.perf_counter() - sent)
+
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(limit_s):
+            await asyncio.gather(*(wait_closed(r) for r, _ in streams))
+    for _, writer in streams:
+        writer.close()
+    return {"normal": normal, "closed": len(closed_at), "last_closed_s": max(closed_at, default=float("nan"))}
+
+
+def _child(job: tuple[str, tuple[Any, ...]], conn: Any) -> None:
+    import uvloop
+
+    name, args = job
+    function = {
+        "flood": _flood,
+        "closed_loop": _closed_loop,
+        "bot_updates": _bot_updates,
+        "geojson": _geojson_readers,
+        "half_sent": _half_sent,
+    }[name]
+    conn.send(uvloop.run(function(*args)))
+
+
+def in_child(name: str, *args: Any) -> Any:
+    """Run a load function in a process of its own (its own CPU and file descriptors) and return its result."""
+    parent, child = mp.Pipe(duplex=False)
+    process = mp.get_context("spawn").Process(target=_child, args=((name, args), child))
+    process.start()
+    result = parent.recv()
+    process.join()
+    return result
+
+
+def start_child(name: str, *args: Any) -> tuple[Any, Any]:
+    parent, child = mp.Pipe(duplex=False)
+    process = mp.get_context("spawn").Process(target=_child, args=((name, args), child))
+    process.start()
+    return process, parent
+
+
+# ------------------------------------------------------------------------------------------ report
+
+
+def ms(values: Sequence[int], key: str) -> float:
+    return percentiles_us(values)[key] / 1e3 if values else float("nan")
+
+
+def flood_row(label: str, answers: Answers, best_rps: float) -> list[object]:
+    ok = answers.of((200,))
+    refused = answers.of(REFUSED)
+    counts = {status: answers.statuses.count(status) for status in sorted(set(answers.statuses))}
+    admitted_rps = len(ok) / answers.seconds if answers.seconds else float("nan")
+    return [
+        label,
+        len(answers.statuses),
+        " ".join(f"{s}:{c}" for s, c in counts.items()),
+        answers.failures,
+        f"{ms(ok, 'p50'):.1f} / {ms(ok, 'p99'):.1f}",
+        f"{ms(refused, 'p50'):.1f} / {ms(refused, 'p99'):.1f}",
+        f"{admitted_rps:.0f}",
+        f"{admitted_rps / best_rps:.2f}",
+        f"{answers.seconds:.1f}",
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--webhook", action="store_true", help="also the bot-lane phase (yizhan run, webhook)"
+    )
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=2000)
+    parser.add_argument("--half-sent", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=2024)
+    args = parser.parse_args(argv)
+    n = 2000 if args.quick else TARGET_N
+    connections = 400 if args.quick else args.connections
+    half_sent = 300 if args.quick else args.half_sent
+    seconds = 2.0 if args.quick else args.seconds
+    print_machine("bench.overload")
+    print(f"file descriptors: {os.sysconf('SC_OPEN_MAX')}", flush=True)
+    print_load("before")
+    db = prepare_db(n, args.seed)
+    rng = np.random.default_rng(args.seed)
+    points = station_points(db)
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        codes = [row[0] for row in conn.execute("SELECT code FROM stations WHERE status = 'active'")]
+    paths = nearby_paths(points, 5000, rng, DAY) + [f"/api/v1/stations/{c}" for c in rng.choice(codes, 5000)]
+    report: list[str] = [
+        f"{n:,} stations, one `yizhan serve` process; load from child processes on 127.0.0.1."
+    ]
+
+    server = start(["serve"], db)
+    try:
+        # 1. baseline
+        trials = [in_child("closed_loop", server.port, paths, 8, seconds) for _ in range(2)]
+        best = max(trials, key=lambda a: len(a.statuses) / a.seconds)
+        best_rps = len(best.statuses) / best.seconds
+        report.append(
+            f"\nbaseline, 8 connections, {seconds:.0f} s (best of 2): {best_rps:.0f} requests/s, "
+            f"p50 {ms(best.latencies_ns, 'p50'):.2f} ms, p99 {ms(best.latencies_ns, 'p99'):.2f} ms, "
+            f"non-200: {sum(s != 200 for s in best.statuses)}"
+        )
+        # 2. flood
+        rows = []
+        floods = {}
+        for label, polite in (("hostile", False), ("polite", True)):
+            floods[label] = in_child("flood", server.port, paths, connections, 20, polite)
+            rows.append(flood_row(f"{label}, {connections} × 20", floods[label], best_rps))
+        report.append(
+            "\n"
+            + table(
+                [
+                    "flood",
+                    "answers",
+                    "by status",
+                    "broken conns",
+                    "200 p50/p99 ms",
+                    "refused p50/p99 ms",
+                    "admitted/s",
+                    "× baseline",
+                    "s",
+                ],
+                rows,
+            )
+        )
+        hostile = floods["hostile"]
+        refused = hostile.of(REFUSED)
+        ok = hostile.of((200,))
+        targets = [
+            ("zero 500s (both floods)", all(500 not in f.statuses for f in floods.values())),
+            ("refusals p99 ≤ 50 ms (hostile)", ms(refused, "p99") <= 50),
+            ("admitted p99 ≤ 50 ms (hostile)", ms(ok, "p99") <= 50),
+            ("admitted throughput ≥ 0.8 × baseline (hostile)", len(ok) / hostile.seconds >= 0.8 * best_rps),
+        ]
+        # 4. geojson readers
+        with urllib.request.urlopen(
+            urllib.request.Request(
+                server.url + "/api/v1/stations.geojson", headers={"Accept-Encoding": "gzip"}
+            ),
+            timeout=300,
+        ) as response:
+            response.read()  # the document is built once per version: not part of what readers cost
+        geo_rows = []
+        for gzipped in (True, False):
+            time.sleep(1.0)
+            before_kb = server.rss_kb()
+            process, pipe = start_child("geojson", server.port, 40, gzipped, seconds * 2)
+            peak_kb = before_kb
+            while not pipe.poll(0.05):
+                peak_kb = max(peak_kb, server.rss_kb())
+            total = pipe.recv()
+            process.join()
+            growth_mb = (peak_kb - before_kb) / 1024
+            geo_rows.append(
+                [
+                    "gzip" if gzipped else "identity",
+                    40,
+                    f"{before_kb / 1024:.0f}",
+                    f"{peak_kb / 1024:.0f}",
+                    f"{growth_mb:.0f}",
+                    f"{total / 1e6:.0f}",
+                ]
+            )
+            targets.append(
+                (f"geojson {'gzip' if gzipped else 'identity'}: RSS growth ≤ 300 MB", growth_mb <= 300)
+            )
+        report.append(
+            "\n"
+            + table(["geojson", "readers", "RSS before MB", "RSS peak MB", "growth MB", "MB read"], geo_rows)
+        )
+        # 5. half-sent requests (HTTP_HEADER_TIMEOUT is 10 s by default)
+        half = in_child("half_sent", server.port, half_sent, paths, seconds, 30.0)
+        normal = half["normal"]
+        report.append(
+            f"\nhalf-sent: {half_sent} connections held; meanwhile 8 connections: "
+            f"{len(normal.statuses) / normal.seconds:.0f} requests/s, p50 {ms(normal.latencies_ns, 'p50'):.2f} ms, "
+            f"p99 {ms(normal.latencies_ns, 'p99'):.2f} ms; {half['closed']} of {half_sent} closed by the server, "
+            f"the last {half['last_closed_s']:.1f} s after it was sent"
+        )
+        targets.append(("half-sent: normal p99 ≤ 10 ms", ms(normal.latencies_ns, "p99") <= 10))
+        targets.append(
+            (
+                "half-sent: all closed within 10 s (+1 s)",
+                half["closed"] == half_sent and half["last_closed_s"] <= 11,
+            )
+        )
+    finally:
+        server.stop()
+
+    if args.webhook:
+        # 3. Telegram's updates during a flood, webhook mode
+        parent, child = mp.Pipe(duplex=False)
+        api = mp.get_context("spawn").Process(target=_local_bot_api, args=(child,), daemon=True)
+        api.start()
+        api_url, token = parent.recv()
+        port_hint = free_port()
+        hook = "/webhook"
+        bot: Process | None = None
+        try:
+            bot = start(
+                ["run"],
+                db,
+                port_hint,
+                BOT_TOKEN=token,
+                TELEGRAM_API_URL=api_url,
+                WEBHOOK_URL=f"http://127.0.0.1:{port_hint}{hook}",
+                WEBHOOK_SECRET=SECRET,
+            )
+            quiet = in_child("bot_updates", bot.port, hook, 200, 0.01, points)
+            process, pipe = start_child("flood", bot.port, paths, connections, 20, False)
+            time.sleep(1.0)  # connections open, flood under way
+            during = in_child("bot_updates", bot.port, hook, 200, 0.01, points)
+            flood = pipe.recv()
+            process.join()
+            report.append(
+                "\n"
+                + table(
+                    ["bot updates (webhook)", "updates", "non-200", "p50 ms", "p99 ms"],
+                    [
+                        [
+                            "alone",
+                            len(quiet.statuses),
+                            sum(s != 200 for s in quiet.statuses),
+                            f"{ms(quiet.latencies_ns, 'p50'):.1f}",
+                            f"{ms(quiet.latencies_ns, 'p99'):.1f}",
+                        ],
+                        [
+                            f"during a hostile flood ({connections} × 20)",
+                            len(during.statuses),
+                            sum(s != 200 for s in during.statuses),
+                            f"{ms(during.latencies_ns, 'p50'):.1f}",
+                            f"{ms(during.latencies_ns, 'p99'):.1f}",
+                        ],
+                    ],
+                )
+            )
+            report.append(
+                "\n"
+                + table(
+                    [
+                        "flood during the updates",
+                        "answers",
+                        "by status",
+                        "broken conns",
+                        "200 p50/p99 ms",
+                        "refused p50/p99 ms",
+                        "admitted/s",
+                        "× baseline",
+                        "s",
+                    ],
+                    [flood_row("hostile", flood, best_rps)],
+                )
+            )
+            targets.append(
+                ("bot updates during the flood: p99 ≤ 50 ms", ms(during.latencies_ns, "p99") <= 50)
+            )
+        finally:
+            if bot is not None:
+                bot.stop()
+            api.terminate()
+
+    report.append("\n" + table(["target", "result"], [[name, verdict(ok)] for name, ok in targets]))
+    text = "\n".join(report)
+    print(text, flush=True)
+    print_load("after")
+    out = OUT / ("README-overload-quick.md" if args.quick else "README-overload-last.md")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
