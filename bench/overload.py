@@ -25,6 +25,7 @@ to 127.0.0.1 only, every loop bounded. Phases, all in the same run:
     python -m bench.overload                # 186,100 stations
     python -m bench.overload --quick        # 2,000 stations, 400 connections, short phases
     python -m bench.overload --webhook      # also phase 3
+    python -m bench.overload --compare REV  # also the flood against `yizhan serve` as of git revision REV
 """
 
 from __future__ import annotations
@@ -54,6 +55,17 @@ from bench.api import DAY, TARGET_N, free_port, nearby_paths, prepare_db, statio
 
 SECRET = "bench-overload-webhook-secret-0123456789"
 REFUSED = (429, 503)
+FLOOD_HEADERS = [
+    "flood",
+    "answers",
+    "by status",
+    "broken conns",
+    "200 p50/p99 ms",
+    "refused p50/p99 ms",
+    "admitted/s",
+    "× baseline",
+    "s",
+]
 
 
 # ------------------------------------------------------------------------------------------ servers
@@ -100,18 +112,22 @@ def wait_ready(url: str, limit_s: float = 300.0) -> None:
     raise RuntimeError(f"{url} did not get ready in {limit_s:.0f} s")
 
 
-def start(argv: Sequence[str], db: Path, port: int | None = None, **env: str) -> Process:
+def start(argv: Sequence[str], db: Path, port: int | None = None, root: Path = ROOT, **env: str) -> Process:
+    """`python -m bot ARGV` from the code at `root` (this checkout, or an older one to compare with)."""
     port = port or free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "REDIS_URL"))}
     environ.update(
         DATABASE_URL=f"sqlite+aiosqlite:///{db}",
-        PYTHONPATH=str(ROOT),
+        PYTHONPATH=str(root),
         LANGUAGE="en",
         API_RATE_LIMIT="0",
         **env,
     )
     full = [sys.executable, "-m", "bot", *argv, "--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(full, cwd=ROOT, env=environ, stdout=subprocess.DEVNULL)
+    # The server's log goes to a file: the bot logs every update it handles.
+    OUT.mkdir(parents=True, exist_ok=True)
+    with open(OUT / f"overload-{argv[0]}.log", "ab") as log:
+        process = subprocess.Popen(full, cwd=root, env=environ, stdout=subprocess.DEVNULL, stderr=log)
     server = Process(process, f"http://127.0.0.1:{port}")
     try:
         wait_ready(server.url)
@@ -386,6 +402,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=2000)
     parser.add_argument("--half-sent", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument(
+        "--compare", metavar="REV", help="also flood `yizhan serve` as of git revision REV (the code before)"
+    )
     args = parser.parse_args(argv)
     n = 2000 if args.quick else TARGET_N
     connections = 400 if args.quick else args.connections
@@ -424,17 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report.append(
             "\n"
             + table(
-                [
-                    "flood",
-                    "answers",
-                    "by status",
-                    "broken conns",
-                    "200 p50/p99 ms",
-                    "refused p50/p99 ms",
-                    "admitted/s",
-                    "× baseline",
-                    "s",
-                ],
+                FLOOD_HEADERS,
                 rows,
             )
         )
@@ -502,6 +511,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         server.stop()
 
+    if args.compare:
+        # The same hostile flood against the code of REV, from a temporary worktree, same database.
+        before = OUT / "overload-before"
+        subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, capture_output=True)
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(before), args.compare], cwd=ROOT, check=True
+        )
+        old: Process | None = None
+        try:
+            old = start(["serve"], db, root=before)
+            trials = [in_child("closed_loop", old.port, paths, 8, seconds) for _ in range(2)]
+            old_best = max(len(a.statuses) / a.seconds for a in trials)
+            old_flood = in_child("flood", old.port, paths, connections, 20, False)
+            report.append(
+                f"\nthe same as of {args.compare}: baseline {old_best:.0f} requests/s\n\n"
+                + table(FLOOD_HEADERS, [flood_row(f"hostile, {connections} × 20", old_flood, old_best)])
+            )
+        finally:
+            if old is not None:
+                old.stop()
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, capture_output=True
+            )
+
     if args.webhook:
         # 3. Telegram's updates during a flood, webhook mode
         parent, child = mp.Pipe(duplex=False)
@@ -552,17 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report.append(
                 "\n"
                 + table(
-                    [
-                        "flood during the updates",
-                        "answers",
-                        "by status",
-                        "broken conns",
-                        "200 p50/p99 ms",
-                        "refused p50/p99 ms",
-                        "admitted/s",
-                        "× baseline",
-                        "s",
-                    ],
+                    ["flood during the updates", *FLOOD_HEADERS[1:]],
                     [flood_row("hostile", flood, best_rps)],
                 )
             )

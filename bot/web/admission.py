@@ -4,13 +4,12 @@ Three refusals, each a JSON error with `Retry-After`, decided before a handler r
 as soon as it would wait):
 
 - `503 overloaded`: the lane's in-flight requests are at their bound (requests that wait on something:
-  the database, Redis, a big document), or the request has waited in this process more than
-  `MAX_QUEUE_DELAY_S` since its last bytes arrived, or it came in a turn of the event loop that already
-  read `max_new_per_turn` new requests. Requests answered from memory never wait on anything, so under a
-  flood they pile up in the loop's queue instead: every socket's request is read in one turn and handled
-  one after the other, so the later ones would be answered too late to be worth the work. Those beyond the
+  the database, Redis, a big document), or the request came in a turn of the event loop that already read
+  `max_new_per_turn` new requests. Requests answered from memory never wait on anything, so under a flood
+  they pile up in the loop's queue instead: every socket's request is read in one turn and handled one
+  after the other, so the later ones would be answered too late to be worth the work. Those beyond the
   turn's budget are refused by the connection itself as their bytes arrive, with a prepared answer, at a
-  tenth of the cost of a request through aiohttp (`bot/web/server.py`, which also stamps arrivals);
+  fraction of the cost of a request through aiohttp (`bot/web/server.py`);
 - `503 database_busy`: no pooled database connection within `DB_POOL_TIMEOUT` (a second, not 30);
 - `429 rate_limited`: one client (its address, or the one `X-Forwarded-For` names when the request came
   through a trusted proxy) is over its GCRA limit (storage/ratelimit.py). API answers carry the limit's
@@ -24,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
@@ -39,11 +37,10 @@ from storage.ratelimit import ClientRateLimiter, RateDecision
 UNGUARDED_PATHS = frozenset({"/healthz", "/metrics"})
 #: Seconds a refused client is asked to wait: long enough for a queue to drain, short for a person.
 RETRY_AFTER_S = 1
-#: Seconds a public request may have waited in the process (after its bytes arrived) and still be handled.
-MAX_QUEUE_DELAY_S = 0.05
-#: New requests one turn of the event loop passes to the app (about 10 ms of searches); the rest of the
-#: turn's new public requests are refused as they are read.
-MAX_NEW_PER_TURN = 32
+#: New requests one turn of the event loop passes to the app (about 20 ms of searches); the rest of the
+#: turn's new public requests are refused as they are read. More admits more per turn and makes each turn,
+#: so each answer, later (bench/README-overload.md).
+MAX_NEW_PER_TURN = 64
 
 
 class Overloaded(ApiError):
@@ -132,7 +129,6 @@ class Admission:
 
     public: Lane
     bot: Lane
-    max_queue_delay_s: float = MAX_QUEUE_DELAY_S
     max_new_per_turn: int = MAX_NEW_PER_TURN
     limiter: ClientRateLimiter | None = None
     trusted: tuple[Network, ...] = ()
@@ -162,13 +158,8 @@ class Admission:
     def lane_of(self, path: str) -> Lane:
         return self.bot if path in self.bot_paths else self.public
 
-    def admit(self, lane: Lane, request: web.BaseRequest) -> None:
-        """Take a slot of `lane` or raise `Overloaded` (the caller gives it back: `lane.in_flight -= 1`).
-        Telegram's updates are never refused for their queueing delay: they are the work that comes first."""
+    def admit(self, lane: Lane) -> None:
+        """Take a slot of `lane` or raise `Overloaded` (the caller gives it back: `lane.in_flight -= 1`)."""
         if lane.in_flight >= lane.limit:
             raise Overloaded()
-        if lane is self.public:
-            received = getattr(request.protocol, "received_at", None)
-            if received is not None and time.monotonic() - received > self.max_queue_delay_s:
-                raise Overloaded()
         lane.in_flight += 1

@@ -94,7 +94,7 @@ def edge_middleware(
         try:
             if admission is not None and path not in UNGUARDED_PATHS:
                 candidate = admission.lane_of(path)
-                admission.admit(candidate, request)
+                admission.admit(candidate)
                 lane = candidate
                 if api and admission.limiter is not None and lane is admission.public:
                     decision = await admission.limiter.check(client_address(request, admission.trusted))

@@ -6,9 +6,6 @@
   complete request has arrived by then (however many bytes of a partial one came, one a second or none), so
   it is that timer, set to the header timeout, rather than a watchdog of our own. (Behind nginx its
   `client_header_timeout` does the same first; deploy/nginx.conf.)
-- **Arrival stamps.** Each connection records when its last bytes arrived (`received_at`, monotonic
-  seconds), so that admission control (bot/web/admission.py) knows how long a request has waited in this
-  process before its handler runs.
 - **Refusal as requests are read.** Under a flood every connection's request is read in one turn of the
   event loop; beyond the turn's budget (`Admission.take_turn_slot`), a new body-less GET to a guarded path
   is answered with a prepared 503 right there: a few microseconds instead of a request object, routing,
@@ -17,7 +14,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from aiohttp import web
@@ -48,17 +44,14 @@ REFUSAL = _refusal()
 _HEAD_END = b"\r\n\r\n"
 
 
-class _StampingRequestHandler(RequestHandler):  # type: ignore[misc]
-    __slots__ = ("admission", "received_at")
+class _AdmittingRequestHandler(RequestHandler):  # type: ignore[misc]
+    __slots__ = ("admission",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.received_at = 0.0
         self.admission: Admission | None = None
 
     def data_received(self, data: bytes) -> None:
-        # time.monotonic, not loop.time(): uvloop's is read once per turn of the loop.
-        self.received_at = time.monotonic()
         admission = self.admission
         # A new request on an idle connection (none queued, the handler waiting for one) in a turn whose
         # budget is spent: answered here, before aiohttp builds anything for it.
@@ -102,30 +95,31 @@ class _StampingRequestHandler(RequestHandler):  # type: ignore[misc]
         return True
 
 
-class _StampingServer(web.Server):
+class _AdmittingServer(web.Server):
     admission: Admission | None = None
 
     def __call__(self) -> RequestHandler:
-        handler = _StampingRequestHandler(self, loop=self._loop, **self._kwargs)
+        handler = _AdmittingRequestHandler(self, loop=self._loop, **self._kwargs)
         handler.admission = self.admission
         return handler
 
 
 class AppRunner(web.AppRunner):
-    """`web.AppRunner` with the header timeout and the arrival stamps; `runner(app, settings)` builds one."""
+    """`web.AppRunner` with the header timeout and the refusals as requests are read; `runner(app, settings)`
+    builds one."""
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
-        # The same server (handler, factory, options) whose connections stamp their arrivals.
-        stamping = _StampingServer(
+        # The same server (handler, factory, options) whose connections refuse what the turn cannot take.
+        admitting = _AdmittingServer(
             server.request_handler,
             request_factory=server.request_factory,
             handler_cancellation=server.handler_cancellation,
             loop=server._loop,
             **server._kwargs,
         )
-        stamping.admission = self.app.get(ADMISSION)
-        return stamping
+        admitting.admission = self.app.get(ADMISSION)
+        return admitting
 
 
 def runner(app: web.Application, settings: Settings) -> AppRunner:
