@@ -128,7 +128,7 @@ class Settings(BaseSettings):
 
     @field_validator("api_rate_limit", "api_rate_burst")
     @classmethod
-    def _not_negative(cls, value: float) -> float:
+    def _rate_not_negative(cls, value: float) -> float:
         if value < 0:
             raise ValueError("API_RATE_LIMIT and API_RATE_BURST must not be negative")
         return value
