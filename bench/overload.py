@@ -37,6 +37,7 @@ import json
 import multiprocessing as mp
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -138,7 +139,7 @@ def start(argv: Sequence[str], db: Path, port: int | None = None, root: Path = R
 
 
 def _local_bot_api(conn: Any) -> None:
-    from bot.localapi import LocalBotAPI
+    from localapi import LocalBotAPI
 
     async def serve() -> None:
         api = LocalBotAPI()
@@ -390,6 +391,14 @@ def flood_row(label: str, answers: Answers, best_rps: float) -> list[object]:
     ]
 
 
+class Report(list[str]):
+    """The report's sections, each printed as soon as it is measured (a later phase may fail)."""
+
+    def append(self, section: str) -> None:
+        print(section, flush=True)
+        super().append(section)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -419,9 +428,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.closing(sqlite3.connect(db)) as conn:
         codes = [row[0] for row in conn.execute("SELECT code FROM stations WHERE status = 'active'")]
     paths = nearby_paths(points, 5000, rng, DAY) + [f"/api/v1/stations/{c}" for c in rng.choice(codes, 5000)]
-    report: list[str] = [
-        f"{n:,} stations, one `yizhan serve` process; load from child processes on 127.0.0.1."
-    ]
+    report = Report()
+    report.append(f"{n:,} stations, one `yizhan serve` process; load from child processes on 127.0.0.1.")
 
     server = start(["serve"], db)
     try:
@@ -511,35 +519,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         server.stop()
 
-    if args.compare:
-        # The same hostile flood against the code of REV, from a temporary worktree, same database.
-        before = OUT / "overload-before"
-        subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, capture_output=True)
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", str(before), args.compare], cwd=ROOT, check=True
-        )
-        old: Process | None = None
-        try:
-            old = start(["serve"], db, root=before)
-            trials = [in_child("closed_loop", old.port, paths, 8, seconds) for _ in range(2)]
-            old_best = max(len(a.statuses) / a.seconds for a in trials)
-            old_flood = in_child("flood", old.port, paths, connections, 20, False)
-            report.append(
-                f"\nthe same as of {args.compare}: baseline {old_best:.0f} requests/s\n\n"
-                + table(FLOOD_HEADERS, [flood_row(f"hostile, {connections} × 20", old_flood, old_best)])
-            )
-        finally:
-            if old is not None:
-                old.stop()
-            subprocess.run(
-                ["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, capture_output=True
-            )
-
     if args.webhook:
         # 3. Telegram's updates during a flood, webhook mode
         parent, child = mp.Pipe(duplex=False)
         api = mp.get_context("spawn").Process(target=_local_bot_api, args=(child,), daemon=True)
         api.start()
+        if not parent.poll(60):
+            raise RuntimeError("the local Bot API server did not start")
         api_url, token = parent.recv()
         port_hint = free_port()
         hook = "/webhook"
@@ -597,9 +583,36 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bot.stop()
             api.terminate()
 
+    if args.compare:
+        # The same hostile flood against the code of REV, from a temporary worktree, same database.
+        before = OUT / "overload-before"
+        subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, capture_output=True)
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(before), args.compare], cwd=ROOT, check=True
+        )
+        old: Process | None = None
+        try:
+            # A copy of the data as it was: the older code may not know this checkout's migrations, nor
+            # this one the older's.
+            old_db = OUT / "overload-before.db"
+            shutil.copyfile(prepare_db(n, args.seed), old_db)
+            old = start(["serve"], old_db, root=before)
+            trials = [in_child("closed_loop", old.port, paths, 8, seconds) for _ in range(2)]
+            old_best = max(len(a.statuses) / a.seconds for a in trials)
+            old_flood = in_child("flood", old.port, paths, connections, 20, False)
+            report.append(
+                f"\nthe same as of {args.compare}: baseline {old_best:.0f} requests/s\n\n"
+                + table(FLOOD_HEADERS, [flood_row(f"hostile, {connections} × 20", old_flood, old_best)])
+            )
+        finally:
+            if old is not None:
+                old.stop()
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, capture_output=True
+            )
+
     report.append("\n" + table(["target", "result"], [[name, verdict(ok)] for name, ok in targets]))
     text = "\n".join(report)
-    print(text, flush=True)
     print_load("after")
     out = OUT / ("README-overload-quick.md" if args.quick else "README-overload-last.md")
     out.parent.mkdir(parents=True, exist_ok=True)
