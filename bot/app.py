@@ -30,7 +30,14 @@ from bot.services.stations import StationService, station_cache
 from storage.changes import RedisChangeFeed
 from storage.db import create_engine, session_factory, upgrade_database
 from storage.importers import ImportLimits
-from storage.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
+from storage.ratelimit import (
+    ClientRateLimiter,
+    LocalClientRateLimiter,
+    LocalRateLimiter,
+    RateLimiter,
+    RedisClientRateLimiter,
+    RedisRateLimiter,
+)
 from storage.regions import RegionLookup
 from storage.spatial import SpatialIndex
 
@@ -52,6 +59,8 @@ class Core:
     announcements: AnnouncementService
     privacy: PrivacyService
     broadcast_limiter: RateLimiter
+    #: API_RATE_LIMIT per client of the public API (None when 0): shared through Redis when there is one.
+    api_limiter: ClientRateLimiter | None = None
     redis: Any = None
     #: The background fill of the station cache, when this process warms it.
     warming: asyncio.Task[int] | None = None
@@ -215,6 +224,7 @@ async def open_core(
             # Every process shares one schedule, so together they stay under BROADCAST_RATE.
             core.broadcast_limiter = RedisRateLimiter(core.redis, settings.broadcast_rate)
             stations.change_feed = RedisChangeFeed(core.redis)
+        core.api_limiter = client_rate_limiter(settings, core.redis)
         if settings.admin_ids:
             await core.roles.ensure_admins(settings.admin_ids)
         if load_index:
@@ -241,6 +251,16 @@ async def open_core(
         if api_engine is not None:
             await api_engine.dispose()
         await engine.dispose()
+
+
+def client_rate_limiter(settings: Settings, redis: Any = None) -> ClientRateLimiter | None:
+    """API_RATE_LIMIT per client: shared through Redis when there is one, else this process's own."""
+    if settings.api_rate_limit <= 0:
+        return None
+    burst = max(1, int(settings.api_rate_burst))
+    if redis is not None:
+        return RedisClientRateLimiter(redis, settings.api_rate_limit, burst)
+    return LocalClientRateLimiter(settings.api_rate_limit, burst)
 
 
 def install_event_loop_policy() -> None:

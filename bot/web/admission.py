@@ -30,8 +30,8 @@ from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from aiohttp import web
 
 from bot.observability import Metrics
+from bot.services.capacity import ClientRateLimiter, RateDecision
 from bot.web.responses import ApiError
-from storage.ratelimit import ClientRateLimiter, RateDecision
 
 #: Probes and scrapes answer even when the app refuses everything else (a crowded process is not a dead one).
 UNGUARDED_PATHS = frozenset({"/healthz", "/metrics"})

@@ -20,6 +20,8 @@ from aiohttp.abc import AbstractAccessLogger
 from bot.app import Core
 from bot.config import Settings
 from bot.observability import Metrics
+from bot.services.capacity import DatabaseBusy as PoolTimeout
+from bot.services.capacity import RateDecision
 from bot.services.nearby import NearbyService
 from bot.web import api
 from bot.web.admission import (
@@ -35,8 +37,6 @@ from bot.web.admission import (
 from bot.web.keys import ADMISSION, CLOCK, CORE, GEOJSON_CACHE, NEARBY, STATIONS
 from bot.web.responses import ApiError, error_response, json_response
 from domain.clock import Clock, utc_now
-from storage.db import PoolTimeout
-from storage.ratelimit import ClientRateLimiter, LocalClientRateLimiter, RateDecision, RedisClientRateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -172,17 +172,6 @@ def access_log_options(settings: Settings) -> dict[str, Any]:
     return {"access_log_class": PathAccessLogger} if settings.access_log else {"access_log": None}
 
 
-def client_rate_limiter(core: Core) -> ClientRateLimiter | None:
-    """API_RATE_LIMIT per client: shared through Redis when there is one, else this process's own."""
-    settings = core.settings
-    if settings.api_rate_limit <= 0:
-        return None
-    burst = max(1, int(settings.api_rate_burst))
-    if core.redis is not None:
-        return RedisClientRateLimiter(core.redis, settings.api_rate_limit, burst)
-    return LocalClientRateLimiter(settings.api_rate_limit, burst)
-
-
 def build_web_app(
     core: Core,
     *,
@@ -198,7 +187,7 @@ def build_web_app(
     admission = Admission(
         public=Lane("public", settings.http_max_in_flight),
         bot=Lane("bot", settings.bot_max_in_flight),
-        limiter=client_rate_limiter(core),
+        limiter=core.api_limiter,
         trusted=trusted_networks(settings.trusted_proxies),
         bot_paths=frozenset({bot_path}) if bot_path else frozenset(),
         metrics=metrics,
