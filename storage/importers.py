@@ -450,9 +450,17 @@ def _too_many_rows(limits: ImportLimits) -> ImportFileError:
 
 
 def _check_lines(text: str, limits: ImportLimits) -> None:
-    lengths = list(map(len, text.split("\n")))
-    if max(lengths, default=0) > limits.max_line:
-        number = next(i for i, length in enumerate(lengths, start=1) if length > limits.max_line)
+    # Jumps from the last line break inside each window of max_line + 1 characters to the next window, so a
+    # 44 MB file costs a few hundred C searches (splitting it into lines cost 0.25 s, 6% of a parse).
+    position, limit = 0, limits.max_line
+    while len(text) - position > limit:
+        found = text.rfind("\n", position, position + limit + 1)
+        if found >= 0:
+            position = found + 1
+            continue
+        number = text.count("\n", 0, position) + 1
+        line_end = text.find("\n", position)
+        length = (line_end if line_end >= 0 else len(text)) - position
         raise ImportFileError(
             Text(
                 N_(
@@ -460,7 +468,7 @@ def _check_lines(text: str, limits: ImportLimits) -> None:
                     "is it really a CSV file?"
                 ),
                 line=number,
-                length=f"{lengths[number - 1]:,}",
+                length=f"{length:,}",
                 limit=f"{limits.max_line:,}",
             )
         )

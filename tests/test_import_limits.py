@@ -173,3 +173,25 @@ async def test_the_limits_come_from_the_settings(tmp_path: Path, monkeypatch: py
         with pytest.raises(ImportFileError, match=r"more than 5 rows"):
             await core.stations.import_file(csv_file(tmp_path, 6))
         assert await core.stations.count() == 0
+
+
+@pytest.mark.parametrize(
+    "text,ok",
+    [
+        ("name,lat,lon\n" * 10, True),
+        ("name,lat,lon", True),  # no final line break
+        ("name,lat,lonx", False),
+        ("a\n" + "x" * 13 + "\nb", False),
+        ("x" * 12 + "\n" + "x" * 12 + "\n" + "x" * 12, True),
+        ("x" * 12 + "\n" + "x" * 13, False),
+    ],
+)
+def test_the_line_limit_holds_at_its_boundary(tmp_path: Path, text: str, ok: bool) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text(text, encoding="utf-8")
+    try:
+        parse_station_file(path, limits=ImportLimits(max_line=12))
+        refused = False
+    except ImportFileError as error:  # other errors (no usable header) are not the line limit's
+        refused = "IMPORT_MAX_LINE" in str(error)
+    assert refused is not ok
