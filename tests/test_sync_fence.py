@@ -50,8 +50,8 @@ async def test_a_sync_during_a_long_import_misses_none_of_its_stations(
     written, release = asyncio.Event(), asyncio.Event()
     original = stations_repo.StationRepository.upsert_many
 
-    async def slow_upsert(self, records):  # type: ignore[no-untyped-def]
-        await original(self, records)
+    async def slow_upsert(self, records, *args, **kwargs):  # type: ignore[no-untyped-def]
+        await original(self, records, *args, **kwargs)
         await self.session.flush()  # stamped and written, not committed
         written.set()
         await release.wait()
