@@ -26,6 +26,9 @@ def is_sqlite(url: str) -> bool:
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_timeout", POOL_TIMEOUT)
+    # A database error's message would otherwise carry the statement's parameters into the logs: a
+    # reporter's proposed position among them.
+    kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         database = make_url(url).database
         if not database or database == ":memory:":

@@ -569,3 +569,24 @@ async def test_after_a_journey_and_forget_no_position_is_kept_anywhere(
     assert positions_in(database) == []
     assert positions_in(keys) == []
     assert positions_in(logged) == []
+
+
+async def test_a_database_error_in_the_logs_carries_no_parameters(core: Core) -> None:
+    from sqlalchemy.exc import DBAPIError, IntegrityError
+
+    gz1 = (await core.stations.get("GZ1")).id
+    with pytest.raises(IntegrityError) as failed:
+        async with core.sessions() as session, session.begin():
+            # No such case: the foreign key refuses the row, and the error names the statement.
+            session.add(
+                ReportRow(
+                    case_id=10_000,
+                    station_id=gz1,
+                    reporter_id=RIDER,
+                    kind="wrong_location",
+                    detail="23.139876,113.269876",
+                    created_at=AT,
+                )
+            )
+    assert isinstance(failed.value, DBAPIError) and "INSERT INTO reports" in str(failed.value)
+    assert positions_in(str(failed.value), ((23.139876, 113.269876),)) == []
