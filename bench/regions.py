@@ -7,7 +7,8 @@
    p50 and p99), the way a subscription asks.
 3. Import: the same 186,100-row CSV as `bench.importing` (`prepare_csv`), imported into a fresh SQLite
    file with region derivation and with `derive_regions` replaced by a pass-through (the import as it was
-   before regions), interleaved A B A B; medians and their ratio.
+   before regions), interleaved A B A B; medians and their ratio. And `derive_regions` alone over the
+   parsed rows (median of 3, a freshly loaded index each time), the part the two imports differ by.
 4. Seeding: `generate_stations(186100, 2024)` (median of 3; the same list every time), and
    `StationService.seed` into a fresh SQLite file (generation, comparison and write).
 
@@ -132,6 +133,31 @@ async def _import_once(url: str, csv_path: Path, derive: bool) -> float:
     return elapsed
 
 
+def bench_derive(csv_path: Path) -> float:
+    """`derive_regions` alone over the parsed file, with a freshly loaded index each time (its polygons
+    decoded again, as in a new import process)."""
+    from bot.services.regions import derive_regions
+    from storage.importers import parse_station_file
+    from storage.regions import RegionIndex, _cache_path, boundaries_version, default_cache_dir
+
+    parsed = parse_station_file(csv_path)
+    path = _cache_path(default_cache_dir(), boundaries_version())
+    times = []
+    for _ in range(3):
+        index = RegionIndex.load(path)
+        gc.collect()
+        started = time.perf_counter()
+        check = derive_regions(parsed.records, parsed.rows, index)
+        times.append(time.perf_counter() - started)
+        assert not check.errors and len(check.records) == len(parsed.records)
+    derive_s = statistics.median(times)
+    print(
+        f"derive_regions alone over {len(parsed.records):,} records: {derive_s:.2f} s (median of 3: "
+        f"{', '.join(f'{t:.2f}' for t in times)}), {derive_s / len(parsed.records) * 1e6:.1f} µs/record"
+    )
+    return derive_s
+
+
 def bench_import(out: Path, csv_path: Path, rounds: int) -> dict[str, float]:
     times: dict[str, list[float]] = {"with regions": [], "without": []}
     for n in range(rounds):
@@ -218,8 +244,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     lookups = bench_lookups(lat, lon)
     imported = None
     if not args.no_import:
+        print_load("before derive")
+        derive_s = bench_derive(csv_path)
         print_load("before import")
         imported = bench_import(args.out, csv_path, args.rounds)
+        imported["derive"] = derive_s
     print_load("before seeding")
     seeding = bench_seed(args.out, args.rows)
     print_load("end")

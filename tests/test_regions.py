@@ -261,3 +261,37 @@ async def test_a_station_moved_by_an_approved_report_takes_its_new_district(
         await core.reports.decide(submitted.case_id, "approve", await core.roles.access(802), NOW)
         moved = await core.stations.get("MV1")
         assert ((moved.lat, moved.lon), moved.region) == (YUEXIU_SIDE, "440104")
+
+
+async def test_upgrading_derives_the_region_of_stations_already_stored(
+    settings: Settings, region_lookup: RegionLookup
+) -> None:
+    from sqlalchemy import bindparam, text
+
+    from storage.db import HEAD_REVISION, create_engine, current_revision, upgrade_database
+    from storage.models import UTCDateTime
+
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade_database(engine, "0009")
+        insert = text(
+            "INSERT INTO stations (code, name, address, lat, lon, region, host, opening_hours, amenities, "
+            "phone, manager, status, created_at, updated_at) "
+            "VALUES (:code, :code, '', :lat, :lon, :region, '', '', '[]', '', '', 'active', :at, :at)"
+        ).bindparams(bindparam("at", type_=UTCDateTime()))
+        async with engine.begin() as conn:
+            for code, (lat, lon), region in (
+                ("OLD-T", TIANHE_SIDE, ""),
+                ("OLD-Y", YUEXIU_SIDE, "440106"),
+                ("OLD-P", PARIS, "110101"),
+            ):
+                values = {"code": code, "lat": lat, "lon": lon, "region": region, "at": NOW}
+                await conn.execute(insert, values)
+        await upgrade_database(engine)
+        assert await current_revision(engine) == HEAD_REVISION
+        async with engine.connect() as conn:
+            result = await conn.execute(text("SELECT code, region FROM stations"))
+            rows = {code: region for code, region in result}
+        assert rows == {"OLD-T": "440106", "OLD-Y": "440104", "OLD-P": "110101"}
+    finally:
+        await engine.dispose()
