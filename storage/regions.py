@@ -248,7 +248,8 @@ def build_region_index(path: Path) -> None:
 
 
 class RegionIndex:
-    """Point → district look-ups over the boundary polygons. Thread-safe."""
+    """Point → district look-ups over the boundary polygons. Thread-safe: look-ups take turns, since GEOS
+    builds a prepared polygon's own index lazily at its first test and that is not safe to race."""
 
     def __init__(
         self,
@@ -286,28 +287,31 @@ class RegionIndex:
         return self._names.get(adcode)
 
     def _materialise(self, polygon_ids: np.ndarray) -> None:
+        """Decode and prepare the polygons not used yet (called with the lock held)."""
         import shapely
 
-        missing = [int(p) for p in polygon_ids if self._polygons[p] is None]
-        if not missing:
-            return
-        with self._lock:
-            for p in missing:
-                if self._polygons[p] is None:
-                    polygon = _decode(self._blobs[self._offsets[p] : self._offsets[p + 1]])
-                    shapely.prepare(polygon)
-                    self._polygons[p] = polygon
+        for p in polygon_ids.tolist():
+            if self._polygons[p] is None:
+                polygon = _decode(self._blobs[self._offsets[p] : self._offsets[p + 1]])
+                shapely.prepare(polygon)
+                self._polygons[p] = polygon
 
     def lookup_many(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
         """For each point (WGS-84), the index into `regions` of its district, or -1 (outside China, at sea,
         or not a number)."""
-        import shapely
 
         lat = np.asarray(lat, dtype=np.float64)
         lon = np.asarray(lon, dtype=np.float64)
         result = np.full(lat.shape, -1, dtype=np.int64)
         if not lat.size:
             return result
+        with self._lock:
+            self._lookup(result, lat, lon)
+        return result
+
+    def _lookup(self, result: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> None:
+        import shapely
+
         points = shapely.points(lon, lat)
         pi, gi = self._tree.query(points)
         if len(gi):
@@ -317,7 +321,6 @@ class RegionIndex:
         missed = np.flatnonzero((result < 0) & np.isfinite(lat) & np.isfinite(lon))
         if len(missed):
             self._snap(result, missed, lat, lon)
-        return result
 
     def _first(self, result: np.ndarray, pi: np.ndarray, gi: np.ndarray, key: np.ndarray) -> None:
         """Per point, the candidate with the least key, then the lowest polygon number (deterministic)."""
