@@ -266,14 +266,24 @@ async def test_a_station_moved_by_an_approved_report_takes_its_new_district(
 async def test_upgrading_derives_the_region_of_stations_already_stored(
     settings: Settings, region_lookup: RegionLookup
 ) -> None:
-    from sqlalchemy import bindparam, text
+    from alembic import command
+    from sqlalchemy import Connection, bindparam, text
 
-    from storage.db import HEAD_REVISION, create_engine, current_revision, upgrade_database
+    from storage.db import HEAD_REVISION, alembic_config, create_engine, current_revision, upgrade_database
     from storage.models import UTCDateTime
+
+    def downgrade(connection: Connection) -> None:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, "0009")
 
     engine = create_engine(settings.database_url)
     try:
-        await upgrade_database(engine, "0009")
+        # The PostgreSQL database of a run is emptied between tests, not dropped: it may be at head already.
+        await upgrade_database(engine)
+        async with engine.begin() as conn:
+            await conn.run_sync(downgrade)
+        assert await current_revision(engine) == "0009"
         insert = text(
             "INSERT INTO stations (code, name, address, lat, lon, region, host, opening_hours, amenities, "
             "phone, manager, status, created_at, updated_at) "
