@@ -431,3 +431,19 @@ async def test_geojson_is_streamed_without_materialising_the_document(tmp_path: 
     # The server sent a 1+ MB document (and the client read it) while both held at most a few chunks.
     assert peak < len(document) // 2, (peak, len(document))
     assert json.loads(document)["type"] == "FeatureCollection"
+
+
+async def test_without_redis_the_rate_limit_falls_back_on_the_process_own(unused_tcp_port: int) -> None:
+    from redis.asyncio import Redis
+
+    from storage.ratelimit import RedisClientRateLimiter
+
+    gone = Redis.from_url(f"redis://127.0.0.1:{unused_tcp_port}/0", socket_connect_timeout=0.5)
+    limiter = RedisClientRateLimiter(gone, rate=1, burst=2, fallback_s=60)
+    try:
+        decisions = [await limiter.check("203.0.113.5") for _ in range(3)]
+    finally:
+        await gone.aclose()
+    # Neither refused for Redis's sake nor unlimited: this process's own GCRA answers meanwhile.
+    assert [d.allowed for d in decisions] == [True, True, False]
+    assert decisions[2].retry_after_s > 0
