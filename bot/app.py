@@ -61,6 +61,8 @@ class Core:
     broadcast_limiter: RateLimiter
     #: API_RATE_LIMIT per client of the public API (None when 0): shared through Redis when there is one.
     api_limiter: ClientRateLimiter | None = None
+    #: WEB_REPORT_RATE per client of the H5 page's reports (None when 0).
+    web_report_limiter: ClientRateLimiter | None = None
     redis: Any = None
     #: The background fill of the station cache, when this process warms it.
     warming: asyncio.Task[int] | None = None
@@ -225,6 +227,7 @@ async def open_core(
             core.broadcast_limiter = RedisRateLimiter(core.redis, settings.broadcast_rate)
             stations.change_feed = RedisChangeFeed(core.redis)
         core.api_limiter = client_rate_limiter(settings, core.redis)
+        core.web_report_limiter = web_report_limiter(settings, core.redis)
         if settings.admin_ids:
             await core.roles.ensure_admins(settings.admin_ids)
         if load_index:
@@ -261,6 +264,16 @@ def client_rate_limiter(settings: Settings, redis: Any = None) -> ClientRateLimi
     if redis is not None:
         return RedisClientRateLimiter(redis, settings.api_rate_limit, burst)
     return LocalClientRateLimiter(settings.api_rate_limit, burst)
+
+
+def web_report_limiter(settings: Settings, redis: Any = None) -> ClientRateLimiter | None:
+    """WEB_REPORT_RATE reports an hour per client of the H5 page, WEB_REPORT_BURST at once."""
+    if settings.web_report_rate <= 0:
+        return None
+    rate, burst = settings.web_report_rate / 3600, max(1, int(settings.web_report_burst))
+    if redis is not None:
+        return RedisClientRateLimiter(redis, rate, burst, name="web_reports")
+    return LocalClientRateLimiter(rate, burst)
 
 
 def install_event_loop_policy() -> None:

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     #: Closure reports, and reports of any kind, one person may send in 24 hours (all stations together).
     report_daily_closures: int = 5
     report_daily_limit: int = 20
+    #: What an on-site closure report from the H5 page weighs toward hiding a station (0: nothing).
+    web_report_weight: float = 0.0
+    #: Reports per hour one client address may send from the H5 page, and at once (GCRA; 0: no limit).
+    web_report_rate: float = 6.0
+    web_report_burst: int = 3
     #: The circuit breaker: stations of one region (the first `auto_hide_region_digits` digits of the
     #: adcode, 4 = a city) hidden automatically within an hour before automatic hiding pauses there for
     #: `auto_hide_pause_h` hours and the region's staff are alerted.
@@ -186,6 +191,9 @@ class Settings(BaseSettings):
         "reporter_rejection_penalty",
         "reporter_suspension_days",
         "auto_hide_pause_h",
+        "web_report_weight",
+        "web_report_rate",
+        "web_report_burst",
     )
     @classmethod
     def _not_negative(cls, value: float) -> float:

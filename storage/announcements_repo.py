@@ -118,6 +118,23 @@ class AnnouncementRepository:
         )
         return list(await self.session.scalars(stmt.order_by(AnnouncementRow.id)))
 
+    async def sent_since(self, since: datetime, now: datetime, limit: int) -> list[AnnouncementRow]:
+        """Announcements that went out (sending or done, or scheduled and due) since `since`, newest
+        first."""
+        sent_at = func.coalesce(AnnouncementRow.scheduled_at, AnnouncementRow.created_at)
+        stmt = select(AnnouncementRow).where(
+            or_(
+                AnnouncementRow.status.in_((AnnouncementStatus.SENDING, AnnouncementStatus.DONE)),
+                (AnnouncementRow.status == AnnouncementStatus.SCHEDULED)
+                & (AnnouncementRow.scheduled_at <= now),
+            ),
+            sent_at >= since,
+            sent_at <= now,
+        )
+        return list(
+            await self.session.scalars(stmt.order_by(sent_at.desc(), AnnouncementRow.id.desc()).limit(limit))
+        )
+
     # -- the outbox ---------------------------------------------------------------------------------------
     async def enqueue(self, announcement_id: int, user_ids: Sequence[int]) -> None:
         insert = _insert(self.session)

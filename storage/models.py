@@ -161,8 +161,26 @@ class ReportRow(Base):
     # What the report weighs toward hiding the station (0: no evidence, or a reporter not trusted yet).
     weight: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    # A report sent from the H5 page: the browser that sent it (reporter_id is then None).
+    device_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
-    __table_args__ = (Index("ix_reports_reporter_created", "reporter_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_reports_reporter_created", "reporter_id", "created_at"),
+        Index("ix_reports_device_created", "device_id", "created_at"),
+    )
+
+
+class WebDeviceRow(Base):
+    """A browser that sent a report from the H5 page. Only a hash of its token is kept: the token itself
+    lives in the browser, which shows it to follow its reports."""
+
+    __tablename__ = "web_devices"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+    __table_args__ = (UniqueConstraint("token_hash", name="uq_web_devices_token_hash"),)
 
 
 class ReporterRow(Base):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, literal, or_, select, update
+from sqlalchemy import and_, case, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,6 +54,15 @@ class ClosureTally:
     timezone: str | None
 
 
+def _sent_by(reporter_id: int | None, device_id: int | None) -> Any:
+    """Reports of a Telegram user, or else of a browser of the H5 page."""
+    if reporter_id is not None:
+        return ReportRow.reporter_id == reporter_id
+    if device_id is None:
+        raise ValueError("a report is sent by a user or a device")
+    return ReportRow.device_id == device_id
+
+
 def _region_filter(column: Any, prefixes: Sequence[str]) -> Any:
     if "" in prefixes:
         return True
@@ -64,10 +73,12 @@ class ReportRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def last_report_at(self, reporter_id: int, station_id: int) -> datetime | None:
+    async def last_report_at(
+        self, reporter_id: int | None, station_id: int, device_id: int | None = None
+    ) -> datetime | None:
         return await self.session.scalar(
             select(func.max(ReportRow.created_at)).where(
-                ReportRow.reporter_id == reporter_id, ReportRow.station_id == station_id
+                _sent_by(reporter_id, device_id), ReportRow.station_id == station_id
             )
         )
 
@@ -84,10 +95,10 @@ class ReportRepository:
             .limit(1)
         )
 
-    async def has_reported(self, case_id: int, reporter_id: int) -> bool:
+    async def has_reported(self, case_id: int, reporter_id: int | None, device_id: int | None = None) -> bool:
         found = await self.session.scalar(
             select(ReportRow.id)
-            .where(ReportRow.case_id == case_id, ReportRow.reporter_id == reporter_id)
+            .where(ReportRow.case_id == case_id, _sent_by(reporter_id, device_id))
             .limit(1)
         )
         return found is not None
@@ -121,14 +132,17 @@ class ReportRepository:
         total = await self.session.scalar(select(func.sum(per_reporter.c.weight)))
         return float(total or 0.0)
 
-    async def sent_since(self, reporter_id: int, since: datetime) -> tuple[int, int]:
-        """(reports of any kind, closure reports) one person sent since `since`, all stations together."""
+    async def sent_since(
+        self, reporter_id: int | None, since: datetime, device_id: int | None = None
+    ) -> tuple[int, int]:
+        """(reports of any kind, closure reports) one person (or browser) sent since `since`, all stations
+        together."""
         row = (
             await self.session.execute(
                 select(
                     func.count(),
                     func.count().filter(ReportRow.kind.in_(CLOSURE_KINDS)),
-                ).where(ReportRow.reporter_id == reporter_id, ReportRow.created_at >= since)
+                ).where(_sent_by(reporter_id, device_id), ReportRow.created_at >= since)
             )
         ).one()
         return int(row[0]), int(row[1])
@@ -216,7 +230,9 @@ class ReportRepository:
         stmt = (
             select(
                 ReportRow.station_id,
-                func.count(func.distinct(ReportRow.reporter_id)),
+                # The page's browsers, anonymous, count as one person together (as they weigh).
+                func.count(func.distinct(ReportRow.reporter_id))
+                + func.max(case((ReportRow.reporter_id.is_(None), 1), else_=0)),
                 func.max(ReportRow.created_at),
                 StationRow.timezone,
             )

@@ -40,6 +40,7 @@ from bot.config import Settings
 from bot.services.nearby import NearbyService, nearby_json
 from bot.web import build_web_app
 from bot.web.api import accepts_gzip
+from bot.web.h5 import setup_h5
 from bot.web.openapi import build_openapi
 from bot.web.responses import json_body
 from domain.coords import wgs84_to_bd09, wgs84_to_gcj02
@@ -554,10 +555,15 @@ async def test_openapi_document_is_valid_and_served(api: Api, openapi: dict[str,
 
 
 def test_every_route_of_the_app_is_documented_and_nothing_else(api: Api, openapi: dict[str, Any]) -> None:
+    page = web.Application()
+    setup_h5(page)  # the page's own API routes (its strings); the page and its files are not API
     routes = {
         (route.resource.canonical, route.method.lower())
-        for route in api.app.router.routes()
-        if route.resource is not None and route.method != "HEAD"
+        for app in (api.app, page)
+        for route in app.router.routes()
+        if route.resource is not None
+        and route.method != "HEAD"
+        and (app is api.app or route.resource.canonical.startswith("/api/"))
     }
     documented = {(path, method) for path, item in openapi["paths"].items() for method in item}
     assert routes == documented

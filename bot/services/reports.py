@@ -45,6 +45,7 @@ from storage.privacy_repo import PrivacyRepository
 from storage.reports_repo import CLOSURE_KINDS as STORED_CLOSURE_KINDS
 from storage.reports_repo import OPEN_STATES, AuditRepository, ReporterFacts, ReportRepository
 from storage.stations_repo import StationRepository
+from storage.web_reports_repo import WebDeviceRepository
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -77,6 +78,9 @@ class TrustPolicy:
     region_digits: int = 4
     region_hides_per_hour: int = 5
     region_pause: timedelta = timedelta(hours=24)
+    #: What an on-site closure report from the H5 page weighs: a browser can claim any position and
+    #: costs nothing to replace, so nothing unless WEB_REPORT_WEIGHT says otherwise.
+    web_weight: float = 0.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TrustPolicy:
@@ -95,6 +99,7 @@ class TrustPolicy:
             region_digits=settings.auto_hide_region_digits,
             region_hides_per_hour=settings.auto_hide_region_per_hour,
             region_pause=timedelta(hours=settings.auto_hide_pause_h),
+            web_weight=settings.web_report_weight,
         )
 
     def standing(self, facts: ReporterFacts, at: datetime) -> Standing:
@@ -113,6 +118,13 @@ class TrustPolicy:
         base = self.volunteer_weight if facts.roles else 1.0  # every role is at least a volunteer
         weight = base + self.approval_bonus * facts.approved - self.rejection_penalty * facts.rejected
         return min(max(weight, 0.0), max(self.max_weight, base))
+
+    def device_weight(self, first_seen: datetime | None, at: datetime) -> float:
+        """What an on-site closure report from a browser of the H5 page weighs at `at`: `web_weight` once
+        the browser has been known as long as an account must be, else nothing."""
+        if self.web_weight <= 0 or first_seen is None or at - first_seen < self.min_account_age:
+            return 0.0
+        return min(self.web_weight, self.max_weight)
 
 
 class ReportKind(enum.StrEnum):
@@ -317,6 +329,16 @@ def parse_proposal(kind: ReportKind, detail: str, station: Station) -> tuple[str
     return "", ""
 
 
+def check_text(kind: ReportKind, text: str) -> str:
+    """A report's text, stripped; raises InvalidReport when too long, or missing where it is the report."""
+    text = text.strip()
+    if len(text) > MAX_TEXT:
+        raise InvalidReport(InvalidReport.TOO_LONG, f"the text is longer than {MAX_TEXT} characters")
+    if kind is ReportKind.OTHER and not text:
+        raise InvalidReport(InvalidReport.TEXT_MISSING, "describe the problem")
+    return text
+
+
 #: Reports that can change the station itself (the safety net hides it).
 CLOSURE_KINDS = frozenset(ReportKind(kind) for kind in STORED_CLOSURE_KINDS)
 
@@ -348,7 +370,7 @@ class ReportService:
 
     async def submit(
         self,
-        reporter_id: int,
+        reporter_id: int | None,
         station_id: int,
         kind: ReportKind | str,
         at: datetime,
@@ -357,16 +379,15 @@ class ReportService:
         text: str = "",
         photo_file_id: str | None = None,
         evidence: SiteEvidence | None = None,
+        device_id: int | None = None,
     ) -> SubmitResult:
+        """A report by Telegram user `reporter_id`, or (with `reporter_id` None) by the H5 page's browser
+        `device_id`; the limits are the same for both."""
         try:
             kind = ReportKind(kind)
         except ValueError:
             raise InvalidReport(InvalidReport.KIND, f"unknown problem type {kind!r}") from None
-        text = text.strip()
-        if len(text) > MAX_TEXT:
-            raise InvalidReport(InvalidReport.TOO_LONG, f"the text is longer than {MAX_TEXT} characters")
-        if kind is ReportKind.OTHER and not text:
-            raise InvalidReport(InvalidReport.TEXT_MISSING, "describe the problem")
+        text = check_text(kind, text)
         policy = self.policy
         closure = kind in CLOSURE_KINDS
         hidden: Station | None = None
@@ -377,10 +398,10 @@ class ReportService:
             if station is None or station.status is StationStatus.CLOSED:
                 raise StationNotFound(str(station_id))
             topic, proposal = parse_proposal(kind, detail, station)
-            last = await reports.last_report_at(reporter_id, station_id)
+            last = await reports.last_report_at(reporter_id, station_id, device_id)
             if last is not None and at - last < REPORT_INTERVAL:
                 raise ReportTooSoon(REPORT_INTERVAL - (at - last))
-            sent, closures_sent = await reports.sent_since(reporter_id, at - LIMIT_WINDOW)
+            sent, closures_sent = await reports.sent_since(reporter_id, at - LIMIT_WINDOW, device_id)
             if closure and closures_sent >= policy.daily_closures:
                 raise ReportLimitReached(policy.daily_closures, closures=True)
             if sent >= policy.daily_reports:
@@ -392,8 +413,10 @@ class ReportService:
                 lat, lon = proposal.split(",")
                 on_site = WGS84.inv(float(lon), float(lat), station.lon, station.lat)[2] <= policy.on_site_m
             weight = 0.0
-            if closure and on_site:
+            if closure and on_site and reporter_id is not None:
                 weight = policy.weight(await reports.reporter_facts(reporter_id), at)
+            elif closure and on_site and device_id is not None:
+                weight = policy.device_weight(await WebDeviceRepository(session).first_seen(device_id), at)
             case = await reports.open_case(station_id, kind.value, topic)
             new_case = case is None
             if case is None:
@@ -409,7 +432,7 @@ class ReportService:
                     created_at=at,
                     updated_at=at,
                 )
-            if not await reports.has_reported(case.id, reporter_id):
+            if not await reports.has_reported(case.id, reporter_id, device_id):
                 case.reporters += 1
             if on_site:
                 case.on_site += 1
@@ -429,6 +452,7 @@ class ReportService:
                 located_at=evidence.at if verdict is not Evidence.NONE and evidence else None,
                 weight=weight,
                 created_at=at,
+                device_id=device_id,
             )
             auto_hidden = case.auto_hidden
             paused = False

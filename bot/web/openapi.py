@@ -12,6 +12,7 @@ import functools
 from typing import Any
 
 from bot.web.api import API_PREFIX, DEFAULT_K, DEFAULT_SYNC_LIMIT, MAX_K, MAX_SYNC_LIMIT
+from bot.web.openapi_h5 import REPORT_REASONS, h5_paths, h5_schemas
 from bot.web.params import EARLIEST_AT, LATEST_AT
 from bot.web.responses import json_body
 from domain.clock import DEFAULT_TZ
@@ -174,6 +175,7 @@ def build_openapi() -> dict[str, Any]:
         "tags": [
             {"name": "stations", "description": "Finding and synchronising stations"},
             {"name": "meta", "description": "This document and the health check"},
+            {"name": "h5", "description": "What the H5 page asks for: its strings, reports, notices"},
         ],
         "paths": {
             f"{API_PREFIX}/stations/nearby": {
@@ -364,9 +366,11 @@ def build_openapi() -> dict[str, Any]:
                     },
                 }
             },
+            **h5_paths(),
         },
         "components": {
             "schemas": {
+                **h5_schemas(),
                 "Amenity": {"type": "string", "enum": list(AMENITY_KEYS)},
                 "Status": {
                     "type": "string",
@@ -475,6 +479,11 @@ def build_openapi() -> dict[str, Any]:
                                 },
                                 "parameter": {"type": "string", "description": "The parameter at fault"},
                                 "message": {"type": "string", "description": "What to fix, in English"},
+                                "reason": {
+                                    "type": "string",
+                                    "enum": REPORT_REASONS,
+                                    "description": "Of an invalid_report: what is wrong with it",
+                                },
                             },
                         }
                     }
