@@ -25,6 +25,7 @@ from aiohttp import web
 
 from bot.i18n import DEFAULT_LOCALE, LOCALES, locale_for, translator
 from bot.services.nearby import FAR_AWAY_M, WALKING_M_PER_MIN, WALKING_RANGE_M
+from bot.web.h5_report import REPORT_STRINGS
 from domain.amenities import AMENITIES
 from domain.languages import LANGUAGES
 from domain.places import DEMO_PLACES
@@ -85,10 +86,20 @@ UI_STRINGS: dict[str, str] = {
     "km": N_("{km} km"),
 }
 
+UI_STRINGS.update(REPORT_STRINGS)
+
 WEEKDAYS = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)(?::([a-z_]+))?\s*\}\}")
-_TEMPLATE_FILES = ("app.js", "style.css", "vendor/leaflet/leaflet.js", "vendor/leaflet/leaflet.css")
+_TEMPLATE_FILES = (
+    "app.js",
+    "report.js",
+    "notices.js",
+    "style.css",
+    "report.css",
+    "vendor/leaflet/leaflet.js",
+    "vendor/leaflet/leaflet.css",
+)
 
 
 def resolve_locale(value: str) -> str | None:

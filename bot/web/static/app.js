@@ -253,6 +253,8 @@
 
   function usePosition(position) {
     state.position = position;
+    // For report.js and notices.js; the position stays in this page.
+    document.dispatchEvent(new CustomEvent("yizhan:position", { detail: position }));
     showError("");
     renderPlaceLine();
     setFormOpen(false);
