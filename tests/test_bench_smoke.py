@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import coldstart, importing, search
+from bench import coldstart, importing, regions, search
 
 
 def test_search_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -69,3 +69,18 @@ def test_importing_benchmark_runs(capsys: pytest.CaptureFixture[str], tmp_path: 
     ):
         assert heading in out
     assert "2,000/0/0" in out and "0/2,000/0" in out
+
+
+def test_regions_benchmark_runs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert regions.main(["--rows", "2000", "--rounds", "1", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for line in (
+        "# bench.regions",
+        "index file",
+        "look-ups:",
+        "derive_regions alone over 2,000 records",
+        "import: with regions",
+        "identical lists: True",
+        "import with / without regions |",
+    ):
+        assert line in out
