@@ -70,6 +70,7 @@ class Core:
     #: The public API's reads: `stations` itself, or (webhook mode) a reader over a pool of its own, so
     #: that API traffic cannot take the connections Telegram's updates need.
     api_stations: StationService | None = None
+    api_engine: AsyncEngine | None = None
     index_loaded: bool = False
     #: (monotonic time, database, redis) of the last check that found both well, and the check running.
     _health_ok: tuple[float, str, str] | None = None
@@ -166,9 +167,12 @@ async def open_core(
 ) -> AsyncIterator[Core]:
     """The core of one process. With REDIS_URL, station changes are announced to other processes, and
     with `follow_changes` (the bot and web processes) this one follows theirs. With `api_pool` the public
-    API reads through a connection pool of its own (`Core.api_stations`)."""
+    API reads through a connection pool of its own (`Core.api_stations`, `Core.api_engine`) whose waits end
+    after DB_POOL_TIMEOUT: `serve`, and `run` in webhook mode."""
     settings = settings or Settings()
-    engine = create_engine(settings.database_url, pool_timeout=settings.db_pool_timeout)
+    # The bot and the other jobs wait for a connection as long as SQLAlchemy lets them (an update is
+    # better late than lost); the public API's own pool refuses after DB_POOL_TIMEOUT.
+    engine = create_engine(settings.database_url)
     api_engine = None
     if api_pool:
         api_engine = create_engine(settings.database_url, pool_timeout=settings.db_pool_timeout)
@@ -216,6 +220,7 @@ async def open_core(
             metrics=metrics,
         )
         core.api_stations = stations.reader(session_factory(api_engine)) if api_engine else stations
+        core.api_engine = api_engine
         metrics.track_pool("main", engine.sync_engine.pool)
         if api_engine is not None:
             metrics.track_pool("api", api_engine.sync_engine.pool)

@@ -475,7 +475,8 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     from bot.web.server import runner as web_runner
 
     ensure_port_free(args.host, args.port)
-    async with open_core(follow_changes=True, warm_cache=True) as core:
+    # The API's own pool refuses after DB_POOL_TIMEOUT rather than queue requests behind a busy database.
+    async with open_core(follow_changes=True, warm_cache=True, api_pool=True) as core:
         app = build_web_app(core)
         setup_h5(app, tile_url=core.settings.map_tile_url)
         runner = web_runner(app, core.settings)

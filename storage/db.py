@@ -14,9 +14,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-#: Seconds a session waits for a pooled connection by default (SQLAlchemy's own default is 30): a request
-#: that cannot get one soon is better refused than kept waiting. `PoolTimeout` is what the wait raises.
-POOL_TIMEOUT = 1.0
+#: What a session's wait for a pooled connection raises after the engine's `pool_timeout` (SQLAlchemy's
+#: default is 30 s; the public API's pool waits DB_POOL_TIMEOUT, a second, and refuses instead).
 PoolTimeout = exc.TimeoutError
 
 
@@ -25,14 +24,13 @@ def is_sqlite(url: str) -> bool:
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    kwargs.setdefault("pool_timeout", POOL_TIMEOUT)
     # A database error's message would otherwise carry the statement's parameters into the logs: a
     # reporter's proposed position among them.
     kwargs.setdefault("hide_parameters", True)
     if is_sqlite(url):
         database = make_url(url).database
         if not database or database == ":memory:":
-            kwargs.pop("pool_timeout")  # one connection for everyone (StaticPool): nobody waits for it
+            kwargs.pop("pool_timeout", None)  # one connection for everyone (StaticPool): nobody waits for it
         else:
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             # Every aiosqlite connection is a thread of its own, opened with four PRAGMAs. With the default

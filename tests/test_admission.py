@@ -49,8 +49,10 @@ def make_settings(tmp_path: Path, **values: Any) -> Settings:
 
 
 @asynccontextmanager
-async def core_with(settings: Settings, records: list[StationRecord] = STATIONS) -> AsyncIterator[Core]:
-    async with open_core(settings) as core:
+async def core_with(
+    settings: Settings, records: list[StationRecord] = STATIONS, api_pool: bool = False
+) -> AsyncIterator[Core]:
+    async with open_core(settings, api_pool=api_pool) as core:
         await core.stations.save_records(records)
         await core.reload_index()
         yield core
@@ -198,11 +200,12 @@ async def test_new_requests_beyond_the_turns_budget_are_refused_as_they_are_read
 
 async def test_a_database_wait_ends_in_a_503_while_cached_answers_need_no_database(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, db_pool_timeout=0.2)
-    async with core_with(settings) as core, served(core) as server, AsyncExitStack() as stack:
-        pool = core.engine.sync_engine.pool
-        # Every connection of the pool taken (SQLite: 20 and 20 overflow), as by a flood of slow queries.
+    async with core_with(settings, api_pool=True) as core, served(core) as server, AsyncExitStack() as stack:
+        assert core.api_engine is not None
+        pool = core.api_engine.sync_engine.pool
+        # Every connection of the API's pool taken (SQLite: 20 and 20 overflow), as by slow queries.
         while pool.checkedout() < pool.size() + pool._max_overflow:  # type: ignore[attr-defined]
-            await stack.enter_async_context(core.engine.connect())
+            await stack.enter_async_context(core.api_engine.connect())
         async with aiohttp.ClientSession() as http:
             started = time.monotonic()
             async with http.get(server.url + "/api/v1/stations", params={"limit": "10"}) as response:
@@ -215,6 +218,9 @@ async def test_a_database_wait_ends_in_a_503_while_cached_answers_need_no_databa
             async with http.get(server.url + NEARBY) as response:
                 assert response.status == 200
                 assert [r["code"] for r in (await response.json())["results"]] == ["GZ001", "GZ002"]
+            # The health check reads through the main pool, which the API's flood cannot take.
+            async with http.get(server.url + "/healthz") as response:
+                assert response.status == 200
             counted = await metrics_of(http, server.url)
     assert counted[("yizhan_http_refused_total", (("reason", "database_busy"),))] == 1
     assert counted[("yizhan_db_pool_timeouts_total", ())] == 1
