@@ -444,6 +444,18 @@ async def test_station_detail_has_every_field_and_its_state_now(api: Api, schema
     assert full["amenities"] == ["drinking_water", "toilet", "phone_charging"]
 
 
+async def test_station_detail_has_its_week_monday_first_with_today(api: Api, schema_of: Any) -> None:
+    _, _, body = await api.get("/api/v1/stations/GZ002")  # Mo-Fr 09:00-17:00, asked on Wednesday 2025-06-18
+    schema_of("StationDetail").validate(body)
+    week = body["week"]
+    assert week["today"] == "2025-06-18"
+    assert [day["date"] for day in week["days"]] == [f"2025-06-{day}" for day in range(16, 23)]
+    workday = [{"start": "09:00", "end": "17:00", "state": "open"}]
+    assert [day["intervals"] for day in week["days"]] == [workday] * 5 + [[], []]
+    _, _, unknown = await api.get("/api/v1/stations/GZ006")
+    assert unknown["week"] is None
+
+
 async def test_station_detail_says_how_many_reported_it_closed_and_when(
     sqlite_settings: Settings, schema_of: Any
 ) -> None:

@@ -337,7 +337,7 @@ async def test_rider_sees_the_nearest_open_stations_filters_them_and_switches_la
         lat, lon = north(150)
         assert call == "tel:02088880001"
         assert amap.startswith(f"https://uri.amap.com/marker?position={lon},{lat}&name=")
-        assert amap.endswith("&coordinate=wgs84&callnative=1")
+        assert amap.endswith("&coordinate=wgs84&callnative=1&src=yizhan")
         assert baidu.startswith(f"https://api.map.baidu.com/marker?location={lat},{lon}&title=")
         assert baidu.endswith("&output=html&coord_type=wgs84&src=yizhan")
 

@@ -26,7 +26,7 @@ from bot.services.closures import ClosureBoard, ClosureNote
 from bot.services.regions import RegionCheck, derive_regions
 from bot.services.search import SearchService, open_now
 from domain.clock import DEFAULT_TZ, utc_now
-from domain.hours import HoursStatus, OpenState, hours_of
+from domain.hours import Hours, HoursStatus, OpenState, hours_of
 from domain.values import CRS, BBox, InvalidCursor, Station, StationNotFound, StationRecord
 from storage.fences import station_write, sync_horizon
 from storage.importers import (
@@ -101,6 +101,8 @@ class StationDetail:
     hours: HoursStatus
     #: People who reported it closed, while it stays listed (bot/services/closures.py).
     closure: ClosureNote | None = None
+    #: The station's week (Monday first) around the instant, in its own timezone; None when hours are unknown.
+    week: dict[str, Any] | None = None
 
     @property
     def open_now(self) -> bool | None:
@@ -114,7 +116,28 @@ class StationDetail:
             "open_now": self.open_now,
             "next_change": next_change.isoformat() if next_change else None,
             "closure_reports": self.closure.as_json() if self.closure is not None else None,
+            "week": self.week,
         }
+
+
+def week_json(hours: Hours, at: datetime) -> dict[str, Any]:
+    """The seven local days, Monday to Sunday, of the week holding `at`, with their open (and unknown)
+    intervals as `HH:MM` in the station's timezone; `end` 24:00 means until midnight. Holidays count."""
+    today = at.astimezone(hours.tz).date()
+    monday = today - timedelta(days=today.weekday())
+    days = []
+    for offset in range(7):
+        day = monday + timedelta(days=offset)
+        intervals = [
+            {
+                "start": start.strftime("%H:%M"),
+                "end": end.strftime("%H:%M") if end is not None else "24:00",
+                "state": state.value,
+            }
+            for start, end, state in hours.day_intervals(day)
+        ]
+        days.append({"date": day.isoformat(), "intervals": intervals})
+    return {"today": today.isoformat(), "days": days}
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,8 +344,11 @@ class StationService:
         """A station by code with whether it is open at `at` and when that changes."""
         station = await self.get_cached(code)
         hours = hours_of(station, self.default_tz)
-        status = hours.status(at) if hours is not None else _UNKNOWN_HOURS
-        return StationDetail(station, status, self.closures.get(station.id, at))
+        if hours is None:
+            return StationDetail(station, _UNKNOWN_HOURS, self.closures.get(station.id, at))
+        return StationDetail(
+            station, hours.status(at), self.closures.get(station.id, at), week_json(hours, at)
+        )
 
     async def changes(
         self,

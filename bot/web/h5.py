@@ -75,6 +75,9 @@ UI_STRINGS: dict[str, str] = {
     "tomorrow": N_("tomorrow {time}"),
     "month_day": N_("{month}/{day} {time}"),
     "call": N_("Call"),
+    "week": N_("Hours this week"),
+    "week_loading": N_("Loading the hours…"),
+    "span_unknown": N_("{span} (unknown)"),
     "amap": N_("Amap"),
     "baidu": N_("Baidu Maps"),
     "map": N_("Map of the stations"),
@@ -197,7 +200,10 @@ class H5Page:
         return _PLACEHOLDER.sub(substitute, self.template)
 
     async def handle(self, request: web.Request) -> web.Response:
-        locale = preferred_locale(request.headers.get("Accept-Language"))
+        # `?lang=zh-Hant` (a shared link, WeChat's menu) wins over the browser's languages.
+        locale = resolve_locale(request.query.get("lang", "")) or preferred_locale(
+            request.headers.get("Accept-Language")
+        )
         return web.Response(
             text=self.render(locale),
             content_type="text/html",

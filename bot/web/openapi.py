@@ -135,6 +135,40 @@ def _object(properties: dict[str, Any], description: str = "") -> dict[str, Any]
     return schema
 
 
+_HHMM = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$"}
+_WEEK = {
+    "type": ["object", "null"],
+    "required": ["today", "days"],
+    "properties": {
+        "today": {"type": "string", "format": "date", "description": "The station's local date now"},
+        "days": {
+            "type": "array",
+            "minItems": 7,
+            "maxItems": 7,
+            "items": _object(
+                {
+                    "date": {"type": "string", "format": "date"},
+                    "intervals": {
+                        "type": "array",
+                        "items": _object(
+                            {
+                                "start": _HHMM,
+                                "end": {**_HHMM, "description": "24:00 means until midnight"},
+                                "state": {"type": "string", "enum": ["open", "unknown"]},
+                            }
+                        ),
+                        "description": "Open (or unknown) times of the day; empty on a day off",
+                    },
+                }
+            ),
+        },
+    },
+    "additionalProperties": False,
+    "description": "The week holding the instant, Monday to Sunday, in the station's timezone, public "
+    "holidays applied; null when the opening hours are unknown.",
+}
+
+
 def _json(schema_name: str, description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
     response: dict[str, Any] = {
         "description": description,
@@ -384,6 +418,7 @@ def build_openapi() -> dict[str, Any]:
                         "open_now": _OPEN_NOW,
                         "next_change": _NEXT_CHANGE,
                         "closure_reports": _CLOSURE_REPORTS,
+                        "week": _WEEK,
                     },
                     "A station and its state now",
                 ),

@@ -22,6 +22,7 @@
     request: 0, // sequence number: only the latest answer is drawn
     map: null,
     mapLayer: null,
+    weeks: {}, // station code → its week from /api/v1/stations/{code}, for this page's life
   };
 
   function $(id) {
@@ -62,6 +63,17 @@
       }
     }
     return "zh_Hans";
+  }
+
+  // `?lang=zh-Hant`, `?lang=en`…: a link's choice; null when absent or not one of ours.
+  function urlLocale() {
+    var match = /[?&]lang=([^&#]*)/.exec(window.location.search);
+    if (!match) return null;
+    var wanted = decodeURIComponent(match[1]).replace(/-/g, "_").toLowerCase();
+    for (var i = 0; i < LOCALES.length; i++) {
+      if (LOCALES[i].toLowerCase() === wanted) return LOCALES[i];
+    }
+    return null;
   }
 
   function storedLocale() {
@@ -175,7 +187,7 @@
 
   function amapUrl(s) {
     return "https://uri.amap.com/marker?position=" + s.lon + "," + s.lat + "&name=" + encodeURIComponent(s.name) +
-      "&coordinate=wgs84&callnative=1";
+      "&coordinate=wgs84&callnative=1&src=yizhan";
   }
 
   function baiduUrl(s) {
@@ -344,8 +356,10 @@
     }
   }
 
-  function renderChips() {
+  // `focus`: the key of the chip just tapped, scrolled into view (the bar is rebuilt, and scrolls, on a tap).
+  function renderChips(focus) {
     var box = $("chips");
+    var scrolled = box.scrollLeft;
     box.textContent = "";
     Object.keys(state.ui.amenities).forEach(function (key) {
       var pressed = state.amenities.indexOf(key) >= 0;
@@ -359,6 +373,9 @@
       });
       box.appendChild(chip);
     });
+    box.scrollLeft = scrolled;
+    var shown = box.querySelector('[data-key="' + (focus || state.amenities[0] || "") + '"]');
+    if (shown && shown.scrollIntoView) shown.scrollIntoView({ block: "nearest", inline: "nearest" });
     $("clear-filters").hidden = state.amenities.length === 0;
     $("include-closed").checked = state.includeClosed;
   }
@@ -370,7 +387,7 @@
     // Chip order, whatever order they were tapped in: the URL and the request stay stable.
     state.amenities = Object.keys(state.ui.amenities).filter(function (k) { return selected.indexOf(k) >= 0; });
     writeHash();
-    renderChips();
+    renderChips(key);
     search();
   }
 
@@ -483,6 +500,8 @@
       item.appendChild(list);
     }
 
+    if (station.status === "active" && station.opening_hours) item.appendChild(weekBox(station));
+
     var actions = el("div", "actions");
     if (station.phone) {
       var call = el("a", "button action call", t("call"));
@@ -503,6 +522,62 @@
     actions.appendChild(baidu);
     item.appendChild(actions);
     return item;
+  }
+
+  // The week's hours, Monday first, today marked: asked of the station's own endpoint when opened (a cached
+  // answer, not on the search's hot path), so a slow network spends nothing on it until the rider wants it.
+  function weekBox(station) {
+    var box = el("details", "week");
+    box.setAttribute("data-testid", "station-week");
+    var summary = el("summary", null, t("week"));
+    box.appendChild(summary);
+    var table = el("ol", "week-days");
+    box.appendChild(table);
+    function fill(week) {
+      table.textContent = "";
+      week.days.forEach(function (day, i) {
+        var row = el("li", "week-day");
+        var today = day.date === week.today;
+        if (today) {
+          row.className += " today";
+          row.setAttribute("aria-current", "date");
+        }
+        row.appendChild(el("span", "week-name", (today ? "▸ " : "") + state.ui.weekdays[i]));
+        var spans = day.intervals.map(function (span) {
+          var text = span.start === "00:00" && span.end === "24:00" ? t("open_24h") : span.start + "–" + span.end;
+          return span.state === "open" ? text : t("span_unknown", { span: text });
+        });
+        row.appendChild(el("span", "week-hours", spans.length ? spans.join(", ") : t("closed")));
+        table.appendChild(row);
+      });
+    }
+    box.addEventListener("toggle", function () {
+      if (!box.open || box.getAttribute("data-loaded") === "1") return;
+      var cached = state.weeks[station.code];
+      if (cached) {
+        fill(cached);
+        box.setAttribute("data-loaded", "1");
+        return;
+      }
+      table.textContent = "";
+      table.appendChild(el("li", "week-day", t("week_loading")));
+      fetch("/api/v1/stations/" + encodeURIComponent(station.code), { headers: { Accept: "application/json" } })
+        .then(function (response) {
+          if (!response.ok) throw new Error("HTTP " + response.status);
+          return response.json();
+        })
+        .then(function (detail) {
+          if (!detail.week) throw new Error("no week");
+          state.weeks[station.code] = detail.week;
+          fill(detail.week);
+          box.setAttribute("data-loaded", "1");
+        })
+        .catch(function () {
+          table.textContent = "";
+          table.appendChild(el("li", "week-day", t("error_network")));
+        });
+    });
+    return box;
   }
 
   function render() {
@@ -634,7 +709,9 @@
       search();
     });
 
-    var wanted = storedLocale() || localeFor((navigator.languages && navigator.languages[0]) || navigator.language);
+    var linked = urlLocale();
+    if (linked) storeLocale(linked); // a link's language lasts, like a choice made on the page
+    var wanted = linked || storedLocale() || localeFor((navigator.languages && navigator.languages[0]) || navigator.language);
     var ready = wanted !== state.ui.locale ? setLocale(wanted) : Promise.resolve(applyStrings());
     ready.then(function () {
       body.setAttribute("data-ready", "1");
