@@ -203,3 +203,17 @@ def test_report_and_notice_scripts_never_write_html() -> None:
         script = (STATIC_DIR / name).read_text(encoding="utf-8")
         assert "innerHTML" not in script and "insertAdjacentHTML" not in script, name
         assert "document.write" not in script, name
+
+
+def test_every_report_kind_has_a_label_on_the_page() -> None:
+    from bot.services.reports import ReportKind
+    from bot.web.h5 import ui_catalogue
+
+    catalogue = ui_catalogue("zh_Hans")
+    assert catalogue["report_kinds"] == [kind.value for kind in ReportKind]
+    for kind in ReportKind:
+        assert f"kind_{kind.value}" in UI_STRINGS, kind
+    from bot.web.openapi_h5 import REPORT_REASONS
+
+    for reason in REPORT_REASONS:  # every refusal the API can answer with is worded on the page
+        assert f"reason_{reason}" in UI_STRINGS, reason

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from bot.i18n import DEFAULT_LOCALE, LOCALES, locale_for, translator
 from bot.services.nearby import FAR_AWAY_M, WALKING_M_PER_MIN, WALKING_RANGE_M
+from bot.services.reports import ReportKind
 from bot.web.h5_report import REPORT_STRINGS
 from domain.amenities import AMENITIES
 from domain.languages import LANGUAGES
@@ -125,6 +126,7 @@ def ui_catalogue(locale: str) -> dict[str, Any]:
             for place in DEMO_PLACES
         ],
         "languages": LANGUAGE_NAMES,
+        "report_kinds": [kind.value for kind in ReportKind],
         # The bot's thresholds (bot/services/nearby.py), so that both say the same about a distance.
         "distances": {
             "walking_m_per_min": WALKING_M_PER_MIN,

@@ -198,7 +198,8 @@ def build_openapi() -> dict[str, Any]:
             "version": "1.0.0",
             "summary": "China's trade-union service stations for outdoor workers (工会驿站), open now.",
             "description": (
-                "A public, read-only JSON API over the station network. Coordinates are WGS-84 unless a "
+                "A public JSON API over the station network (read-only but for the reports the H5 page "
+                "sends). Coordinates are WGS-84 unless a "
                 "`crs` parameter says otherwise (GCJ-02 as Amap and Tencent publish, BD-09 as Baidu does); "
                 'answers are always WGS-84. Every error is `{"error": {"code", "message", '
                 '"parameter"?}}`; every /api/v1 answer carries `Access-Control-Allow-Origin: *`.'

@@ -10,6 +10,7 @@ from bot.i18n import LOCALES
 from bot.services.reports import MAX_TEXT, InvalidReport, ReportKind
 from bot.web.reports_api import API_PREFIX, MAX_CODE, MAX_DETAIL, MAX_REPORT_ID
 from domain.statuses import CaseStatus
+from domain.values import CRS
 
 _REF = "#/components/schemas/"
 
@@ -60,7 +61,7 @@ _POINT = [
     {
         "name": "crs",
         "in": "query",
-        "schema": {"type": "string", "enum": ["wgs84", "gcj02", "bd09"], "default": "wgs84"},
+        "schema": {"type": "string", "enum": [c.value for c in CRS], "default": CRS.WGS84.value},
         "description": "Coordinate system of lat/lon",
     },
 ]
@@ -231,7 +232,16 @@ def h5_schemas() -> dict[str, Any]:
         ),
         "UiCatalogue": {
             "type": "object",
-            "required": ["locale", "strings", "amenities", "weekdays", "places", "languages", "distances"],
+            "required": [
+                "locale",
+                "strings",
+                "amenities",
+                "weekdays",
+                "places",
+                "languages",
+                "report_kinds",
+                "distances",
+            ],
             "properties": {
                 "locale": {"type": "string", "enum": list(LOCALES)},
                 "strings": {"type": "object", "additionalProperties": {"type": "string"}},
@@ -249,6 +259,11 @@ def h5_schemas() -> dict[str, Any]:
                     ),
                 },
                 "languages": {"type": "object", "additionalProperties": {"type": "string"}},
+                "report_kinds": {
+                    "type": "array",
+                    "items": _ref("ReportKind"),
+                    "description": "The kinds of problem a report names, in the order the page offers them",
+                },
                 "distances": {"type": "object", "additionalProperties": {"type": "number"}},
             },
         },

@@ -8,7 +8,6 @@
 (function () {
   var DEVICE_KEY = "yizhan.device";
   var MAX_TEXT = 1000; // bot/services/reports.py MAX_TEXT
-  var KINDS = ["closed_now", "closed_permanently", "amenity_broken", "wrong_location", "wrong_hours", "other"];
 
   // -- strings in the page's language, and storage ------------------------------------------------------
   var ui = JSON.parse(document.getElementById("ui").textContent);
@@ -118,7 +117,7 @@
 
     var kinds = el("fieldset", "report-kinds");
     kinds.appendChild(el("legend", "field-label", t("report_kind")));
-    KINDS.forEach(function (kind, i) {
+    ui.report_kinds.forEach(function (kind, i) {
       var option = el("label", "report-kind");
       var radio = el("input");
       radio.type = "radio";
@@ -184,7 +183,7 @@
 
     function chosen() {
       var checked = form.querySelector("input[name=kind]:checked");
-      return checked ? checked.value : KINDS[0];
+      return checked ? checked.value : ui.report_kinds[0];
     }
 
     function showDetails() {
