@@ -18,6 +18,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
@@ -108,6 +111,12 @@ async def serving(settings: Settings, **overrides: Any) -> AsyncIterator[Page]:
 @pytest.fixture
 async def page(settings: Settings) -> AsyncIterator[Page]:
     async with serving(settings) as served:
+        yield served
+
+
+@pytest.fixture
+async def sqlite_page(sqlite_settings: Settings) -> AsyncIterator[Page]:
+    async with serving(sqlite_settings) as served:
         yield served
 
 
@@ -274,6 +283,13 @@ async def test_with_a_web_weight_an_on_site_known_browser_counts_once(settings: 
         ({"station": "GZ1", "kind": "closed_now", "lat": 23.1}, 400, "bad_parameter", "lon", None),
         ({"station": "GZ1", "kind": "closed_now", "lat": 91, "lon": 113}, 400, "bad_parameter", "lat", None),
         (
+            {"station": "GZ1", "kind": "closed_now", "lat": float("nan"), "lon": 113},
+            400,
+            "bad_parameter",
+            "lat",
+            None,
+        ),
+        (
             {"station": "GZ1", "kind": "closed_now", "lat": "23", "lon": 113},
             400,
             "bad_parameter",
@@ -312,6 +328,30 @@ async def test_a_bad_report_is_a_clear_4xx_and_records_nothing(
 async def test_a_body_that_is_not_a_json_object_is_a_400(page: Page, schema_of: Any, raw: bytes) -> None:
     status, _, body = await page.call("POST", REPORTS, data=raw)
     refused(status, body, schema_of, "bad_request")
+
+
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=60),
+    st.sampled_from(
+        ["GZ1", "OLD1", "closed_now", "wrong_hours", "wrong_location", "amenity_broken", "other"]
+    ),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
+_FIELDS = st.sampled_from(["station", "kind", "detail", "text", "device", "lat", "lon", "extra"])
+
+
+@given(body=st.dictionaries(_FIELDS, _VALUES, max_size=7))
+@hypothesis_settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+async def test_no_report_body_makes_the_server_fail(sqlite_page: Page, body: dict[str, Any]) -> None:
+    status, _, answer = await sqlite_page.report(**body)
+    assert status in (201, 400, 404, 429), (body, answer)
 
 
 async def test_a_huge_body_is_refused_unread(page: Page, schema_of: Any) -> None:
