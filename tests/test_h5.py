@@ -57,7 +57,7 @@ async def test_page_is_html_with_the_test_hooks_and_the_tile_url(client: TestCli
     embedded = re.search(r'<script type="application/json" id="ui">(.*?)</script>', page, re.S)
     assert embedded is not None
     assert json.loads(embedded.group(1))["locale"] == "zh_Hans"
-    assert response.headers["Vary"] == "Accept-Language"
+    assert response.headers["Vary"] == "Accept-Language, Accept-Encoding"
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
 
 

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from bot.services.stations import MAX_SYNC_PAGE, NetworkVersion, StationService, station_json
 from bot.web import params
+from bot.web.assets import accepts_gzip
 from bot.web.keys import CLOCK, CORE, GEOJSON_CACHE, NEARBY, STATIONS
 from bot.web.responses import BadParameter, NotFound, json_body, json_response, raw_json_response
 from domain.values import InvalidLocation, StationNotFound
@@ -163,24 +164,6 @@ class GeoJSONCache:
                 return RenderedNetwork(None, gzipped, size)
             self._current = RenderedNetwork(tag, gzipped, size)
             return self._current
-
-
-def accepts_gzip(accept_encoding: str) -> bool:
-    """Whether an Accept-Encoding header admits gzip (`gzip;q=0` refuses it)."""
-    for item in accept_encoding.split(","):
-        coding, *parameters = (part.strip() for part in item.split(";"))
-        if coding.lower() not in ("gzip", "x-gzip"):
-            continue
-        quality = 1.0
-        for parameter in parameters:
-            if parameter.lower().startswith("q="):
-                try:
-                    quality = float(parameter[2:])
-                except ValueError:
-                    quality = 0.0
-        if quality > 0:
-            return True
-    return False
 
 
 def _quoted(tag: str, gzipped: bool) -> str:

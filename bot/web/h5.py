@@ -2,7 +2,8 @@
 
 `setup_h5` adds three things to the web app: the page itself at `/` (rendered in the visitor's language with
 its UI strings embedded, so it shows text before any script runs), its static files under `/h5/` (plain JS
-and CSS, no build step, plus Leaflet 1.9.4 vendored from npm under `vendor/leaflet/`), and
+and CSS, no build step, plus Leaflet 1.9.4 vendored from npm under `vendor/leaflet/`; gzipped once and
+cached for a year under URLs carrying their content hash, see `bot/web/assets.py`), and
 `/api/v1/ui/{locale}.json`, the same strings in another locale for the page's language switch. The page
 asks the public JSON API (`/api/v1/stations/nearby`) for stations; it needs nothing else from the server.
 
@@ -13,7 +14,6 @@ phrases and weekday names reuse the bot's msgids so one translation serves both.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import re
@@ -26,6 +26,7 @@ from aiohttp import web
 from bot.i18n import DEFAULT_LOCALE, LOCALES, locale_for, translator
 from bot.services.nearby import FAR_AWAY_M, WALKING_M_PER_MIN, WALKING_RANGE_M
 from bot.services.reports import ReportKind
+from bot.web.assets import Asset, StaticAssets
 from bot.web.h5_report import REPORT_STRINGS
 from domain.amenities import AMENITIES
 from domain.languages import LANGUAGES
@@ -94,16 +95,7 @@ UI_STRINGS.update(REPORT_STRINGS)
 
 WEEKDAYS = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
 
-_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)(?::([a-z_]+))?\s*\}\}")
-_TEMPLATE_FILES = (
-    "app.js",
-    "report.js",
-    "notices.js",
-    "style.css",
-    "report.css",
-    "vendor/leaflet/leaflet.js",
-    "vendor/leaflet/leaflet.css",
-)
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)(?::([a-z_./]+))?\s*\}\}")
 
 
 def resolve_locale(value: str) -> str | None:
@@ -160,14 +152,6 @@ def preferred_locale(accept_language: str | None) -> str:
     return DEFAULT_LOCALE
 
 
-def _asset_version() -> str:
-    """A short hash of the page's assets: WeChat's browser caches hard, a new version gets new URLs."""
-    digest = hashlib.sha256()
-    for name in _TEMPLATE_FILES:
-        digest.update((STATIC_DIR / name).read_bytes())
-    return digest.hexdigest()[:12]
-
-
 def _json_for_script(value: object) -> str:
     """JSON safe inside <script type="application/json">: no `</script>` or `<!--` can close it."""
     return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
@@ -176,13 +160,11 @@ def _json_for_script(value: object) -> str:
 class H5Page:
     """Renders `index.html`: `{{ text:key }}` placeholders become the translated strings (escaped)."""
 
-    def __init__(self, tile_url: str, tile_attribution: str) -> None:
+    def __init__(self, tile_url: str, tile_attribution: str, assets: StaticAssets) -> None:
         self.template = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
-        self.values = {
-            "version": _asset_version(),
-            "tile_url": tile_url,
-            "tile_attribution": tile_attribution,
-        }
+        self.assets = assets
+        self.values = {"tile_url": tile_url, "tile_attribution": tile_attribution}
+        self.rendered: dict[str, Asset] = {}  # per locale: the page is the same for every visitor
 
     def render(self, locale: str) -> str:
         ui = ui_catalogue(locale)
@@ -197,6 +179,8 @@ class H5Page:
                 return HTML_LANG[locale]
             if kind == "locale":
                 return locale
+            if kind == "asset" and key is not None:
+                return html.escape(self.assets.url(key))
             return html.escape(self.values[kind])
 
         return _PLACEHOLDER.sub(substitute, self.template)
@@ -206,13 +190,15 @@ class H5Page:
         locale = resolve_locale(request.query.get("lang", "")) or preferred_locale(
             request.headers.get("Accept-Language")
         )
-        return web.Response(
-            text=self.render(locale),
-            content_type="text/html",
-            charset="utf-8",
+        page = self.rendered.get(locale)
+        if page is None:
+            page = self.rendered[locale] = Asset.of(self.render(locale).encode(), ".html")
+        # Always revalidated (its ETag makes that one small round trip): it names the current assets.
+        return page.response(
+            request,
+            "no-cache",
             headers={
-                "Cache-Control": "no-cache",
-                "Vary": "Accept-Language",
+                "Vary": "Accept-Language, Accept-Encoding",
                 "X-Content-Type-Options": "nosniff",
                 "Referrer-Policy": "no-referrer",
                 # Tiles may come from any configured server; scripts, styles and API calls only from here.
@@ -256,7 +242,8 @@ def setup_h5(
     """
     if tile_attribution is None:
         tile_attribution = DEFAULT_TILE_ATTRIBUTION if not tile_url else ""
-    page = H5Page(tile_url or DEFAULT_TILE_URL, tile_attribution)
+    assets = StaticAssets(STATIC_DIR, exclude={"index.html"})  # the page is served at / only
+    page = H5Page(tile_url or DEFAULT_TILE_URL, tile_attribution, assets)
     app.router.add_get("/", page.handle, name="h5_page")
     app.router.add_get(r"/api/v1/ui/{locale}.json", ui_strings, name="h5_ui_strings")
-    app.router.add_static("/h5/", STATIC_DIR, name="h5_static")
+    app.router.add_get("/h5/{path:.+}", assets.handle, name="h5_static")
