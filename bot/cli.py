@@ -478,7 +478,12 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     # The API's own pool refuses after DB_POOL_TIMEOUT rather than queue requests behind a busy database.
     async with open_core(follow_changes=True, warm_cache=True, api_pool=True) as core:
         app = build_web_app(core)
-        setup_h5(app, tile_url=core.settings.map_tile_url)
+        setup_h5(
+            app,
+            tile_url=core.settings.map_tile_url,
+            tiles=core.settings.map_tiles,
+            tianditu_key=core.settings.tianditu_key,
+        )
         runner = web_runner(app, core.settings)
         await runner.setup()
         try:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from ipaddress import ip_network
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.clock import DEFAULT_TZ
@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     access_log: bool = False
     #: Leaflet tile template for the H5 page's map (`{z}/{x}/{y}`); OpenStreetMap's standard tiles when unset.
     map_tile_url: str | None = None
+    #: The map's tile provider by name (bot/web/tiles.py): `osm`, `amap` (GCJ-02, loads in China) or
+    #: `tianditu` (needs `tianditu_key`). `map_tile_url` replaces the provider's template, keeping its datum.
+    map_tiles: Literal["osm", "amap", "tianditu"] = "osm"
+    tianditu_key: str | None = None
     #: Days a report's comment and photo are kept; the retention job empties them afterwards.
     report_retention_days: int = 180
     #: Station imports: what one file may hold at most, checked before it is parsed (see ImportLimits).
@@ -146,6 +150,14 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown timezone {value!r}") from None
         return value
+
+    @model_validator(mode="after")
+    def _tianditu_has_a_key(self) -> Settings:
+        if self.map_tiles == "tianditu" and not self.tianditu_key and not self.map_tile_url:
+            raise ValueError(
+                "MAP_TILES=tianditu needs TIANDITU_KEY (a free key from console.tianditu.gov.cn)"
+            )
+        return self
 
     @field_validator("log_format")
     @classmethod

@@ -383,7 +383,9 @@ async def serve_webhook(
     # One app per replica: the webhook beside the public API, the H5 page and /healthz; Telegram's updates
     # have an admission lane of their own there.
     app = build_web_app(core, bot_path=path)
-    setup_h5(app, tile_url=settings.map_tile_url)
+    setup_h5(
+        app, tile_url=settings.map_tile_url, tiles=settings.map_tiles, tianditu_key=settings.tianditu_key
+    )
     # Processing before answering 200 lets Telegram redeliver an update whose handling failed.
     SecretRequestHandler(dp, bot, secret_token=secret, handle_in_background=False).register(app, path)
     setup_application(app, dp, bot=bot)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from bot.services.nearby import FAR_AWAY_M, WALKING_M_PER_MIN, WALKING_RANGE_M
 from bot.services.reports import ReportKind
 from bot.web.assets import Asset, StaticAssets
 from bot.web.h5_report import REPORT_STRINGS
+from bot.web.tiles import PROVIDERS, TileSource, tile_source
 from domain.amenities import AMENITIES
 from domain.languages import LANGUAGES
 from domain.places import DEMO_PLACES
@@ -36,8 +38,7 @@ from domain.text import N_
 __all__ = ["DEFAULT_TILE_URL", "STATIC_DIR", "UI_STRINGS", "setup_h5", "ui_catalogue"]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-DEFAULT_TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
-DEFAULT_TILE_ATTRIBUTION = "© OpenStreetMap contributors"
+DEFAULT_TILE_URL = PROVIDERS["osm"].url
 LANGUAGE_NAMES = {language.locale: language.name for language in LANGUAGES}
 HTML_LANG = {language.locale: language.tag for language in LANGUAGES}
 
@@ -160,10 +161,17 @@ def _json_for_script(value: object) -> str:
 class H5Page:
     """Renders `index.html`: `{{ text:key }}` placeholders become the translated strings (escaped)."""
 
-    def __init__(self, tile_url: str, tile_attribution: str, assets: StaticAssets) -> None:
+    def __init__(self, tiles: TileSource, assets: StaticAssets) -> None:
         self.template = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
         self.assets = assets
-        self.values = {"tile_url": tile_url, "tile_attribution": tile_attribution}
+        self.values = {
+            "tile_url": tiles.url,
+            "tile_attribution": tiles.attribution,
+            "tile_overlay": tiles.overlay,
+            "tile_subdomains": tiles.subdomains,
+            "tile_datum": tiles.datum,
+            "tile_max_zoom": str(tiles.max_zoom),
+        }
         self.rendered: dict[str, Asset] = {}  # per locale: the page is the same for every visitor
 
     def render(self, locale: str) -> str:
@@ -233,17 +241,24 @@ async def ui_strings(request: web.Request) -> web.Response:
 
 
 def setup_h5(
-    app: web.Application, *, tile_url: str | None = None, tile_attribution: str | None = None
+    app: web.Application,
+    *,
+    tile_url: str | None = None,
+    tile_attribution: str | None = None,
+    tiles: str = "osm",
+    tianditu_key: str | None = None,
 ) -> None:
     """Add the page (`/`), its files (`/h5/…`) and its strings (`/api/v1/ui/{locale}.json`) to `app`.
 
-    `tile_url` is a Leaflet tile template (`MAP_TILE_URL`); OpenStreetMap's standard tiles by default.
-    `tile_attribution` is shown on the map; OpenStreetMap's when the default tiles are used.
+    `tiles` names the map's provider (`MAP_TILES`, bot/web/tiles.py: osm, amap, tianditu with
+    `tianditu_key`); `tile_url` (`MAP_TILE_URL`) replaces its template, keeping its datum.
+    `tile_attribution` is shown on the map; the provider's when its own tiles are used.
     """
-    if tile_attribution is None:
-        tile_attribution = DEFAULT_TILE_ATTRIBUTION if not tile_url else ""
+    source = tile_source(tiles, url=tile_url, tianditu_key=tianditu_key)
+    if tile_attribution is not None:
+        source = replace(source, attribution=tile_attribution)
     assets = StaticAssets(STATIC_DIR, exclude={"index.html"})  # the page is served at / only
-    page = H5Page(tile_url or DEFAULT_TILE_URL, tile_attribution, assets)
+    page = H5Page(source, assets)
     app.router.add_get("/", page.handle, name="h5_page")
     app.router.add_get(r"/api/v1/ui/{locale}.json", ui_strings, name="h5_ui_strings")
     app.router.add_get("/h5/{path:.+}", assets.handle, name="h5_static")

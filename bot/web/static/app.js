@@ -612,6 +612,23 @@
     return div.innerHTML;
   }
 
+  // Where a WGS-84 point goes on the base map: shifted to GCJ-02 on Amap's tiles, as they are drawn.
+  function onMap(lat, lon) {
+    var coords = window.yizhanCoords;
+    if (body.getAttribute("data-tile-datum") === "gcj02" && coords) return coords.wgs84ToGcj02(lat, lon);
+    return [lat, lon];
+  }
+
+  function tileLayer(L, url, attribution) {
+    var options = {
+      maxZoom: parseInt(body.getAttribute("data-tile-max-zoom"), 10) || 19,
+      attribution: attribution,
+    };
+    var subdomains = body.getAttribute("data-tile-subdomains");
+    if (subdomains) options.subdomains = subdomains;
+    return L.tileLayer(url, options);
+  }
+
   function ensureMap() {
     if (state.map) return state.map;
     var L = window.L;
@@ -621,10 +638,9 @@
     node.hidden = false;
     var map = L.map(node, { zoomControl: true, scrollWheelZoom: false });
     map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
-    L.tileLayer(tiles, {
-      maxZoom: 19,
-      attribution: escapeHtml(body.getAttribute("data-tile-attribution") || ""),
-    }).addTo(map);
+    tileLayer(L, tiles, escapeHtml(body.getAttribute("data-tile-attribution") || "")).addTo(map);
+    var overlay = body.getAttribute("data-tile-overlay");
+    if (overlay) tileLayer(L, overlay, "").addTo(map); // Tianditu's place names
     state.map = map;
     state.mapLayer = L.layerGroup().addTo(map);
     return map;
@@ -638,7 +654,8 @@
       var layer = state.mapLayer;
       layer.clearLayers();
       var points = [];
-      var here = [state.position.lat, state.position.lon];
+      var here = onMap(state.position.lat, state.position.lon);
+      $("map").setAttribute("data-here", here.join(","));
       L.circleMarker(here, { radius: 9, color: "#ffffff", weight: 3, fillColor: "#1557c0", fillOpacity: 1 })
         .bindTooltip(t("you_are_here"))
         .addTo(layer);
@@ -646,7 +663,9 @@
       results.forEach(function (station, i) {
         var tone = hoursPhrase(station).tone;
         var pin = el("span", "pin-label", String(i + 1));
-        var marker = L.marker([station.lat, station.lon], {
+        var at = onMap(station.lat, station.lon);
+        pin.setAttribute("data-at", at.join(","));
+        var marker = L.marker(at, {
           icon: L.divIcon({ className: "pin pin-" + tone, html: pin, iconSize: [34, 34], iconAnchor: [17, 17] }),
           title: station.name,
           keyboard: false,
@@ -661,7 +680,7 @@
           window.setTimeout(function () { if (card) card.classList.remove("highlight"); }, 1500);
         });
         marker.addTo(layer);
-        points.push([station.lat, station.lon]);
+        points.push(at);
       });
       map.invalidateSize();
       if (points.length > 1) map.fitBounds(points, { padding: [28, 28], maxZoom: 17 });
