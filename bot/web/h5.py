@@ -78,6 +78,8 @@ UI_STRINGS: dict[str, str] = {
     "tomorrow": N_("tomorrow {time}"),
     "month_day": N_("{month}/{day} {time}"),
     "call": N_("Call"),
+    "offline_as_of": N_("No connection: the stations as of {time}; their hours may have changed."),
+    "app_name": N_("Union stations"),
     "week": N_("Hours this week"),
     "week_loading": N_("Loading the hours…"),
     "span_unknown": N_("{span} (unknown)"),
@@ -96,7 +98,7 @@ UI_STRINGS.update(REPORT_STRINGS)
 
 WEEKDAYS = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
 
-_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)(?::([a-z_./]+))?\s*\}\}")
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)(?::([a-z0-9_./-]+))?\s*\}\}")
 
 
 def resolve_locale(value: str) -> str | None:
@@ -257,8 +259,50 @@ def setup_h5(
     source = tile_source(tiles, url=tile_url, tianditu_key=tianditu_key)
     if tile_attribution is not None:
         source = replace(source, attribution=tile_attribution)
-    assets = StaticAssets(STATIC_DIR, exclude={"index.html"})  # the page is served at / only
+    # The page is served at / only; the service worker at /sw.js, so that its scope is the whole site.
+    assets = StaticAssets(STATIC_DIR, exclude={"index.html", "sw.js"})
+    worker = Asset.of((STATIC_DIR / "sw.js").read_bytes(), ".js")
     page = H5Page(source, assets)
     app.router.add_get("/", page.handle, name="h5_page")
     app.router.add_get(r"/api/v1/ui/{locale}.json", ui_strings, name="h5_ui_strings")
     app.router.add_get("/h5/{path:.+}", assets.handle, name="h5_static")
+
+    async def service_worker(request: web.Request) -> web.Response:
+        return worker.response(request, "no-cache")
+
+    async def manifest(request: web.Request) -> web.Response:
+        locale = resolve_locale(request.query.get("lang", "")) or DEFAULT_LOCALE
+        return web.json_response(
+            web_manifest(locale, assets),
+            content_type="application/manifest+json",
+            dumps=lambda value: json.dumps(value, ensure_ascii=False),
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    app.router.add_get("/sw.js", service_worker, name="h5_service_worker")
+    app.router.add_get("/manifest.webmanifest", manifest, name="h5_manifest")
+
+
+def web_manifest(locale: str, assets: StaticAssets) -> dict[str, Any]:
+    """The page as an installable app, named in `locale`."""
+    strings = ui_catalogue(locale)["strings"]
+    return {
+        "name": strings["title"],
+        "short_name": strings["app_name"],
+        "description": strings["subtitle"],
+        "lang": HTML_LANG[locale],
+        "start_url": f"/?lang={HTML_LANG[locale]}",
+        "scope": "/",
+        "display": "standalone",
+        "background_color": "#ffffff",
+        "theme_color": "#0b4f33",
+        "icons": [
+            {
+                "src": assets.url(f"icon-{size}.png"),
+                "sizes": f"{size}x{size}",
+                "type": "image/png",
+                "purpose": "any",
+            }
+            for size in (192, 512)
+        ],
+    }

@@ -175,6 +175,8 @@
   function hoursPhrase(station) {
     if (station.status !== "active") return { text: t("temporarily_closed"), tone: "closed" };
     if (station.open_now === null || station.open_now === undefined) {
+      // Offline nobody worked out whether it is open: its hours as written say more than "unknown".
+      if (station.offline && station.opening_hours) return { text: station.opening_hours, tone: "unknown" };
       return { text: t("hours_unknown"), tone: "unknown" };
     }
     if (station.open_now) {
@@ -434,9 +436,11 @@
         if (request !== state.request) return;
         state.response = { results: answer.results, fallback: answer.fallback, amenities: amenities };
         render();
+        keepArea();
       })
       .catch(function (error) {
         if (request !== state.request) return;
+        if (!(error && error.api) && answerOffline(amenities)) return;
         if (window.console) console.warn("nearby search failed", error && error.api ? error.api : error);
         setNotice("");
         showError(error && error.api ? t("error_generic") : t("error_network"));
@@ -445,6 +449,25 @@
       .then(function () {
         if (request === state.request) body.setAttribute("data-loading", "0");
       });
+  }
+
+  // Keep the stations around the rider on the device (offline.js) once the list is shown.
+  function keepArea() {
+    var offline = window.yizhanOffline;
+    if (!offline || !state.position) return;
+    offline.keepArea(state.position.lat, state.position.lon).then(function (area) {
+      body.setAttribute("data-area", area ? "1" : "0");
+    });
+  }
+
+  // No network: the nearest stations of the kept area, said to be as of when they were fetched.
+  function answerOffline(amenities) {
+    var offline = window.yizhanOffline;
+    var kept = offline && offline.nearest(state.position.lat, state.position.lon, amenities, RESULTS);
+    if (!kept) return false;
+    state.response = { results: kept.results, fallback: false, amenities: amenities, asOf: kept.fetchedAt };
+    render();
+    return true;
   }
 
   function showRetry() {
@@ -591,6 +614,11 @@
     title.textContent = answer.fallback || state.includeClosed ? t("results_all") : t("results_open");
     if (!results.length) setNotice(answer.amenities.length ? t("empty_filter") : t("empty"));
     else setNotice(answer.fallback ? t("none_open") : "");
+    if (answer.asOf) {
+      title.textContent = t("results_all");
+      setNotice(t("offline_as_of", { time: pad(answer.asOf.getHours()) + ":" + pad(answer.asOf.getMinutes()) }));
+    }
+    body.setAttribute("data-offline", answer.asOf ? "1" : "0");
     var far = $("far");
     var nearest = results.length ? results[0].distance_m : 0;
     far.hidden = !(nearest > state.ui.distances.far_away_m);
@@ -697,6 +725,11 @@
 
   function start() {
     readHash();
+    if (navigator.serviceWorker && window.isSecureContext) {
+      navigator.serviceWorker.register("/sw.js").catch(function (error) {
+        if (window.console) console.warn("no offline copy of the page", error);
+      });
+    }
     $("language").addEventListener("change", function (event) {
       setLocale(event.target.value, true);
     });
