@@ -52,7 +52,7 @@ async def test_page_is_html_with_the_test_hooks_and_the_tile_url(client: TestCli
     assert '<html lang="zh-Hans"' in page
     assert f"<title>{translator('zh_Hans').gettext(UI_STRINGS['title'])}</title>" in page
     assert "{{" not in page, "a placeholder was left unfilled"
-    assert re.search(r'src="/h5/vendor/leaflet/leaflet\.js\?v=[0-9a-f]{12}"', page)
+    assert re.search(r'data-leaflet-js="/h5/vendor/leaflet/leaflet\.js\?v=[0-9a-f]{12}"', page)
     assert re.search(r'src="/h5/app\.js\?v=[0-9a-f]{12}"', page)
     embedded = re.search(r'<script type="application/json" id="ui">(.*?)</script>', page, re.S)
     assert embedded is not None

@@ -30,7 +30,7 @@ async def raw() -> AsyncIterator[TestClient[Any, Any]]:
 
 async def page_urls(client: TestClient[Any, Any]) -> list[str]:
     page = await (await client.get("/", headers=PLAIN)).text()
-    return re.findall(r'(?:src|href)="(/h5/[^"]+)"', page)
+    return re.findall(r'(?:src|href|data-leaflet-js|data-leaflet-css)="(/h5/[^"]+)"', page)
 
 
 async def test_every_static_url_in_the_page_carries_its_own_content_hash(raw: TestClient[Any, Any]) -> None:

@@ -22,6 +22,7 @@
     request: 0, // sequence number: only the latest answer is drawn
     map: null,
     mapLayer: null,
+    leaflet: null, // the promise of Leaflet loaded (true) or not (false)
     weeks: {}, // station code → its week from /api/v1/stations/{code}, for this page's life
   };
 
@@ -674,7 +675,31 @@
     return map;
   }
 
+  // Leaflet (42 KB gzipped) is fetched once the first list is shown, so it never delays the list.
+  function loadLeaflet() {
+    if (window.L) return Promise.resolve(true);
+    if (state.leaflet) return state.leaflet;
+    state.leaflet = new Promise(function (resolve) {
+      var css = document.createElement("link");
+      css.rel = "stylesheet";
+      css.href = body.getAttribute("data-leaflet-css");
+      document.head.appendChild(css);
+      var script = document.createElement("script");
+      script.src = body.getAttribute("data-leaflet-js");
+      script.onload = function () { resolve(!!window.L); };
+      script.onerror = function () { resolve(false); };
+      document.head.appendChild(script);
+    });
+    return state.leaflet;
+  }
+
   function drawMap(results) {
+    if (!window.L) {
+      loadLeaflet().then(function (loaded) {
+        if (loaded && state.response && state.response.results === results) drawMap(results);
+      });
+      return;
+    }
     try {
       var map = ensureMap();
       if (!map) return;
