@@ -61,6 +61,7 @@ from domain.values import (
 
 __all__ = [
     "EXPORT_COLUMNS",
+    "STATION_COLUMNS",
     "ImportFileError",
     "ImportLimits",
     "ParsedImport",
@@ -73,8 +74,8 @@ __all__ = [
     "write_geojson",
 ]
 
-#: Columns of an export, in the order of docs/ARCHITECTURE.md's station fields plus the two optional ones.
-EXPORT_COLUMNS: tuple[str, ...] = (
+#: The station fields a clerk fills in, in the order of docs/ARCHITECTURE.md (the import template's columns).
+STATION_COLUMNS: tuple[str, ...] = (
     "code",
     "name",
     "address",
@@ -87,10 +88,9 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "host",
     "region",
     "status",
-    "timezone",
-    "verified_at",
-    "opening_hours_text",
 )
+#: Columns of an export: the station fields plus the ones the system keeps.
+EXPORT_COLUMNS: tuple[str, ...] = (*STATION_COLUMNS, "timezone", "verified_at", "opening_hours_text")
 REQUIRED_COLUMNS: tuple[str, ...] = ("name", "lat", "lon")
 
 #: The Chinese header of each field, as in the union's template (used in messages too).

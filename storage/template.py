@@ -20,7 +20,7 @@ from typing import Any
 from domain.hours_zh import HOURS_EXAMPLE_OSM, HOURS_EXAMPLE_ZH
 from domain.messages import N_
 from domain.values import AMENITY_KEYS, AMENITY_LABELS_ZH
-from storage.importers import COLUMN_LABELS_ZH, COLUMN_LABELS_ZH_HANT, traditional
+from storage.importers import COLUMN_LABELS_ZH, COLUMN_LABELS_ZH_HANT, STATION_COLUMNS, traditional
 
 __all__ = [
     "TEMPLATE_COLUMNS",
@@ -33,21 +33,8 @@ __all__ = [
 
 Gettext = Callable[[str], str]
 
-#: The columns of the template, in the order of docs/ARCHITECTURE.md's station fields.
-TEMPLATE_COLUMNS: tuple[str, ...] = (
-    "code",
-    "name",
-    "address",
-    "lat",
-    "lon",
-    "opening_hours",
-    "amenities",
-    "phone",
-    "manager",
-    "host",
-    "region",
-    "status",
-)
+#: The columns of the template: the station fields a clerk fills in.
+TEMPLATE_COLUMNS: tuple[str, ...] = STATION_COLUMNS
 TEMPLATE_FORMATS: tuple[str, ...] = ("xlsx", "csv")
 REQUIRED = frozenset({"name", "lat", "lon"})
 
