@@ -128,20 +128,6 @@ class Settings(BaseSettings):
             raise ValueError("HTTP_MAX_IN_FLIGHT and BOT_MAX_IN_FLIGHT must be at least 1")
         return value
 
-    @field_validator("http_header_timeout", "db_pool_timeout")
-    @classmethod
-    def _positive_timeout(cls, value: float) -> float:
-        if value <= 0:
-            raise ValueError("HTTP_HEADER_TIMEOUT and DB_POOL_TIMEOUT must be positive")
-        return value
-
-    @field_validator("api_rate_limit", "api_rate_burst")
-    @classmethod
-    def _rate_not_negative(cls, value: float) -> float:
-        if value < 0:
-            raise ValueError("API_RATE_LIMIT and API_RATE_BURST must not be negative")
-        return value
-
     @field_validator("default_tz")
     @classmethod
     def _known_tz(cls, value: str) -> str:
@@ -190,6 +176,8 @@ class Settings(BaseSettings):
         "auto_hide_region_per_hour",
         "report_daily_closures",
         "report_daily_limit",
+        "http_header_timeout",
+        "db_pool_timeout",
     )
     @classmethod
     def _positive(cls, value: float) -> float:
@@ -206,6 +194,8 @@ class Settings(BaseSettings):
         "web_report_weight",
         "web_report_rate",
         "web_report_burst",
+        "api_rate_limit",
+        "api_rate_burst",
     )
     @classmethod
     def _not_negative(cls, value: float) -> float:
