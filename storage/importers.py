@@ -67,6 +67,7 @@ __all__ = [
     "ParsedImport",
     "RowError",
     "Text",
+    "file_too_large",
     "geojson_feature",
     "parse_station_file",
     "translated",
@@ -229,10 +230,19 @@ class RowError:
     reason: str
     unit: str = "row"
     problems: tuple[str, ...] = ()
+    #: The field each problem is about (a key of `EXPORT_COLUMNS`), "" for the row as a whole; either
+    #: empty or as long as `problems`.
+    columns: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, row: int, problems: Sequence[str], unit: str = "row") -> RowError:
-        return cls(row, "; ".join(problems), unit, tuple(problems))
+    def of(
+        cls, row: int, problems: Sequence[str], unit: str = "row", columns: Sequence[str] = ()
+    ) -> RowError:
+        return cls(row, "; ".join(problems), unit, tuple(problems), tuple(columns))
+
+    def column_of(self, index: int) -> str:
+        """The field of `problems[index]`, "" when the problem is about the whole row."""
+        return self.columns[index] if index < len(self.columns) else ""
 
     def __str__(self) -> str:
         return f"{self.unit} {self.row}: {self.reason}"
@@ -425,16 +435,22 @@ def _check_size(path: Path, limits: ImportLimits) -> None:
             Text(N_("cannot read {path}: {error}"), path=str(path), error=exc.strerror or str(exc))
         ) from None
     if size > limits.max_bytes:
-        raise ImportFileError(
-            Text(
-                N_(
-                    "the file has {size} bytes; at most {limit} can be imported at once "
-                    "(IMPORT_MAX_BYTES): split it into several files"
-                ),
-                size=f"{size:,}",
-                limit=f"{limits.max_bytes:,}",
-            )
+        raise file_too_large(size, limits)
+
+
+def file_too_large(size: int, limits: ImportLimits) -> ImportFileError:
+    """The error for a file of `size` bytes over `limits.max_bytes` (an upload says it as soon as it has
+    read more than the limit, with what it read so far)."""
+    return ImportFileError(
+        Text(
+            N_(
+                "the file has {size} bytes; at most {limit} can be imported at once "
+                "(IMPORT_MAX_BYTES): split it into several files"
+            ),
+            size=f"{size:,}",
+            limit=f"{limits.max_bytes:,}",
         )
+    )
 
 
 def _too_many_rows(limits: ImportLimits) -> ImportFileError:
@@ -760,11 +776,12 @@ class _RowParser:
         return parsed
 
     def parse(self, values: dict[str, Any], labels: dict[str, str], row: int) -> StationRecord | RowError:
-        """One row → a record, or an error listing every problem found in it."""
+        """One row → a record, or an error listing every problem found in it (each with its column)."""
         problems: list[str] = []
         name = _text(values.get("name"))
         if not name:
             problems.append(Text(N_("the station name ({label}) is empty"), label=labels.get("name", "name")))
+        after_name = len(problems)
         code = _text(values.get("code"))
         if code:
             first = self.seen_codes.setdefault(code, row)
@@ -776,14 +793,21 @@ class _RowParser:
                         where=_where(self.unit, first),
                     )
                 )
+        after_code = len(problems)
         position = self._position(values, labels, problems)
+        after_position = len(problems)
         opening_hours, opening_hours_text = self._opening_hours(
             values.get("opening_hours"), values.get("opening_hours_text"), problems
         )
+        after_hours = len(problems)
         amenities = self._amenities(values.get("amenities"), problems)
+        after_amenities = len(problems)
         status = self._status(values.get("status"), problems)
+        after_status = len(problems)
         timezone = self._timezone(values.get("timezone"), problems)
+        after_timezone = len(problems)
         verified_at = self._verified_at(values.get("verified_at"), timezone, problems)
+        after_verified = len(problems)
         if not problems and position is not None and not code:
             code = generated_code(name, *position)
             first = self.seen_codes.setdefault(code, row)
@@ -795,7 +819,29 @@ class _RowParser:
                     )
                 )
         if problems or position is None:
-            return RowError.of(row, problems, self.unit)
+            # Which column each problem is about (the checks above append in this order).
+            ends = (
+                (after_name, "name"),
+                (after_code, "code"),
+                (after_position, "lat"),
+                (after_hours, "opening_hours"),
+                (after_amenities, "amenities"),
+                (after_status, "status"),
+                (after_timezone, "timezone"),
+                (after_verified, "verified_at"),
+                (len(problems), "code"),
+            )
+            columns: list[str] = []
+            for end, column in ends:
+                columns += [column] * (end - len(columns))
+            for i in range(after_code, after_position):  # a longitude's own problems name it
+                problem = problems[i]
+                if isinstance(problem, Text) and "lat" not in problem.params:
+                    if "lon" in problem.params or problem.params.get("label") == labels.get(
+                        "lon", "longitude"
+                    ):
+                        columns[i] = "lon"
+            return RowError.of(row, problems, self.unit, tuple(columns))
         return StationRecord(
             code=code,
             name=name,
