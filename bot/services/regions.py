@@ -107,3 +107,48 @@ def derive_regions(
         check.records.append(record)
         check.rows.append(row)
     return check
+
+
+@dataclass(frozen=True, slots=True)
+class RegionScope:
+    """The regions (adcode prefixes, as `Access.regions`) whose stations an import may hold: a clerk of
+    4401 imports Guangzhou's stations, not Shenzhen's, whatever the sheet says."""
+
+    prefixes: tuple[str, ...]
+
+    @property
+    def everywhere(self) -> bool:
+        return "" in self.prefixes
+
+    def allows(self, adcode: str) -> bool:
+        return any(adcode.startswith(prefix) for prefix in self.prefixes) and (
+            self.everywhere or bool(adcode)
+        )
+
+    def _where(self, adcode: str, index: RegionIndex) -> Text:
+        return Text(
+            N_("{adcode} ({label}), outside your regions ({regions})"),
+            adcode=adcode,
+            label=index.name_of(adcode) or Text(N_("not a current adcode")),
+            regions=", ".join(self.prefixes),
+        )
+
+    def restrict(self, check: RegionCheck, index: RegionIndex, unit: str = "row") -> RegionCheck:
+        """`check` (derived strictly, so every region is where the station stands) without the records
+        outside the scope, each one a row error instead."""
+        kept = RegionCheck([], [], check.warnings, list(check.errors))
+        for record, row in zip(check.records, check.rows, strict=True):
+            if self.allows(record.region):
+                kept.records.append(record)
+                kept.rows.append(row)
+                continue
+            reason = Text(N_("the station stands in {where}"), where=self._where(record.region, index))
+            kept.errors.append(RowError.of(row, [reason], unit, ("lat",)))
+        return kept
+
+    def foreign_code(self, code: str, region: str, row: int, unit: str, index: RegionIndex) -> RowError:
+        """The row error of a row whose code is a station's of another region."""
+        reason = Text(
+            N_("code {code} is a station in {where}"), code=repr(code), where=self._where(region, index)
+        )
+        return RowError.of(row, [reason], unit, ("code",))

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.cache import TtlCache
 from bot.services.closures import ClosureBoard, ClosureNote
-from bot.services.regions import RegionCheck, derive_regions
+from bot.services.regions import RegionCheck, RegionScope, derive_regions
 from bot.services.search import SearchService, open_now
 from domain.clock import DEFAULT_TZ, utc_now
 from domain.hours import Hours, HoursStatus, OpenState, hours_of
@@ -206,6 +206,8 @@ class ImportReport:
     dry_run: bool = False
     #: The catalogue for this file's messages: the language of its header (see storage/importers.py).
     lang: str = "en"
+    #: The districts of the stations the file holds (those not rejected), when known.
+    regions: list[str] = field(default_factory=list)
 
     @property
     def rejected(self) -> int:
@@ -428,26 +430,58 @@ class StationService:
         dry_run: bool = False,
         progress: Progress | None = None,
         strict: bool = False,
+        scope: RegionScope | None = None,
     ) -> ImportReport:
         """Parse, derive every station's region from its position (`strict`: reject a position with none),
-        then save."""
+        then save. With `scope`, rows of stations outside it (where they stand, or where the station of
+        their code stands now) are rejected, each with its reason."""
         parsed = await asyncio.to_thread(parse_station_file, path, crs, None, progress, self.import_limits)
         unit = "feature" if Path(path).suffix.lower() in (".geojson", ".json") else "row"
+        # A scope goes by the derived region: a position with none cannot be in it (the sheet's is kept).
+        strict = strict or (scope is not None and not scope.everywhere)
 
         def derive() -> RegionCheck:
-            return derive_regions(parsed.records, parsed.rows, self.regions.index(), unit, strict)
+            check = derive_regions(parsed.records, parsed.rows, self.regions.index(), unit, strict)
+            if scope is not None:
+                check = scope.restrict(check, self.regions.index(), unit)
+            return check
 
         check = await asyncio.to_thread(derive)
-        errors = sorted([*parsed.errors, *check.errors], key=lambda e: e.row)
         report = ImportReport(
             total_rows=parsed.total_rows,
-            errors=errors,
+            errors=[*parsed.errors, *check.errors],
             warnings=[*parsed.warnings, *check.warnings],
             dry_run=dry_run,
             lang=parsed.lang,
         )
-        await self.save_records(check.records, report, dry_run=dry_run)
+        records = check.records
+        if scope is not None:
+            records = await self._outside_scope(records, check.rows, scope, report, unit)
+        report.errors.sort(key=lambda e: e.row)
+        report.regions = sorted({r.region for r in records if r.region})
+        await self.save_records(records, report, dry_run=dry_run)
         return report
+
+    async def _outside_scope(
+        self,
+        records: list[StationRecord],
+        rows: list[int],
+        scope: RegionScope,
+        report: ImportReport,
+        unit: str,
+    ) -> list[StationRecord]:
+        """The records whose code no station outside `scope` holds; a row error for each of the others."""
+        async with self.sessions() as session:
+            existing = await StationRepository(session).by_codes(r.code for r in records)
+        kept: list[StationRecord] = []
+        for record, row in zip(records, rows, strict=True):
+            before = existing.get(record.code)
+            if before is not None and not scope.allows(before.region):
+                index = self.regions.index()
+                report.errors.append(scope.foreign_code(record.code, before.region, row, unit, index))
+            else:
+                kept.append(record)
+        return kept
 
     async def save_records(
         self,
