@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -20,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.observability import Metrics
 from bot.services.announcements import AnnouncementService, SubscriptionService
+from bot.services.imports import ImportService
 from bot.services.privacy import PrivacyService
 from bot.services.ratings import RatingService
 from bot.services.reports import ReportService, TrustPolicy
@@ -59,6 +62,8 @@ class Core:
     announcements: AnnouncementService
     privacy: PrivacyService
     broadcast_limiter: RateLimiter
+    #: Station files uploaded in the console (dry run, commit, history).
+    imports: ImportService
     #: API_RATE_LIMIT per client of the public API (None when 0): shared through Redis when there is one.
     api_limiter: ClientRateLimiter | None = None
     #: WEB_REPORT_RATE per client of the H5 page's reports (None when 0).
@@ -217,6 +222,12 @@ async def open_core(
             announcements=AnnouncementService(sessions),
             privacy=PrivacyService(sessions, timedelta(days=settings.report_retention_days)),
             broadcast_limiter=LocalRateLimiter(settings.broadcast_rate),
+            imports=ImportService(
+                sessions,
+                stations,
+                settings.console_import_dir or Path(tempfile.gettempdir()) / "yizhan-imports",
+                timedelta(minutes=settings.console_import_ttl_min),
+            ),
             metrics=metrics,
         )
         core.api_stations = stations.reader(session_factory(api_engine)) if api_engine else stations
@@ -254,6 +265,8 @@ async def open_core(
         stop_following.set()
         if follower is not None:
             await asyncio.gather(follower, return_exceptions=True)
+        if core is not None:
+            await core.imports.close()
         if core is not None and core.redis is not None:
             await core.redis.aclose()
         if api_engine is not None:

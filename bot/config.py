@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     import_max_line: int = Field(default=100_000, gt=0)
     import_max_xlsx_uncompressed: int = Field(default=1024 * 1024 * 1024, gt=0)
     import_max_zip_ratio: int = Field(default=200, gt=0)
+    #: Where the console keeps an uploaded station file between its dry run and its commit (a directory
+    #: every web replica shares, or sticky sessions); the system's temporary directory when unset.
+    console_import_dir: Path | None = None
+    #: Minutes a checked file waits for its commit before the clerk must upload it again.
+    console_import_ttl_min: int = Field(default=60, gt=0)
     #: Where the administrative-region index is cached (built from the boundary package on first use);
     #: the user's cache directory when unset.
     region_cache_dir: Path | None = None

@@ -336,3 +336,47 @@ class WriteFenceRow(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     #: Who holds it (a process and what it does), for an operator looking at a stale fence.
     holder: Mapped[str] = mapped_column(String(100), default="")
+
+
+class ImportRunRow(Base):
+    """One station file uploaded in the console: checked (a dry run), then committed once, with who did
+    it, its counts and progress. The import history and the dashboard's last imports read it."""
+
+    __tablename__ = "import_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: The console's audit identity of whoever uploaded (and alone may commit) the file.
+    actor_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    file_name: Mapped[str] = mapped_column(String(255))
+    file_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    file_sha256: Mapped[str] = mapped_column(String(64), default="")
+    #: checking, checked, refused, committing, done, failed (bot/services/imports.py: RunStatus).
+    status: Mapped[str] = mapped_column(String(16))
+    lang: Mapped[str] = mapped_column(String(8), default="en")
+    total_rows: Mapped[int] = mapped_column(Integer, default=0)
+    inserted: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    warned: Mapped[int] = mapped_column(Integer, default=0)
+    #: Rows read so far by the running step, for the progress bar.
+    rows_done: Mapped[int] = mapped_column(Integer, default=0)
+    #: The first rejected rows and warnings as message ids and parameters, rendered in the reader's
+    #: language; a file-level error under "file".
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    committed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_import_runs_status_created", "status", "created_at"),)
+
+
+class ImportRunRegionRow(Base):
+    """The districts whose stations an import run holds: the history of a region's staff reads it."""
+
+    __tablename__ = "import_run_regions"
+
+    import_id: Mapped[int] = mapped_column(
+        ForeignKey("import_runs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    region: Mapped[str] = mapped_column(String(12), primary_key=True, index=True)

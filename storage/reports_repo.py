@@ -274,6 +274,19 @@ class ReportRepository:
         )
         return list(rows)
 
+    async def cases_of_station(
+        self, station_id: int, limit: int, exclude: int | None = None
+    ) -> list[CaseRow]:
+        """A station's cases, newest first."""
+        stmt = select(CaseRow).where(CaseRow.station_id == station_id)
+        if exclude is not None:
+            stmt = stmt.where(CaseRow.id != exclude)
+        return list(
+            await self.session.scalars(
+                stmt.order_by(CaseRow.created_at.desc(), CaseRow.id.desc()).limit(limit)
+            )
+        )
+
     async def count_open_cases(self, prefixes: Sequence[str]) -> int:
         count = await self.session.scalar(
             select(func.count())

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.services.closures import ClosureNote
 from bot.services.roles import Access, NotAllowed
 from bot.services.search import WGS84
 from bot.services.stations import StationService
@@ -253,6 +254,30 @@ class CaseView:
     photos: tuple[str, ...] = ()
     #: The case's weighted evidence (the heaviest report of each reporter, summed).
     weight: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CaseSummary:
+    """An earlier case of a station, as a line beside the case being decided."""
+
+    id: int
+    kind: ReportKind
+    topic: str
+    status: CaseStatus
+    reporters: int
+    created_at: datetime
+    decided_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseContext:
+    """What staff look at beside a case: its station's earlier cases, what riders are told about its
+    closure now, and whether automatic hiding is paused in its region."""
+
+    case: CaseView
+    earlier: tuple[CaseSummary, ...]
+    closure: ClosureNote | None
+    pause: RegionPause | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -540,6 +565,26 @@ class ReportService:
             station = await StationRepository(session).get(row.station_id)
             assert station is not None
             return await self._view(reports, row, station)
+
+    async def context(self, case_id: int, access: Access, at: datetime, earlier: int = 10) -> CaseContext:
+        """A case with its station's context (see `CaseContext`), for staff of its region."""
+        case = await self.case(case_id, access)
+        async with self.sessions() as session:
+            rows = await ReportRepository(session).cases_of_station(case.station.id, earlier, exclude=case.id)
+        summaries = tuple(
+            CaseSummary(
+                row.id,
+                ReportKind(row.kind),
+                row.topic,
+                CaseStatus(row.status),
+                row.reporters,
+                row.created_at,
+                row.decided_at,
+            )
+            for row in rows
+        )
+        closure = self.stations.closures.get(case.station.id, at)
+        return CaseContext(case, summaries, closure, await self.region_pause(case.station.region, at))
 
     async def _view(self, reports: ReportRepository, row: Any, station: Station) -> CaseView:
         items = await reports.reports_of(row.id)
