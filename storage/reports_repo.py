@@ -370,6 +370,11 @@ class AuditRepository:
         )
         await self.session.flush()
 
+    async def add_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Audit rows given as column values (an import writes one per station it changed), in batches."""
+        for start in range(0, len(rows), 2000):
+            await self.session.execute(AuditRow.__table__.insert(), list(rows[start : start + 2000]))
+
     async def history(self, station_id: int, limit: int = 20) -> list[AuditRow]:
         return list(
             await self.session.scalars(

@@ -268,6 +268,17 @@ class StationRepository:
         """A round trip to the database; raises what the driver raises when it is unreachable."""
         await self.session.execute(select(1))
 
+    async def ids_by_code(self, codes: Sequence[str]) -> dict[str, int]:
+        """The ids of some codes (those that exist)."""
+        table = StationRow.__table__
+        found: dict[str, int] = {}
+        for start in range(0, len(codes), _IN_CHUNK):
+            result = await self.session.execute(
+                select(table.c.code, table.c.id).where(table.c.code.in_(codes[start : start + _IN_CHUNK]))
+            )
+            found.update((code, station_id) for code, station_id in result)
+        return found
+
     async def origins(self, codes: Sequence[str]) -> dict[str, str]:
         """The origin (import, seed, demo) of each stored station among `codes`."""
         found: dict[str, str] = {}

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from bot.app import Core, open_core
 from bot.config import Settings
@@ -19,6 +20,7 @@ from bot.services.roles import Access, NotAllowed
 from domain.statuses import CaseStatus
 from domain.values import GeoPoint, StationNotFound, StationRecord
 from storage.importers import ImportFileError, ImportLimits
+from storage.models import AuditRow
 
 STAFF_GZ, STAFF_SZ, ADMIN, RIDER = 21, 22, 23, 24
 #: Console actors (audit identities), distinct from Telegram ids.
@@ -109,6 +111,12 @@ async def test_commit_imports_exactly_the_checked_file_once_and_lists_it_in_the_
     assert hits and hits[0].code in ("GZ-A", "GZ-B")
     with pytest.raises(ImportNotReady):
         await core.imports.commit(run_id, gz, CLERK_GZ)
+    async with core.sessions() as session:
+        audit = (await session.scalars(select(AuditRow).order_by(AuditRow.id))).all()
+    assert [(a.actor_id, a.action, a.reason) for a in audit] == [
+        (CLERK_GZ, "import", f"import {run_id}: 站点.csv")
+    ] * 2
+    assert audit[0].after["name"] in ("天河驿站", "越秀驿站") and audit[0].before == {}
     history = await core.imports.recent_imports(gz, limit=5)
     assert [(r.id, r.actor_id, r.file_name, r.inserted) for r in history] == [
         (run_id, CLERK_GZ, "站点.csv", 2)

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.regions import RegionScope
 from bot.services.roles import Access, NotAllowed
-from bot.services.stations import ImportReport, StationService
+from bot.services.stations import ImportAudit, ImportReport, StationService
 from domain.clock import Clock, utc_now
 from domain.messages import Text
 from domain.values import YizhanError
@@ -359,7 +359,9 @@ class ImportService:
         if not claimed:
             raise ImportNotReady((await self.run(run_id, access, actor_id)).status)
         log.info("import %d: %s committed by %d", run.id, run.file_name, actor_id)
-        self._start(run_id, self._committing(run_id, path, RegionScope(access.regions), actor_id))
+        self._start(
+            run_id, self._committing(run_id, path, RegionScope(access.regions), actor_id, run.file_name)
+        )
         return await self.run(run_id, access, actor_id)
 
     async def _sha(self, run_id: int) -> str:
@@ -434,12 +436,16 @@ class ImportService:
                     await ImportRunRepository(session).set(run_id, rows_done=done)
                 written = done
 
-    async def _step(self, run_id: int, path: Path, scope: RegionScope, dry_run: bool) -> ImportReport | None:
+    async def _step(
+        self, run_id: int, path: Path, scope: RegionScope, dry_run: bool, audit: ImportAudit | None = None
+    ) -> ImportReport | None:
         """Run the importer over the file, reporting progress; None when it refused the file as a whole."""
         progress = self._progress_of(run_id)
         writer = asyncio.get_running_loop().create_task(self._write_progress(run_id))
         try:
-            return await self.stations.import_file(path, dry_run=dry_run, progress=progress, scope=scope)
+            return await self.stations.import_file(
+                path, dry_run=dry_run, progress=progress, scope=scope, audit=audit
+            )
         except ImportFileError as exc:
             async with self.sessions() as session, session.begin():
                 await ImportRunRepository(session).set(
@@ -479,9 +485,12 @@ class ImportService:
         finally:
             self._progress.pop(run_id, None)
 
-    async def _committing(self, run_id: int, path: Path, scope: RegionScope, actor_id: int) -> None:
+    async def _committing(
+        self, run_id: int, path: Path, scope: RegionScope, actor_id: int, path_name: str
+    ) -> None:
         try:
-            report = await self._step(run_id, path, scope, dry_run=False)
+            audit = ImportAudit(actor_id, f"import {run_id}: {path_name}", self.clock())
+            report = await self._step(run_id, path, scope, dry_run=False, audit=audit)
             if report is not None:
                 async with self.sessions() as session, session.begin():
                     repo = ImportRunRepository(session)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import enum
 import functools
 import json
 import logging
@@ -41,6 +42,7 @@ from storage.importers import (
     write_geojson,
 )
 from storage.regions import RegionLookup
+from storage.reports_repo import AuditRepository
 from storage.spatial import SpatialIndex
 from storage.stations_repo import RECORD_FIELDS, StationRepository, index_entry, record_from_raw
 
@@ -212,6 +214,42 @@ class ImportReport:
     @property
     def rejected(self) -> int:
         return len(self.errors)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ImportAudit:
+    """Who imports (their audit identity) and what (`reason`, e.g. the run and file name): each station an
+    import changes gets an audit row saying so."""
+
+    actor_id: int
+    reason: str
+    at: datetime
+    action: str = "import"
+
+    def row(self, station_id: int, record: StationRecord, before: Station | None) -> dict[str, Any]:
+        fields = [
+            name for name in RECORD_FIELDS if before is None or getattr(record, name) != getattr(before, name)
+        ]
+        return {
+            "station_id": station_id,
+            "actor_id": self.actor_id,
+            "action": self.action,
+            "before": {n: _json_value(getattr(before, n)) for n in fields} if before is not None else {},
+            "after": {n: _json_value(getattr(record, n)) for n in fields},
+            "reason": self.reason,
+            "case_id": None,
+            "created_at": self.at,
+        }
 
 
 def _same(record: StationRecord, station: Station) -> bool:
@@ -431,6 +469,7 @@ class StationService:
         progress: Progress | None = None,
         strict: bool = False,
         scope: RegionScope | None = None,
+        audit: ImportAudit | None = None,
     ) -> ImportReport:
         """Parse, derive every station's region from its position (`strict`: reject a position with none),
         then save. With `scope`, rows of stations outside it (where they stand, or where the station of
@@ -459,7 +498,7 @@ class StationService:
             records = await self._outside_scope(records, check.rows, scope, report, unit)
         report.errors.sort(key=lambda e: e.row)
         report.regions = sorted({r.region for r in records if r.region})
-        await self.save_records(records, report, dry_run=dry_run)
+        await self.save_records(records, report, dry_run=dry_run, audit=audit)
         return report
 
     async def _outside_scope(
@@ -489,11 +528,14 @@ class StationService:
         report: ImportReport | None = None,
         dry_run: bool = False,
         origin: str = IMPORTED,
+        audit: ImportAudit | None = None,
     ) -> ImportReport:
         """Upsert by code in one transaction; a dry run counts what would change and writes nothing.
 
         Imported records (`origin` import) replace whatever holds their code; synthetic ones (seed, demo)
-        never replace a station of another origin: those codes are skipped and listed in the report."""
+        never replace a station of another origin: those codes are skipped and listed in the report.
+        With `audit`, every station changed gets an audit row (its changed fields before and after) in the
+        same transaction."""
         report = report or ImportReport(total_rows=len(records), dry_run=dry_run)
         async with station_write(self.sessions, "import", fenced=not dry_run) as session:
             repo = StationRepository(session)
@@ -519,6 +561,11 @@ class StationService:
                 await session.rollback()
                 return report
             await repo.upsert_many(changed, origin)
+            if audit is not None:
+                ids = await repo.ids_by_code([r.code for r in changed])
+                await AuditRepository(session).add_many(
+                    [audit.row(ids[r.code], r, existing.get(r.code)) for r in changed]
+                )
         if len(changed) > SpatialIndex.OVERLAY_LIMIT:
             async with self.sessions() as session, session.begin():
                 await StationRepository(session).refresh_statistics()
