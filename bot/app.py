@@ -219,7 +219,7 @@ async def open_core(
             station_admin=StationAdminService(sessions, stations),
             ratings=RatingService(sessions),
             subscriptions=SubscriptionService(sessions, search, regions),
-            announcements=AnnouncementService(sessions),
+            announcements=AnnouncementService(sessions, default_tz=settings.default_tz, regions=regions),
             privacy=PrivacyService(sessions, timedelta(days=settings.report_retention_days)),
             broadcast_limiter=LocalRateLimiter(settings.broadcast_rate),
             imports=ImportService(

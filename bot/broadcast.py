@@ -42,6 +42,7 @@ from bot.services.announcements import (
     RecipientBlocked,
     RetryLater,
     TransientFailure,
+    rider_message,
 )
 from bot.services.users import effective_locale
 from bot.session import JSON_HEADERS
@@ -101,22 +102,25 @@ class TelegramTransport:
         return request
 
     def _build_request(self, announcement: AnnouncementView, locale: str) -> tuple[str, dict[str, Any]]:
+        # What riders get is decided in one place (`rider_message`), which the console's preview shows too.
+        message = rider_message(
+            announcement.text,
+            announcement.photo_file_id,
+            lambda msgid: self.i18n.gettext(msgid, locale=locale),
+        )
         keyboard = InlineKeyboardMarkup(
             inline_keyboard=[
-                [
-                    InlineKeyboardButton(
-                        text=self.i18n.gettext("🔕 Unsubscribe", locale=locale), callback_data="unsub"
-                    )
-                ]
+                [InlineKeyboardButton(text=b.text, callback_data=b.callback_data) for b in row]
+                for row in message.keyboard
             ]
         )
         method: TelegramMethod[Any]
-        if announcement.photo_file_id:
+        if message.photo_file_id:
             method = SendPhoto(
-                chat_id=0, photo=announcement.photo_file_id, caption=announcement.text, reply_markup=keyboard
+                chat_id=0, photo=message.photo_file_id, caption=message.text, reply_markup=keyboard
             )
         else:
-            method = SendMessage(chat_id=0, text=announcement.text, reply_markup=keyboard)
+            method = SendMessage(chat_id=0, text=message.text, reply_markup=keyboard)
         files: dict[str, Any] = {}
         params: dict[str, Any] = {}
         for name, value in method.model_dump(warnings=False).items():

@@ -22,11 +22,13 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.services.announcements import (
     MAX_CAPTION,
+    MAX_RADIUS_KM,
     MAX_TEXT,
     AnnouncementError,
     AnnouncementService,
     Audience,
     SubscriptionService,
+    station_scope,
 )
 from bot.services.roles import Access, NotAllowed, RoleService
 from bot.services.stations import StationService
@@ -64,7 +66,6 @@ from handlers.filters import has_location, has_photo, plain_text, private_chat
 from handlers.views import location_keyboard
 
 log = logging.getLogger(__name__)
-MAX_RADIUS_KM = 500.0
 
 
 class SubscribeForm(StatesGroup):
@@ -352,9 +353,7 @@ async def station_typed(message: Message, state: FSMContext, stations: StationSe
         )
         return
     draft = await _draft(state)
-    # Subscribers around the station within the staff member's region that holds it; a station
-    # outside every one of their regions keeps its own region, which the service then refuses.
-    scope = next((r for r in draft.get("regions", []) if station.region.startswith(r)), station.region)
+    scope = station_scope(draft.get("regions", []), station.region)
     draft.update(region=scope, lat=station.lat, lon=station.lon)
     await _ask_radius(message, draft, state)
 
@@ -572,10 +571,14 @@ async def announcement_managed(
     callback_data: AnnouncementCb,
     roles: RoleService,
     announcements: AnnouncementService,
+    clock: Clock,
 ) -> None:
+    async def resume(announcement_id: int, access: Access) -> bool:
+        return await announcements.resume(announcement_id, access, clock())
+
     actions = {
         AnnouncementAction.PAUSE: (announcements.pause, _("Paused.")),
-        AnnouncementAction.RESUME: (announcements.resume, _("Resumed.")),
+        AnnouncementAction.RESUME: (resume, _("Resumed.")),
         AnnouncementAction.CANCEL: (announcements.cancel, _("Cancelled.")),
     }
     if callback_data.action not in actions:

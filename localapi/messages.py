@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from localapi.entities import utf16_len
+from domain.telegram_html import utf16_len
 from localapi.state import (
     CHAT_ACTIONS,
     MAX_TEXT_LENGTH,

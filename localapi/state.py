@@ -20,7 +20,7 @@ from aiogram.types import MessageEntity
 from aiogram.utils.text_decorations import html_decoration
 from aiohttp import web
 
-from localapi.entities import EntityParseError, parse_html
+from domain.telegram_html import EntityParseError, parse_html
 
 log = logging.getLogger("yizhan.localapi")
 

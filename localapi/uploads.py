@@ -9,7 +9,7 @@ import secrets
 import struct
 from typing import Any
 
-from localapi.entities import utf16_len
+from domain.telegram_html import utf16_len
 from localapi.state import MAX_CAPTION_LENGTH, Files, Params, ServerState, bad_request
 
 

@@ -9,7 +9,7 @@ import secrets
 import time
 from typing import Any
 
-from localapi.entities import utf16_len
+from domain.telegram_html import utf16_len
 from localapi.state import Chat, Stored
 from localapi.updates import UpdateQueue
 

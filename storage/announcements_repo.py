@@ -15,6 +15,7 @@ from storage.models import (
     AnnouncementRow,
     BotBlockRow,
     DeliveryRow,
+    StationRow,
     SubscriptionOfferRow,
     SubscriptionRow,
 )
@@ -101,11 +102,34 @@ class AnnouncementRepository:
             update(AnnouncementRow).where(AnnouncementRow.id == announcement_id).values(**values)
         )
 
-    async def list_for(self, author_ids: Sequence[int] | None, limit: int = 20) -> list[AnnouncementRow]:
+    async def list_in(self, prefixes: Sequence[str], limit: int, offset: int = 0) -> list[AnnouncementRow]:
+        """Announcements addressed inside any of the region prefixes ("" is everywhere), newest first."""
         stmt = select(AnnouncementRow).order_by(AnnouncementRow.created_at.desc(), AnnouncementRow.id.desc())
-        if author_ids is not None:
-            stmt = stmt.where(AnnouncementRow.author_id.in_(list(author_ids)))
-        return list(await self.session.scalars(stmt.limit(limit)))
+        if "" not in prefixes:
+            if not prefixes:
+                return []
+            stmt = stmt.where(or_(*(AnnouncementRow.region.startswith(p, autoescape=True) for p in prefixes)))
+        return list(await self.session.scalars(stmt.limit(limit).offset(offset)))
+
+    async def region_timezone(self, prefix: str) -> str | None:
+        """The timezone most stations of the region name, if any names one."""
+        stmt = (
+            select(StationRow.timezone)
+            .where(StationRow.timezone.is_not(None), StationRow.region.startswith(prefix, autoescape=True))
+            .group_by(StationRow.timezone)
+            .order_by(func.count().desc(), StationRow.timezone)
+            .limit(1)
+        )
+        return await self.session.scalar(stmt)
+
+    async def station_regions(self, prefixes: Sequence[str]) -> list[str]:
+        """The districts (6-digit adcodes) that have stations, inside any of the prefixes."""
+        stmt = select(StationRow.region).distinct().where(func.length(StationRow.region) == 6)
+        if "" not in prefixes:
+            if not prefixes:
+                return []
+            stmt = stmt.where(or_(*(StationRow.region.startswith(p, autoescape=True) for p in prefixes)))
+        return list(await self.session.scalars(stmt.order_by(StationRow.region)))
 
     async def due(self, now: datetime) -> list[AnnouncementRow]:
         """Announcements to work on: sending ones, and scheduled ones whose time has come."""
@@ -214,6 +238,18 @@ class AnnouncementRepository:
             )
         ).all()
         return {status: int(count) for status, count in rows}
+
+    async def sent_count_since(self, announcement_id: int, since: datetime) -> int:
+        return int(
+            await self.session.scalar(
+                select(func.count()).where(
+                    DeliveryRow.announcement_id == announcement_id,
+                    DeliveryRow.status == DeliveryStatus.SENT,
+                    DeliveryRow.sent_at >= since,
+                )
+            )
+            or 0
+        )
 
     async def next_attempt(self, announcement_id: int) -> datetime | None:
         return await self.session.scalar(

@@ -39,8 +39,8 @@ import handlers.callbacks as callbacks
 from bot.app import Core, open_core
 from bot.config import Settings
 from bot.telegram import build_bot, build_dispatcher
+from domain.telegram_html import utf16_len
 from localapi import LocalBotAPI
-from localapi.entities import utf16_len
 
 SEED = 20261204
 TOTAL = 10_000

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,7 +28,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.services.cache import TtlCache
 from bot.services.roles import Access, NotAllowed
 from bot.services.search import SearchService, geodesic_distances
+from domain.clock import DEFAULT_TZ
 from domain.statuses import AnnouncementStatus, DeliveryStatus
+from domain.telegram_html import EntityParseError, ParsedText, parse_html
+from domain.text import N_
 from domain.values import GeoPoint, YizhanError
 from storage.announcements_repo import AnnouncementRepository
 from storage.ratelimit import RateLimiter
@@ -37,6 +41,7 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
+MAX_RADIUS_KM = 500.0
 MAX_ATTEMPTS = 5
 LIMITER_BACKOFF_S = 5.0  # how long a delivery waits when the rate limiter itself failed
 CELL_PRECISION = 5  # geohash cells of about 4.9 km × 4.9 km
@@ -88,9 +93,20 @@ _REGION_PREFIX = re.compile(r"[0-9]{2}|[0-9]{4}|[0-9]{6}")
 
 
 class AnnouncementError(YizhanError):
-    def __init__(self, reason: str) -> None:
+    """`reason` is English (logs, the bot's staff); `code` names the problem for an edge to word."""
+
+    INVALID = "invalid"
+    EMPTY = "empty"
+    TOO_LONG = "too_long"
+    MARKUP = "markup"
+    PAST = "past"
+    RADIUS = "radius"
+    MISSING = "missing"
+
+    def __init__(self, reason: str, code: str = INVALID) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = code
 
 
 class DeliveryError(Exception):
@@ -151,6 +167,72 @@ class AnnouncementView:
     progress_chat_id: int | None = None
     progress_message_id: int | None = None
     counts: Counts = field(default_factory=Counts)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """An announcement as its author follows it: counts, and how long what is left may take."""
+
+    view: AnnouncementView
+    #: Seconds to go at the recent pace while it is sending; None otherwise.
+    eta_s: float | None
+    #: Deliveries a second over the last half minute (the configured rate before the first one).
+    rate: float
+
+
+#: The callback data of the button on every announcement (`handlers/callbacks.py: UnsubscribeCb`).
+UNSUBSCRIBE_DATA = "unsub"
+UNSUBSCRIBE_LABEL = N_("🔕 Unsubscribe")
+
+
+@dataclass(frozen=True, slots=True)
+class RiderButton:
+    text: str
+    callback_data: str
+
+
+@dataclass(frozen=True, slots=True)
+class RiderMessage:
+    """An announcement exactly as one rider receives it: the staff's Telegram HTML (sent with the HTML
+    parse mode), the photo if any, and the buttons in the rider's language. The broadcaster sends this and
+    the console previews this, so the two cannot drift apart."""
+
+    text: str
+    photo_file_id: str | None
+    keyboard: tuple[tuple[RiderButton, ...], ...]
+
+
+def rider_message(text: str, photo_file_id: str | None, gettext: Callable[[str], str]) -> RiderMessage:
+    """`gettext` translates into the rider's language."""
+    unsubscribe = RiderButton(gettext(UNSUBSCRIBE_LABEL), UNSUBSCRIBE_DATA)
+    return RiderMessage(text, photo_file_id, ((unsubscribe,),))
+
+
+def check_text(text: str, *, with_photo: bool = False) -> ParsedText:
+    """The staff's text as Telegram will read it (plain text and entities), or AnnouncementError: empty, too
+    long for one message (the length of the HTML, as the bot's composer counts it), or HTML that Telegram
+    would refuse to parse, which would otherwise fail once per recipient."""
+    text = text.strip()
+    if not text:
+        raise AnnouncementError("the announcement has no text", AnnouncementError.EMPTY)
+    if len(text) > (MAX_CAPTION if with_photo else MAX_TEXT):
+        raise AnnouncementError("the text is too long for one message", AnnouncementError.TOO_LONG)
+    try:
+        parsed = parse_html(text)
+    except EntityParseError as exc:
+        reason = f"the text is not valid Telegram HTML: {exc}"
+        raise AnnouncementError(reason, AnnouncementError.MARKUP) from None
+    if not parsed.text.strip():
+        raise AnnouncementError("the announcement has no text", AnnouncementError.EMPTY)
+    return parsed
+
+
+def station_scope(regions: Sequence[str], station_region: str) -> str:
+    """The region of an audience around a station: the staff member's region that holds it. A station outside
+    every one of their regions keeps its own region, which `check_audience` then refuses."""
+    return next((r for r in regions if station_region.startswith(r)), station_region)
 
 
 def _view(row: object, counts: Counts | None = None) -> AnnouncementView:
@@ -167,6 +249,8 @@ def _view(row: object, counts: Counts | None = None) -> AnnouncementView:
         progress_chat_id=row.progress_chat_id,  # type: ignore[attr-defined]
         progress_message_id=row.progress_message_id,  # type: ignore[attr-defined]
         counts=counts or Counts(total=row.total),  # type: ignore[attr-defined]
+        started_at=row.started_at,  # type: ignore[attr-defined]
+        finished_at=row.finished_at,  # type: ignore[attr-defined]
     )
 
 
@@ -239,8 +323,16 @@ class SubscriptionService:
 
 # -- composing and managing -----------------------------------------------------------------------------
 class AnnouncementService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        default_tz: str = DEFAULT_TZ,
+        regions: RegionLookup | None = None,
+    ) -> None:
         self.sessions = sessions
+        self.default_tz = default_tz
+        self.regions = regions if regions is not None else RegionLookup()
 
     @staticmethod
     def check_audience(access: Access, audience: Audience) -> None:
@@ -248,10 +340,14 @@ class AnnouncementService:
             raise NotAllowed(f"user {access.user_id} is not staff")
         if not any(audience.region.startswith(prefix) for prefix in access.regions):
             raise NotAllowed(f"user {access.user_id} may not address region {audience.region or 'all'}")
+        if audience.region and not _REGION_PREFIX.fullmatch(audience.region):
+            raise AnnouncementError("a region is an adcode prefix of 2, 4 or 6 digits")
         if (audience.point is None) != (audience.radius_km is None):
             raise AnnouncementError("a radius needs a centre and a centre needs a radius")
-        if audience.radius_km is not None and not 0 < audience.radius_km <= 500:
-            raise AnnouncementError("the radius is between 0 and 500 km")
+        if audience.radius_km is not None and not (
+            math.isfinite(audience.radius_km) and 0 < audience.radius_km <= MAX_RADIUS_KM
+        ):
+            raise AnnouncementError("the radius is between 0 and 500 km", AnnouncementError.RADIUS)
 
     async def recipients(self, access: Access, audience: Audience) -> list[int]:
         self.check_audience(access, audience)
@@ -283,12 +379,9 @@ class AnnouncementService:
         progress_message_id: int | None = None,
     ) -> AnnouncementView:
         text = text.strip()
-        if not text:
-            raise AnnouncementError("the announcement has no text")
-        if len(text) > (MAX_CAPTION if photo_file_id else MAX_TEXT):
-            raise AnnouncementError("the text is too long for one message")
+        check_text(text, with_photo=bool(photo_file_id))
         if scheduled_at is not None and scheduled_at <= at:
-            raise AnnouncementError("the scheduled time has passed")
+            raise AnnouncementError("the scheduled time has passed", AnnouncementError.PAST)
         recipients = await self.recipients(access, audience)
         async with self.sessions() as session, session.begin():
             repo = AnnouncementRepository(session)
@@ -315,9 +408,47 @@ class AnnouncementService:
             repo = AnnouncementRepository(session)
             row = await repo.get(announcement_id)
             if row is None:
-                raise AnnouncementError("no such announcement")
+                raise AnnouncementError("no such announcement", AnnouncementError.MISSING)
             self._require_owner(access, row)
             return _view(row, _counts(await repo.counts(row.id), row.total))
+
+    async def progress(
+        self, announcement_id: int, access: Access, at: datetime, nominal_rate: float
+    ) -> Progress:
+        """Counts and, while sending, the time left at the pace of the last half minute (the configured
+        rate until the first delivery): a pause or a `retry_after` shows in the estimate within seconds."""
+        view = await self.get(announcement_id, access)
+        if view.status != AnnouncementStatus.SENDING or view.started_at is None:
+            return Progress(view, None, 0.0)
+        window = min(30.0, max((at - view.started_at).total_seconds(), 0.0))
+        rate = nominal_rate
+        if window >= 1.0:
+            async with self.sessions() as session:
+                recent = await AnnouncementRepository(session).sent_count_since(
+                    announcement_id, at - timedelta(seconds=window)
+                )
+            if recent:
+                rate = recent / window
+        return Progress(view, view.counts.left / max(rate, 1e-6), rate)
+
+    async def timezone_of(self, region: str) -> ZoneInfo:
+        """The timezone most of the region's stations keep (China keeps one, so: the default)."""
+        async with self.sessions() as session:
+            name = await AnnouncementRepository(session).region_timezone(region)
+        try:
+            return ZoneInfo(name or self.default_tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            log.warning("stations of region %r name an unknown timezone %r", region, name)
+            return ZoneInfo(self.default_tz)
+
+    async def districts(self, access: Access) -> list[tuple[str, str]]:
+        """(adcode, name) of the districts with stations that this staff member may address."""
+        if not access.is_staff:
+            raise NotAllowed(f"user {access.user_id} is not staff")
+        async with self.sessions() as session:
+            codes = await AnnouncementRepository(session).station_regions(access.regions)
+        index = await asyncio.to_thread(self.regions.index)
+        return [(code, index.name_of(code) or code) for code in codes]
 
     @staticmethod
     def _require_owner(access: Access, row: object) -> None:
@@ -330,13 +461,22 @@ class AnnouncementService:
         access: Access,
         status: AnnouncementStatus,
         allowed: Sequence[AnnouncementStatus],
+        at: datetime | None = None,
     ) -> bool:
         async with self.sessions() as session, session.begin():
             repo = AnnouncementRepository(session)
             row = await repo.get(announcement_id)
             if row is None:
-                raise AnnouncementError("no such announcement")
+                raise AnnouncementError("no such announcement", AnnouncementError.MISSING)
             self._require_owner(access, row)
+            if (
+                status == AnnouncementStatus.SENDING
+                and at is not None
+                and row.scheduled_at is not None
+                and row.scheduled_at > at
+            ):
+                # Resuming one paused before its time: it waits for its time again.
+                status = AnnouncementStatus.SCHEDULED
             changed = await repo.set_status(announcement_id, status, allowed)
             if changed and status == AnnouncementStatus.CANCELLED:
                 await repo.cancel_pending(announcement_id)
@@ -350,9 +490,10 @@ class AnnouncementService:
             (AnnouncementStatus.SENDING, AnnouncementStatus.SCHEDULED),
         )
 
-    async def resume(self, announcement_id: int, access: Access) -> bool:
+    async def resume(self, announcement_id: int, access: Access, at: datetime | None = None) -> bool:
+        """Paused → sending, or back to scheduled when resumed (`at`) before its scheduled time."""
         return await self._transition(
-            announcement_id, access, AnnouncementStatus.SENDING, (AnnouncementStatus.PAUSED,)
+            announcement_id, access, AnnouncementStatus.SENDING, (AnnouncementStatus.PAUSED,), at
         )
 
     async def cancel(self, announcement_id: int, access: Access) -> bool:
@@ -363,17 +504,14 @@ class AnnouncementService:
             (AnnouncementStatus.SENDING, AnnouncementStatus.SCHEDULED, AnnouncementStatus.PAUSED),
         )
 
-    async def list(self, access: Access, limit: int = 20) -> list[AnnouncementView]:
+    async def list(self, access: Access, limit: int = 20, offset: int = 0) -> list[AnnouncementView]:
+        """The announcements addressed inside this staff member's regions, newest first."""
         if not access.is_staff:
             raise NotAllowed(f"user {access.user_id} is not staff")
         async with self.sessions() as session:
             repo = AnnouncementRepository(session)
-            rows = [
-                r
-                for r in await repo.list_for(None, limit * 5)
-                if any(r.region.startswith(p) for p in access.regions)
-            ]
-            return [_view(r, _counts(await repo.counts(r.id), r.total)) for r in rows[:limit]]
+            rows = await repo.list_in(access.regions, limit, offset)
+            return [_view(r, _counts(await repo.counts(r.id), r.total)) for r in rows]
 
 
 # -- delivery ---------------------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """Telegram's HTML parse mode, as the real Bot API applies it to `text` and `caption`.
 
-The server turns the HTML a bot sends into plain text plus `MessageEntity` dicts (offsets in UTF-16 code
-units, like Telegram), and rejects what Telegram rejects (`<br>`, `<div>`, unclosed or crossed tags) with
-the same "can't parse entities" wording. Catching these here matters: a bot that passes its tests against
-a lenient fake would fail in production on the first `<br>`.
+HTML as a bot sends it becomes plain text plus `MessageEntity` dicts (offsets in UTF-16 code units, like
+Telegram); what Telegram rejects is rejected (`<br>`, `<div>`, unclosed or crossed tags) with
+the same "can't parse entities" wording. The local Bot API server (`localapi/`) parses what bots send
+with it, so a bot that would fail in production on the first `<br>` fails its tests too; the console checks
+an announcement typed in a browser with it before anything is queued, and renders its preview from the
+entities (`bot/web/console/announcements.py`).
 """
 
 from __future__ import annotations
