@@ -177,10 +177,16 @@ async def open_core(
     settings = settings or Settings()
     # The bot and the other jobs wait for a connection as long as SQLAlchemy lets them (an update is
     # better late than lost); the public API's own pool refuses after DB_POOL_TIMEOUT.
-    engine = create_engine(settings.database_url)
+    # One registry per process: each replica is scraped on its own.
+    metrics = Metrics()
+    engine = create_engine(settings.database_url, on_pool_wait=metrics.pool_wait("main"))
     api_engine = None
     if api_pool:
-        api_engine = create_engine(settings.database_url, pool_timeout=settings.db_pool_timeout)
+        api_engine = create_engine(
+            settings.database_url,
+            on_pool_wait=metrics.pool_wait("api"),
+            pool_timeout=settings.db_pool_timeout,
+        )
     core: Core | None = None
     follower: asyncio.Task[None] | None = None
     warmer: asyncio.Task[int] | None = None
@@ -190,8 +196,6 @@ async def open_core(
             await upgrade_database(engine)
         sessions = session_factory(engine)
         search = SearchService(SpatialIndex(), default_tz=settings.default_tz)
-        # One registry per process: each replica is scraped on its own.
-        metrics = Metrics()
         metrics.track_index(lambda: len(search.index))
         regions = RegionLookup(settings.region_cache_dir)
         stations = StationService(

@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     http_header_timeout: float = 10.0
     #: Seconds a request waits for a pooled database connection before it is refused with a 503.
     db_pool_timeout: float = 1.0
+    #: Seconds a client has to send a request's body (POST) once its headers arrived; then a 408.
+    http_body_timeout: float = 10.0
+    #: Seconds a rendered sync page (`GET /api/v1/stations`) is reused while this process knows of no
+    #: change; bounds how long a change by another process that does not announce it (no Redis) stays
+    #: unseen. 0 turns the cache off.
+    sync_cache_seconds: float = 60.0
     #: Requests per second one client may make to the public API (GCRA; a burst of API_RATE_BURST);
     #: 0 turns the limit off.
     api_rate_limit: float = 20.0
@@ -182,6 +188,7 @@ class Settings(BaseSettings):
         "report_daily_closures",
         "report_daily_limit",
         "http_header_timeout",
+        "http_body_timeout",
         "db_pool_timeout",
     )
     @classmethod
@@ -201,6 +208,7 @@ class Settings(BaseSettings):
         "web_report_burst",
         "api_rate_limit",
         "api_rate_burst",
+        "sync_cache_seconds",
     )
     @classmethod
     def _not_negative(cls, value: float) -> float:

@@ -181,6 +181,8 @@ def configure_logging(
 HANDLER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 #: The search runs in tens of microseconds on the index; opening hours and re-ranking add to it.
 SEARCH_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+#: From a free connection taken at once (microseconds) to DB_POOL_TIMEOUT and SQLAlchemy's 30 s.
+POOL_WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 ERROR_PLACES = ("bot", "web")
 REFUSALS = ("overloaded", "database_busy", "rate_limited")
 #: Delivery outcomes as counted: an outbox row back to `pending` counts as a retry.
@@ -255,6 +257,13 @@ class Metrics:
             "Requests that waited DB_POOL_TIMEOUT for a database connection in vain",
             registry=r,
         )
+        self.db_pool_wait_seconds = Histogram(
+            "yizhan_db_pool_wait_seconds",
+            "Time to get a pooled database connection (waiting for a free one, or opening one), by pool",
+            ["pool"],
+            buckets=POOL_WAIT_BUCKETS,
+            registry=r,
+        )
         # Known label values are exported from the start, so rates and alerts work before the first event.
         for reason in REFUSALS:
             self.http_refused.labels(reason)
@@ -270,6 +279,10 @@ class Metrics:
     def track_pool(self, name: str, pool: Any) -> None:
         """The pool gauge reads SQLAlchemy's `pool.checkedout()` at each scrape."""
         self.db_pool_checked_out.labels(name).set_function(lambda: float(pool.checkedout()))
+
+    def pool_wait(self, name: str) -> Callable[[float], None]:
+        """What an engine calls with the seconds each checkout of pool `name` took."""
+        return self.db_pool_wait_seconds.labels(name).observe
 
     def track_lane(self, name: str, in_flight: Callable[[], int]) -> None:
         self.http_in_flight.labels(name).set_function(lambda: float(in_flight()))

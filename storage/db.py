@@ -6,12 +6,15 @@ alembic on a connection we hand it, so `yizhan run` can migrate from inside its 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool, Pool
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 #: What a session's wait for a pooled connection raises after the engine's `pool_timeout` (SQLAlchemy's
@@ -23,14 +26,35 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def timed_pool(base: type[Pool], observe: Callable[[float], None]) -> type[Pool]:
+    """`base` whose checkouts report how long they took: waiting for a free connection (up to the pool's
+    timeout), or opening a new one. A class rather than a wrapped instance: `engine.dispose()` rebuilds the
+    pool from its class."""
+
+    class TimedPool(base):  # type: ignore[valid-type,misc]
+        def connect(self) -> Any:
+            started = time.perf_counter()
+            try:
+                return super().connect()
+            finally:
+                observe(time.perf_counter() - started)
+
+    return TimedPool
+
+
+def create_engine(
+    url: str, on_pool_wait: Callable[[float], None] | None = None, **kwargs: Any
+) -> AsyncEngine:
+    """An engine for `url`; `on_pool_wait(seconds)` is told how long each pooled checkout took (metrics)."""
     # A database error's message would otherwise carry the statement's parameters into the logs: a
     # reporter's proposed position among them.
     kwargs.setdefault("hide_parameters", True)
+    pooled = True
     if is_sqlite(url):
         database = make_url(url).database
         if not database or database == ":memory:":
             kwargs.pop("pool_timeout", None)  # one connection for everyone (StaticPool): nobody waits for it
+            pooled = False
         else:
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             # Every aiosqlite connection is a thread of its own, opened with four PRAGMAs. With the default
@@ -38,11 +62,15 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             # of them a second; 20 kept open cover the concurrency of one process (bench/api.py).
             kwargs.setdefault("pool_size", 20)
             kwargs.setdefault("max_overflow", 20)
+        if pooled and on_pool_wait is not None:
+            kwargs.setdefault("poolclass", timed_pool(AsyncAdaptedQueuePool, on_pool_wait))
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
+    if on_pool_wait is not None:
+        kwargs.setdefault("poolclass", timed_pool(AsyncAdaptedQueuePool, on_pool_wait))
     return create_async_engine(url, **kwargs)
 
 

@@ -225,6 +225,14 @@ async def test_a_database_wait_ends_in_a_503_while_cached_answers_need_no_databa
     assert counted[("yizhan_http_refused_total", (("reason", "database_busy"),))] == 1
     assert counted[("yizhan_db_pool_timeouts_total", ())] == 1
     assert counted[("yizhan_errors_total", (("where", "web"),))] == 0
+    # The API pool's checkouts are timed: the test's own, then the sync page's wait that ended in the 503.
+    waits = counted[("yizhan_db_pool_wait_seconds_count", (("pool", "api"),))]
+    assert waits == pool.size() + pool._max_overflow + 1  # type: ignore[attr-defined]
+    quick = counted[("yizhan_db_pool_wait_seconds_bucket", (("le", "0.1"), ("pool", "api")))]
+    assert quick == waits - 1  # only the wait for a connection that never came took DB_POOL_TIMEOUT
+    assert counted[("yizhan_db_pool_wait_seconds_sum", (("pool", "api"),))] >= 0.2
+    # The health check's reads went through the main pool, timed under its own label.
+    assert counted[("yizhan_db_pool_wait_seconds_count", (("pool", "main"),))] >= 1
 
 
 async def test_webhook_mode_gives_the_api_a_pool_of_its_own(tmp_path: Path) -> None:
@@ -363,6 +371,133 @@ def test_client_address_reads_x_forwarded_for_from_the_right(peer: str, forwarde
     headers = {"X-Forwarded-For": forwarded} if forwarded else {}
     request = make_mocked_request("GET", "/", headers=headers, transport=Transport())
     assert client_address(request, trusted_networks(["10.0.0.0/8"])) == client
+
+
+# ------------------------------------------------------------------------------------------ sync pages
+
+
+@asynccontextmanager
+async def counting_statements(core: Core) -> AsyncIterator[list[str]]:
+    """The SQL statements the core's engine runs meanwhile."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(core.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        yield statements
+    finally:
+        event.remove(core.engine.sync_engine, "before_cursor_execute", seen)
+
+
+async def test_a_repeated_sync_page_of_an_unchanged_network_needs_no_database(tmp_path: Path) -> None:
+    async with (
+        core_with(make_settings(tmp_path)) as core,
+        served(core) as server,
+        aiohttp.ClientSession() as http,
+    ):
+        page = server.url + "/api/v1/stations?limit=1"
+
+        async def read(url: str) -> dict[str, Any]:
+            async with http.get(url) as response:
+                assert response.status == 200
+                assert response.headers["Cache-Control"] == "no-cache"
+                return dict(await response.json())
+
+        since = page + "&since=2000-01-01T00:00:00%2B00:00"
+        async with counting_statements(core) as statements:
+            first = await read(page)
+        one_reading = len(statements)
+        assert one_reading > 0  # the first reading of a page queries the database
+        assert [s["code"] for s in first["stations"]] == ["GZ001"]
+        second_url = page + "&cursor=" + first["next_cursor"]
+        async with counting_statements(core) as statements:
+            assert await read(page) == first
+            second = await read(second_url)
+            assert [s["code"] for s in second["stations"]] == ["GZ002"]
+            assert await read(second_url) == second
+        assert len(statements) == one_reading  # the second page only, once
+        # Concurrent readers of a page not yet cached share one reading.
+        async with counting_statements(core) as statements:
+            together = await asyncio.gather(*(read(since) for _ in range(5)))
+        assert len(statements) == one_reading
+        assert all(answer == together[0] for answer in together)
+        async with counting_statements(core) as statements:
+            await read(page)
+            await read(second_url)
+            await read(since)
+        assert statements == []  # every page above answered from memory
+
+        # A change made through this process: every page is read afresh and shows it.
+        await core.stations.update("GZ002", name="岗顶驿站（新）")
+        async with counting_statements(core) as statements:
+            changed = await read(server.url + "/api/v1/stations?limit=10&since=2000-01-01T00:00:00%2B00:00")
+        assert statements
+        assert {s["code"]: s["name"] for s in changed["stations"]}["GZ002"] == "岗顶驿站（新）"
+
+        # A change another process announces (the change feed) moves the pages on too.
+        generation = core.stations.generation
+        await core.stations.apply_remote_changes([(await core.stations.get("GZ001")).id])
+        assert core.stations.generation != generation
+        async with counting_statements(core) as statements:
+            await read(page)
+        assert statements
+
+
+async def test_sync_pages_are_not_kept_when_the_cache_is_off(tmp_path: Path) -> None:
+    async with (
+        core_with(make_settings(tmp_path, sync_cache_seconds=0)) as core,
+        served(core) as server,
+        aiohttp.ClientSession() as http,
+    ):
+        for _ in range(2):
+            async with (
+                counting_statements(core) as statements,
+                http.get(server.url + "/api/v1/stations") as response,
+            ):
+                assert response.status == 200
+                assert len((await response.json())["stations"]) == 2
+            assert statements
+
+
+# ------------------------------------------------------------------------------------------ body timeout
+
+
+async def test_a_body_that_does_not_arrive_in_time_gets_a_408_and_the_connection_closed(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path, http_body_timeout=0.3)
+    async with core_with(settings) as core, served(core) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        body = json.dumps({"station": "GZ001", "kind": "closed", "device": "d" * 32}).encode()
+        writer.write(
+            b"POST /api/v1/reports HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[:10]  # and the rest never comes
+        )
+        status, headers, answer = await read_answer(reader)
+        assert status == 408
+        assert headers["Connection"] == "close"
+        assert headers["Content-Type"] == "application/json; charset=utf-8"
+        assert json.loads(answer)["error"]["code"] == "body_timeout"
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed, not lingering over the body
+        writer.close()
+        # A whole body in time is read as before (here: refused for what it says, not for its pace).
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                server.url + "/api/v1/reports", data=b"[1]", headers={"Content-Type": "application/json"}
+            ) as response:
+                assert response.status == 400
+                assert (await response.json())["error"]["code"] == "bad_request"
+            async with http.post(server.url + "/api/v1/reports", data=b"x" * 20000) as response:
+                assert response.status == 413
+            counted = await metrics_of(http, server.url)
+    assert counted[("yizhan_http_requests_total", (("route", "/api/v1/reports"), ("status", "408")))] == 1
+    assert counted[("yizhan_errors_total", (("where", "web"),))] == 0
 
 
 # ------------------------------------------------------------------------------------------ header timeout

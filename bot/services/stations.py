@@ -264,6 +264,12 @@ class StationCache(TtlCache[int, Station]):
         super().__init__(ttl, max_size)
         # Codes never change (imports upsert by code), so an id found here is checked, never stale.
         self._ids: dict[str, int] = {}
+        #: Bumped whenever this process learns that stations changed (its own writes, the change feed, a
+        #: reload): what is derived from the network, such as a rendered sync page, is keyed by it.
+        self.generation = 0
+
+    def changed(self) -> None:
+        self.generation += 1
 
     def put(self, key: int, value: Station) -> None:
         super().put(key, value)
@@ -280,6 +286,7 @@ class StationCache(TtlCache[int, Station]):
     def clear(self) -> None:
         super().clear()
         self._ids.clear()
+        self.changed()
 
 
 def station_cache(ttl: float = 3600.0, max_size: int = 250_000) -> StationCache:
@@ -313,6 +320,12 @@ class StationService:
         self._publishing: asyncio.Task[None] | None = None
 
     # -- reading ----------------------------------------------------------------------------------------
+    @property
+    def generation(self) -> int:
+        """Changes when a station changes as far as this process knows (shared by `reader`s): the same
+        value means the same network, unless another process changed it without announcing it (no Redis)."""
+        return self.cache.generation
+
     def reader(self, sessions: async_sessionmaker[AsyncSession]) -> StationService:
         """A service for reads only over other `sessions` (a pool of their own), sharing this one's index
         and cache: the public API's, so that its traffic cannot take the bot's connections."""
@@ -614,6 +627,7 @@ class StationService:
         """Patch this process's index and cache with a station changed in a committed transaction, and
         tell the other processes."""
         self.cache.put(station.id, station)
+        self.cache.changed()
         if self.search is not None:
             self.search.index.upsert(index_entry(station))
         self.announce(station.id)
@@ -648,6 +662,7 @@ class StationService:
 
     async def apply_remote_changes(self, station_ids: Sequence[int]) -> None:
         """Changes announced by another process: read them afresh and patch index and cache."""
+        self.cache.changed()
         async with self.sessions() as session:
             fresh = await StationRepository(session).get_many(list(station_ids))
         for station_id in station_ids:

@@ -11,6 +11,8 @@ as soon as it would wait):
   turn's budget are refused by the connection itself as their bytes arrive, with a prepared answer, at a
   fraction of the cost of a request through aiohttp (`bot/web/server.py`);
 - `503 database_busy`: no pooled database connection within `DB_POOL_TIMEOUT` (a second, not 30);
+- `408 body_timeout` (not a load refusal, but the same concern): a request body (a POST's) that has not
+  arrived `HTTP_BODY_TIMEOUT` seconds after its headers; a slow client cannot hold a slot for longer;
 - `429 rate_limited`: one client (its address, or the one `X-Forwarded-For` names when the request came
   through a trusted proxy) is over its GCRA limit (storage/ratelimit.py). API answers carry the limit's
   `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` headers.
@@ -57,6 +59,18 @@ class DatabaseBusy(Overloaded):
 
     def __init__(self) -> None:
         super().__init__("the database is busy; retry after the number of seconds in Retry-After")
+
+
+class BodyTimeout(ApiError):
+    """The request's body did not arrive within `HTTP_BODY_TIMEOUT` of its headers: answered, then the
+    connection is closed (the rest of the body is not waited for)."""
+
+    status = 408
+    code = "body_timeout"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the request body did not arrive within {seconds:g} seconds")
+        self.headers = {"Connection": "close"}
 
 
 class RateLimited(ApiError):

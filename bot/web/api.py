@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import time
 import zlib
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 from aiohttp import web
 
-from bot.services.stations import MAX_SYNC_PAGE, NetworkVersion, StationService, station_json
+from bot.services.stations import MAX_SYNC_PAGE, NetworkVersion, StationService, SyncCursor, station_json
 from bot.web import params
 from bot.web.assets import accepts_gzip
-from bot.web.keys import CLOCK, CORE, GEOJSON_CACHE, NEARBY, STATIONS
+from bot.web.keys import CLOCK, CORE, GEOJSON_CACHE, NEARBY, STATIONS, SYNC_CACHE
 from bot.web.responses import BadParameter, NotFound, json_body, json_response, raw_json_response
-from domain.values import InvalidLocation, StationNotFound
+from domain.values import BBox, InvalidLocation, StationNotFound
 
 API_PREFIX = "/api/v1"
 MAX_K = 50
@@ -39,6 +42,8 @@ HEALTH_MAX_AGE = 1.0
 STREAM_CHUNK = 256 * 1024
 #: Sync pages with more stations than this are encoded in a worker thread.
 ENCODE_IN_THREAD = 200
+#: Bytes of rendered sync pages a process keeps (a full page of 5,000 stations is about 2.5 MB).
+SYNC_CACHE_BYTES = 64 * 1024 * 1024
 
 
 async def nearby_stations(request: web.Request) -> web.Response:
@@ -73,26 +78,98 @@ async def station_detail(request: web.Request) -> web.Response:
     return json_response(detail.as_json(), cache="public, max-age=60")
 
 
+SyncKey = tuple[datetime | None, BBox | None, int, SyncCursor | None, int]
+
+
+class SyncPageCache:
+    """Rendered sync pages by query and network generation (`StationService.generation`), so that partner
+    apps re-reading pages of an unchanged network cost neither the database nor the encoding.
+
+    A change this process makes or hears of (change feed) moves the generation, so its pages are never
+    served again. A change another process makes without announcing it (no Redis) can stay unseen for at
+    most `ttl` seconds; the page says as of when (`server_time`), so a client that syncs next from it
+    misses nothing. Concurrent requests for a page not yet cached share one read. At most `max_bytes` of
+    pages are kept, least recently used first out."""
+
+    def __init__(self, ttl: float, max_bytes: int = SYNC_CACHE_BYTES) -> None:
+        self.ttl = ttl
+        self.max_bytes = max_bytes
+        self._pages: OrderedDict[SyncKey, tuple[float, bytes]] = OrderedDict()
+        self._bytes = 0
+        self._reading: dict[SyncKey, asyncio.Task[bytes]] = {}
+
+    def get(self, key: SyncKey) -> bytes | None:
+        entry = self._pages.get(key)
+        if entry is None:
+            return None
+        if time.monotonic() - entry[0] > self.ttl:
+            self._drop(key)
+            return None
+        self._pages.move_to_end(key)
+        return entry[1]
+
+    def put(self, key: SyncKey, body: bytes) -> None:
+        if self.ttl <= 0 or len(body) > self.max_bytes:
+            return
+        if key in self._pages:
+            self._drop(key)
+        self._pages[key] = (time.monotonic(), body)
+        self._bytes += len(body)
+        while self._bytes > self.max_bytes:
+            self._drop(next(iter(self._pages)))
+
+    def _drop(self, key: SyncKey) -> None:
+        _, body = self._pages.pop(key)
+        self._bytes -= len(body)
+
+    async def page(self, key: SyncKey, read: Callable[[], Awaitable[bytes]]) -> bytes:
+        body = self.get(key)
+        if body is not None:
+            return body
+        reading = self._reading.get(key)
+        if reading is None:
+
+            async def read_and_keep() -> bytes:
+                body = await read()
+                self.put(key, body)
+                return body
+
+            reading = self._reading[key] = asyncio.ensure_future(read_and_keep())
+            reading.add_done_callback(lambda _: self._reading.pop(key, None))
+        # Shielded: one client hanging up does not cancel the read the others wait for.
+        return await asyncio.shield(reading)
+
+    def __len__(self) -> int:
+        return len(self._pages)
+
+
 async def stations_changed(request: web.Request) -> web.Response:
     query = request.query
     bbox = params.bbox(query)
     since = params.since(query)
     limit = params.integer(query, "limit", default=DEFAULT_SYNC_LIMIT, low=1, high=MAX_SYNC_LIMIT)
     after = params.cursor(query)
-    page = await request.app[STATIONS].changes(since=since, bbox=bbox, limit=limit, after=after)
+    stations = request.app[STATIONS]
 
-    def render() -> bytes:
-        return json_body(
-            {
-                "server_time": page.server_time.isoformat(),
-                "stations": [station_json(station) for station in page.stations],
-                "next_cursor": page.next_cursor.encode() if page.next_cursor else None,
-            }
-        )
+    async def read() -> bytes:
+        page = await stations.changes(since=since, bbox=bbox, limit=limit, after=after)
 
-    # A full page is tens of milliseconds of encoding: in a thread, the event loop gets its turn every
-    # few milliseconds instead of waiting for the whole page.
-    body = await asyncio.to_thread(render) if len(page.stations) > ENCODE_IN_THREAD else render()
+        def render() -> bytes:
+            return json_body(
+                {
+                    "server_time": page.server_time.isoformat(),
+                    "stations": [station_json(station) for station in page.stations],
+                    "next_cursor": page.next_cursor.encode() if page.next_cursor else None,
+                }
+            )
+
+        # A full page is tens of milliseconds of encoding: in a thread, the event loop gets its turn every
+        # few milliseconds instead of waiting for the whole page.
+        return await asyncio.to_thread(render) if len(page.stations) > ENCODE_IN_THREAD else render()
+
+    # The generation is read before the page: a change committed meanwhile moves it, so a page that may
+    # predate the change is kept under the old one only.
+    body = await request.app[SYNC_CACHE].page((since, bbox, limit, after, stations.generation), read)
     # A sync answer changes with every write: caches must revalidate (and have no validator to do it).
     return raw_json_response(body, cache="no-cache")
 

@@ -27,6 +27,7 @@ from bot.web import api, reports_api
 from bot.web.admission import (
     UNGUARDED_PATHS,
     Admission,
+    BodyTimeout,
     DatabaseBusy,
     Lane,
     RateLimited,
@@ -34,7 +35,7 @@ from bot.web.admission import (
     rate_headers,
     trusted_networks,
 )
-from bot.web.keys import ADMISSION, CLOCK, CORE, GEOJSON_CACHE, NEARBY, STATIONS
+from bot.web.keys import ADMISSION, CLOCK, CORE, GEOJSON_CACHE, NEARBY, STATIONS, SYNC_CACHE
 from bot.web.responses import ApiError, error_response, json_response
 from domain.clock import Clock, utc_now
 
@@ -66,12 +67,15 @@ _ERROR_CODES = {
 
 
 def edge_middleware(
-    metrics: Metrics | None = None, admission: Admission | None = None
+    metrics: Metrics | None = None, admission: Admission | None = None, body_timeout: float | None = None
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
     """The one middleware of the app (each layer costs every request a few microseconds):
 
     - admission (with `admission`): a request takes a slot of its lane or is refused with a 503, and API
       requests pass their client's rate limit or are refused with a 429 (bot/web/admission.py);
+    - with `body_timeout`, a request's body (POST and the like) is read here, within that many seconds of
+      its headers, or answered with a 408 and its connection closed; handlers find it read
+      (`request.read()`, `request.json()`);
     - CORS preflights of API v1 are answered here (the other CORS headers are added as answers start);
     - errors: an `ApiError` becomes its JSON body, a database pool timeout a 503, an aiohttp HTTP error
       (unknown route, wrong method) the same JSON shape, anything unexpected is logged and answered with a
@@ -101,11 +105,23 @@ def edge_middleware(
                     request[RATE_DECISION] = decision
                     if not decision.allowed:
                         raise RateLimited(decision)
+            if body_timeout is not None and request.body_exists:
+                try:
+                    async with asyncio.timeout(body_timeout):
+                        await request.read()
+                except TimeoutError:
+                    raise BodyTimeout(body_timeout) from None
             response = await handler(request)
         except ApiError as error:
             response = error_response(error)
             if metrics is not None and error.status in (429, 503):
                 metrics.refused(error.code)
+            if isinstance(error, BodyTimeout):
+                # Sent now and the connection closed after it: aiohttp would otherwise linger, reading the
+                # rest of a body that is not coming, before it closes.
+                await response.prepare(request)
+                await response.write_eof()
+                request.protocol.force_close()
         except PoolTimeout:
             # Waiting longer for a connection would only lengthen the queue behind this request.
             response = error_response(DatabaseBusy())
@@ -192,7 +208,7 @@ def build_web_app(
         bot_paths=frozenset({bot_path}) if bot_path else frozenset(),
         metrics=metrics,
     )
-    app = web.Application(middlewares=[edge_middleware(metrics, admission)])
+    app = web.Application(middlewares=[edge_middleware(metrics, admission, settings.http_body_timeout)])
     app[CORE] = core
     app[CLOCK] = clock or utc_now
     app[ADMISSION] = admission
@@ -202,6 +218,7 @@ def build_web_app(
         core.search, stations, observe_search=metrics.observe_search if metrics is not None else None
     )
     app[GEOJSON_CACHE] = api.GeoJSONCache(stations)
+    app[SYNC_CACHE] = api.SyncPageCache(settings.sync_cache_seconds)
     app.on_response_prepare.append(_edge_headers)
     api.add_routes(app)
     reports_api.add_routes(app)

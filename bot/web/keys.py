@@ -17,7 +17,7 @@ from domain.clock import Clock
 
 if TYPE_CHECKING:
     from bot.web.admission import Admission
-    from bot.web.api import GeoJSONCache
+    from bot.web.api import GeoJSONCache, SyncPageCache
 
 
 CORE = web.AppKey("core", Core)
@@ -28,3 +28,4 @@ STATIONS = web.AppKey("stations", StationService)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 GEOJSON_CACHE: web.AppKey[GeoJSONCache] = web.AppKey("geojson_cache")
 ADMISSION: web.AppKey[Admission] = web.AppKey("admission")
+SYNC_CACHE: web.AppKey[SyncPageCache] = web.AppKey("sync_cache")

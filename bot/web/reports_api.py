@@ -121,7 +121,8 @@ def _point(body: dict[str, Any]) -> GeoPoint | None:
 async def _json_object(request: web.Request) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
-    raw = await request.content.read(MAX_BODY + 1)
+    # Read already, within HTTP_BODY_TIMEOUT and aiohttp's client_max_size (bot/web/app.py).
+    raw = await request.read()
     if len(raw) > MAX_BODY:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(raw))
     try:
