@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.observability import Metrics
 from bot.services.announcements import AnnouncementService, SubscriptionService
+from bot.services.evaluation import EvaluationService, UsageCounter
 from bot.services.imports import ImportService
 from bot.services.privacy import PrivacyService
 from bot.services.ratings import RatingService
@@ -64,6 +65,8 @@ class Core:
     broadcast_limiter: RateLimiter
     #: Station files uploaded in the console (dry run, commit, history).
     imports: ImportService
+    #: Station evaluation: usage counts (flushed in batches) and the regions' reports.
+    evaluation: EvaluationService
     #: API_RATE_LIMIT per client of the public API (None when 0): shared through Redis when there is one.
     api_limiter: ClientRateLimiter | None = None
     #: WEB_REPORT_RATE per client of the H5 page's reports (None when 0).
@@ -232,6 +235,17 @@ async def open_core(
                 settings.console_import_dir or Path(tempfile.gettempdir()) / "yizhan-imports",
                 timedelta(minutes=settings.console_import_ttl_min),
             ),
+            evaluation=EvaluationService(
+                sessions,
+                UsageCounter(
+                    sessions,
+                    settings.default_tz,
+                    flush_s=settings.evaluation_flush_s,
+                    retention_days=settings.evaluation_retention_days,
+                ),
+                settings.default_tz,
+                find_station_id=stations.cache.id_of,
+            ),
             metrics=metrics,
         )
         core.api_stations = stations.reader(session_factory(api_engine)) if api_engine else stations
@@ -271,6 +285,8 @@ async def open_core(
             await asyncio.gather(follower, return_exceptions=True)
         if core is not None:
             await core.imports.close()
+            # A clean stop keeps every usage count this process still holds.
+            await core.evaluation.counter.close()
         if core is not None and core.redis is not None:
             await core.redis.aclose()
         if api_engine is not None:

@@ -109,6 +109,14 @@ class Settings(BaseSettings):
     api_rate_burst: int = 40
     #: Comma-separated addresses or CIDRs of the reverse proxies whose X-Forwarded-For is believed.
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+    #: Seconds between two writes of the station usage counts (card views, navigation and call taps) a
+    #: process holds in memory: what a crash may lose at most.
+    evaluation_flush_s: float = 5.0
+    #: Days the daily station usage counts are kept.
+    evaluation_retention_days: int = 800
+    #: The public address of the web app (https://…): the bot's navigation buttons go through its
+    #: `/go/` redirect so that their taps are counted. Unset: direct links, taps not counted.
+    public_url: str | None = None
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -156,6 +164,16 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("https://", "http://")) or "?" in value or "#" in value:
+            raise ValueError("PUBLIC_URL must be an http(s) address without query or fragment")
+        return value
+
     @field_validator("log_format")
     @classmethod
     def _known_log_format(cls, value: str) -> str:
@@ -190,6 +208,8 @@ class Settings(BaseSettings):
         "http_header_timeout",
         "http_body_timeout",
         "db_pool_timeout",
+        "evaluation_flush_s",
+        "evaluation_retention_days",
     )
     @classmethod
     def _positive(cls, value: float) -> float:

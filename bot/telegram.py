@@ -103,6 +103,8 @@ def build_dispatcher(
         subscriptions=core.subscriptions,
         announcements=core.announcements,
         privacy=core.privacy,
+        evaluation=core.evaluation,
+        public_url=core.settings.public_url,
         clock=clock,
         default_tz=core.settings.default_tz,
         metrics=metrics,

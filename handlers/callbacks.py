@@ -38,6 +38,12 @@ class StationCb(CallbackData, prefix="st"):
     lon: float
 
 
+class CallCb(CallbackData, prefix="call"):
+    """The station card's call button: counted for the station's evaluation, answered with a contact."""
+
+    station: DbId
+
+
 class FilterAction(enum.StrEnum):
     OPEN = "o"
     #: Toggle the amenity `key`.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from datetime import datetime
+from html import escape
 from zoneinfo import ZoneInfo
 
 from aiogram import Router
@@ -15,6 +16,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.services.announcements import SubscriptionService
+from bot.services.evaluation import EvaluationService, UsageKind
 from bot.services.nearby import NearbyService, ResultsPage, results_page
 from bot.services.ratings import RatingService
 from bot.services.search import geodesic_distances
@@ -23,7 +25,7 @@ from domain.clock import Clock
 from domain.hours import hours_of
 from domain.values import GeoPoint, InvalidLocation, StationNotFound, UnknownAmenity, User
 from handlers.announce_views import offer_keyboard, offer_text
-from handlers.callbacks import FilterAction, FilterCb, ResultsCb, StationCb
+from handlers.callbacks import CallCb, FilterAction, FilterCb, ResultsCb, StationCb
 from handlers.common import answer_markup, own_message, safe_edit
 from handlers.filters import has_location, has_venue, plain_text, private_chat
 from handlers.views import (
@@ -232,8 +234,10 @@ async def station_opened(
     callback_data: StationCb,
     nearby: NearbyService,
     ratings: RatingService,
+    evaluation: EvaluationService,
     clock: Clock,
     default_tz: str,
+    public_url: str | None = None,
 ) -> None:
     message = own_message(query)
     if message is None:
@@ -244,6 +248,7 @@ async def station_opened(
     except StationNotFound:
         await query.answer(_("This station is no longer listed."), show_alert=True)
         return
+    evaluation.record(station.id, UsageKind.VIEW, clock())
     tz = ZoneInfo(station.timezone or default_tz)
     hours = hours_of(station, default_tz)
     distance: float | None = None
@@ -257,13 +262,42 @@ async def station_opened(
     closure = nearby.stations.closures.get(station.id, now)
     await query.answer()
     await message.answer(
-        card_text(station, hours, now, tz, distance, rating, closure), reply_markup=card_keyboard(station)
+        card_text(station, hours, now, tz, distance, rating, closure),
+        reply_markup=card_keyboard(station, public_url),
     )
     await message.answer_venue(
         latitude=station.lat,
         longitude=station.lon,
         title=station.name[:100],
         address=(station.address or station.code)[:200],
+    )
+
+
+async def call_tapped(
+    query: CallbackQuery,
+    callback_data: CallCb,
+    nearby: NearbyService,
+    evaluation: EvaluationService,
+    clock: Clock,
+) -> None:
+    """The card's call button: counted, then the number in a message of its own, which Telegram makes
+    tappable (a URL button cannot dial)."""
+    message = own_message(query)
+    if message is None:
+        await _stale(query)
+        return
+    try:
+        station = await nearby.stations.get_by_id(callback_data.station)
+    except StationNotFound:
+        await query.answer(_("This station is no longer listed."), show_alert=True)
+        return
+    if not station.phone:
+        await query.answer(_("This station has no phone number."), show_alert=True)
+        return
+    evaluation.record(station.id, UsageKind.CALL, clock())
+    await query.answer()
+    await message.answer(
+        _("📞 {name}: {phone}").format(name=escape(station.name), phone=escape(station.phone))
     )
 
 
@@ -297,5 +331,6 @@ def create_router() -> Router:
     router.callback_query.register(results_paged, ResultsCb.filter())
     router.callback_query.register(filter_changed, FilterCb.filter())
     router.callback_query.register(station_opened, StationCb.filter())
+    router.callback_query.register(call_tapped, CallCb.filter())
     router.callback_query.register(button_out_of_date)
     return router

@@ -9,7 +9,6 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from html import escape
 from typing import Any
-from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from aiogram.types import (
@@ -31,8 +30,10 @@ from bot.services.reports import CLOSURE_KINDS, CaseView, RegionPause
 from domain.amenities import AMENITIES, AMENITY
 from domain.hours import Hours, OpenState
 from domain.languages import LANGUAGES
+from domain.navigation import MapApp, amap_url, baidu_url, counted_url, geo_uri
 from domain.values import AMENITY_KEYS, Station, StationStatus
 from handlers.callbacks import (
+    CallCb,
     FilterAction,
     FilterCb,
     LanguageCb,
@@ -295,28 +296,7 @@ def week_text(hours: Hours | None, today: date) -> list[str]:
 
 def navigation_links(station: Station) -> tuple[str, str, str]:
     """Amap and Baidu marker pages declaring WGS-84 input, and a `geo:` URI."""
-    amap = "https://uri.amap.com/marker?" + urlencode(
-        {
-            "position": f"{station.lon:.6f},{station.lat:.6f}",
-            "name": station.name,
-            "coordinate": "wgs84",
-            "callnative": "1",
-            "src": "yizhan",
-        }
-    )
-    baidu = "https://api.map.baidu.com/marker?" + urlencode(
-        {
-            "location": f"{station.lat:.6f},{station.lon:.6f}",
-            "title": station.name,
-            "content": station.address or station.name,
-            "output": "html",
-            "coord_type": "wgs84",
-            "src": "yizhan",
-        }
-    )
-    point = f"{station.lat:.6f},{station.lon:.6f}"
-    geo = f"geo:{point}?q={point}({quote(station.name)})"
-    return amap, baidu, geo
+    return amap_url(station), baidu_url(station), geo_uri(station)
 
 
 def card_text(
@@ -396,14 +376,23 @@ def card_text(
     return "\n".join(lines)
 
 
-def card_keyboard(station: Station) -> InlineKeyboardMarkup:
-    amap, baidu, _geo = navigation_links(station)
+def card_keyboard(station: Station, public_url: str | None = None) -> InlineKeyboardMarkup:
+    """The card's buttons. With `public_url` the map buttons go through the web app's `/go/` redirect,
+    which counts the tap for the station's evaluation; a phone number gets a call button (counted too)."""
+    if public_url:
+        amap = counted_url(public_url, station.code, MapApp.AMAP)
+        baidu = counted_url(public_url, station.code, MapApp.BAIDU)
+    else:
+        amap, baidu, _geo = navigation_links(station)
+    maps = [
+        InlineKeyboardButton(text=_("🗺 Amap"), url=amap),
+        InlineKeyboardButton(text=_("🗺 Baidu Maps"), url=baidu),
+    ]
+    if station.phone:
+        maps.append(InlineKeyboardButton(text=_("📞 Call"), callback_data=CallCb(station=station.id).pack()))
     return InlineKeyboardMarkup(
         inline_keyboard=[
-            [
-                InlineKeyboardButton(text=_("🗺 Amap"), url=amap),
-                InlineKeyboardButton(text=_("🗺 Baidu Maps"), url=baidu),
-            ],
+            maps,
             [
                 InlineKeyboardButton(
                     text=_("⚠️ Report a problem"),

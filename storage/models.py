@@ -7,13 +7,14 @@ outside the migrations has to know which backend it talks to.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -380,3 +381,18 @@ class ImportRunRegionRow(Base):
         ForeignKey("import_runs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
     )
     region: Mapped[str] = mapped_column(String(12), primary_key=True, index=True)
+
+
+class StationUsageRow(Base):
+    """How riders used one station on one day (DEFAULT_TZ's calendar): its card shown, taps on its
+    navigation and call buttons. Counts only: no rider, no position, no time of day."""
+
+    __tablename__ = "station_usage"
+
+    station_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    views: Mapped[int] = mapped_column(Integer, default=0)
+    navigations: Mapped[int] = mapped_column(Integer, default=0)
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_station_usage_day", "day"),)

@@ -315,6 +315,7 @@ def _example_callbacks(real: dict[str, list[int]]) -> list[CallbackData]:
     return [
         callbacks.ResultsCb(lat=HOME[0], lon=HOME[1], page=1),
         callbacks.StationCb(id=station_id, lat=HOME[0], lon=HOME[1]),
+        callbacks.CallCb(station=station_id),
         callbacks.FilterCb(action="t", key="toilet", lat=HOME[0], lon=HOME[1]),
         callbacks.LanguageCb(locale="en"),
         callbacks.ReportCb(action="s", station=station_id),

@@ -283,6 +283,10 @@ class StationCache(TtlCache[int, Station]):
         station = self.get(station_id)
         return station if station is not None and station.code == code else None
 
+    def id_of(self, code: str) -> int | None:
+        """The id of a code this cache has seen (codes never change, so it stays true)."""
+        return self._ids.get(code)
+
     def clear(self) -> None:
         super().clear()
         self._ids.clear()

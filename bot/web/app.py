@@ -23,7 +23,7 @@ from bot.observability import Metrics
 from bot.services.capacity import DatabaseBusy as PoolTimeout
 from bot.services.capacity import RateDecision
 from bot.services.nearby import NearbyService
-from bot.web import api, reports_api
+from bot.web import api, reports_api, usage_api
 from bot.web.admission import (
     UNGUARDED_PATHS,
     Admission,
@@ -222,6 +222,7 @@ def build_web_app(
     app.on_response_prepare.append(_edge_headers)
     api.add_routes(app)
     reports_api.add_routes(app)
+    usage_api.add_routes(app)
     if metrics is not None:
         from bot.web.metrics import setup_metrics
 

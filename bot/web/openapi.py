@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.web.api import API_PREFIX, DEFAULT_K, DEFAULT_SYNC_LIMIT, MAX_K, MAX_SYNC_LIMIT
 from bot.web.openapi_h5 import REPORT_REASONS, h5_paths, h5_schemas
+from bot.web.openapi_usage import usage_paths, usage_schemas
 from bot.web.params import EARLIEST_AT, LATEST_AT
 from bot.web.responses import json_body
 from domain.clock import DEFAULT_TZ
@@ -402,10 +403,12 @@ def build_openapi() -> dict[str, Any]:
                 }
             },
             **h5_paths(),
+            **usage_paths(),
         },
         "components": {
             "schemas": {
                 **h5_schemas(),
+                **usage_schemas(),
                 "Amenity": {"type": "string", "enum": list(AMENITY_KEYS)},
                 "Status": {
                     "type": "string",

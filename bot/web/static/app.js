@@ -484,6 +484,73 @@
   // Results
   // ---------------------------------------------------------------------------------------------------
 
+  // ---------------------------------------------------------------------------------------------------
+  // Station evaluation: which cards riders saw and what they tapped, sent in small beacons. Only the
+  // station and the kind of use leave the page (the server keeps counts per station per day).
+  // ---------------------------------------------------------------------------------------------------
+
+  var USAGE_BATCH = 20;
+  var usage = { queue: [], timer: null, seen: {}, observer: null };
+
+  function sendUsage() {
+    if (usage.timer) {
+      clearTimeout(usage.timer);
+      usage.timer = null;
+    }
+    while (usage.queue.length) {
+      var payload = JSON.stringify({ events: usage.queue.splice(0, USAGE_BATCH) });
+      var sent = false;
+      try {
+        // text/plain keeps it a simple request; the beacon outlives the page when a map app opens.
+        sent = !!(navigator.sendBeacon && navigator.sendBeacon("/api/v1/usage", new Blob([payload], { type: "text/plain" })));
+      } catch (error) {
+        sent = false;
+      }
+      if (!sent && window.fetch) {
+        fetch("/api/v1/usage", { method: "POST", body: payload, keepalive: true }).catch(function () {});
+      }
+    }
+  }
+
+  function countUsage(code, kind) {
+    if (!code || body.getAttribute("data-offline") === "1") return;
+    usage.queue.push({ station: code, kind: kind });
+    if (kind !== "view" || usage.queue.length >= USAGE_BATCH) sendUsage();
+    else if (!usage.timer) usage.timer = setTimeout(sendUsage, 2000);
+  }
+
+  // A card counts as seen once per answer, when at least half of it has been on the screen.
+  function watchCard(item, code) {
+    if (usage.seen[code]) return;
+    if (!window.IntersectionObserver) {
+      usage.seen[code] = true;
+      countUsage(code, "view");
+      return;
+    }
+    if (!usage.observer) {
+      usage.observer = new IntersectionObserver(function (entries) {
+        entries.forEach(function (entry) {
+          if (!entry.isIntersecting) return;
+          var seenCode = entry.target.getAttribute("data-code");
+          usage.observer.unobserve(entry.target);
+          if (usage.seen[seenCode]) return;
+          usage.seen[seenCode] = true;
+          countUsage(seenCode, "view");
+        });
+      }, { threshold: 0.5 });
+    }
+    usage.observer.observe(item);
+  }
+
+  function newAnswer() {
+    usage.seen = {};
+    if (usage.observer) usage.observer.disconnect();
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "hidden") sendUsage();
+  });
+
   function stationCard(station, rank, wanted) {
     var item = el("li", "station");
     item.setAttribute("data-testid", "station");
@@ -532,6 +599,7 @@
       call.href = telUrl(station.phone);
       call.setAttribute("data-testid", "station-call");
       call.setAttribute("aria-label", t("call") + " " + station.phone);
+      call.addEventListener("click", function () { countUsage(station.code, "call"); });
       actions.appendChild(call);
     }
     var amap = el("a", "button action", t("amap"));
@@ -544,6 +612,9 @@
     baidu.rel = "noopener noreferrer";
     baidu.setAttribute("data-testid", "nav-baidu");
     actions.appendChild(baidu);
+    [amap, baidu].forEach(function (link) {
+      link.addEventListener("click", function () { countUsage(station.code, "navigate"); });
+    });
     item.appendChild(actions);
     return item;
   }
@@ -624,8 +695,11 @@
     var nearest = results.length ? results[0].distance_m : 0;
     far.hidden = !(nearest > state.ui.distances.far_away_m);
     far.textContent = far.hidden ? "" : t("far", { distance: formatDistance(nearest) });
+    newAnswer();
     results.forEach(function (station, i) {
-      list.appendChild(stationCard(station, i + 1, answer.amenities));
+      var card = stationCard(station, i + 1, answer.amenities);
+      list.appendChild(card);
+      watchCard(card, station.code);
     });
     body.setAttribute("data-results", String(results.length));
     drawMap(results);
