@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.observability import Metrics
 from bot.services.announcements import AnnouncementService, SubscriptionService
+from bot.services.console_accounts import ConsoleAccountService, LoginPolicy
+from bot.services.console_dashboard import DashboardService
 from bot.services.evaluation import EvaluationService, UsageCounter
 from bot.services.imports import ImportService
 from bot.services.privacy import PrivacyService
@@ -62,6 +64,9 @@ class Core:
     subscriptions: SubscriptionService
     announcements: AnnouncementService
     privacy: PrivacyService
+    #: The staff console's accounts and logins, and its region dashboard.
+    console: ConsoleAccountService
+    dashboard: DashboardService
     broadcast_limiter: RateLimiter
     #: Station files uploaded in the console (dry run, commit, history).
     imports: ImportService
@@ -215,19 +220,30 @@ async def open_core(
             ),
             regions=regions,
         )
+        roles = RoleService(sessions)
         core = Core(
             settings,
             engine,
             sessions,
             search,
             stations,
-            roles=RoleService(sessions),
+            roles=roles,
             reports=ReportService(sessions, stations, TrustPolicy.from_settings(settings)),
             station_admin=StationAdminService(sessions, stations),
             ratings=RatingService(sessions),
             subscriptions=SubscriptionService(sessions, search, regions),
             announcements=AnnouncementService(sessions, default_tz=settings.default_tz, regions=regions),
             privacy=PrivacyService(sessions, timedelta(days=settings.report_retention_days)),
+            console=ConsoleAccountService(
+                sessions,
+                roles,
+                LoginPolicy(
+                    max_failures=settings.console_max_failures,
+                    lock=timedelta(minutes=settings.console_lock_minutes),
+                    address_max_failures=settings.console_address_max_failures,
+                ),
+            ),
+            dashboard=DashboardService(sessions),
             broadcast_limiter=LocalRateLimiter(settings.broadcast_rate),
             imports=ImportService(
                 sessions,

@@ -114,6 +114,18 @@ def ensure_port_free(host: str, port: int) -> None:
                 raise unavailable(host, port, exc) from None
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` is this machine only (127.0.0.1, ::1, localhost)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="yizhan", description=_("yizhan: find the union service stations for outdoor workers")
@@ -232,13 +244,44 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, default=8080, help=_("port of the chat page (default: %(default)s)")
     )
 
-    admin = commands.add_parser("admin", help=_("grant and revoke roles"))
+    admin = commands.add_parser("admin", help=_("grant and revoke roles; the staff console's accounts"))
     admin_cmds = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
     for action, help_text in (("grant", _("grant a role")), ("revoke", _("revoke a role"))):
         sub = admin_cmds.add_parser(action, help=help_text)
         sub.add_argument("telegram_id", type=int, help=_("the person's numeric Telegram id"))
         sub.add_argument("--role", required=True, choices=["volunteer", "staff", "admin"], help=_("the role"))
         sub.add_argument("--region", default=None, help=_("adcode prefix for staff, e.g. 44 or 4401"))
+    add_user = admin_cmds.add_parser(
+        "add-user", help=_("create a staff console account (the password is typed twice)")
+    )
+    add_user.add_argument("username", help=_("the login name: letters, digits and _ . @ -"))
+    add_user.add_argument("--role", required=True, choices=["staff", "admin"], help=_("the role"))
+    add_user.add_argument("--region", default=None, help=_("adcode prefix for staff, e.g. 44 or 4401"))
+    add_user.add_argument(
+        "--telegram-id", type=int, default=None, help=_("link the account to this Telegram id at once")
+    )
+    add_user.add_argument(
+        "--setup-link",
+        action="store_true",
+        help=_("print a one-time link (valid 24 h) where the person chooses the password"),
+    )
+    passwd = admin_cmds.add_parser("passwd", help=_("set a console account's password (its sessions end)"))
+    passwd.add_argument("username", help=_("the console account"))
+    passwd.add_argument(
+        "--setup-link", action="store_true", help=_("print a new one-time setup link instead of asking")
+    )
+    for action, help_text in (
+        ("disable", _("disable a console account (its sessions end)")),
+        ("enable", _("enable a console account again")),
+    ):
+        sub = admin_cmds.add_parser(action, help=help_text)
+        sub.add_argument("username", help=_("the console account"))
+    admin_cmds.add_parser("list", help=_("list the console accounts with their roles"))
+    link = admin_cmds.add_parser(
+        "link", help=_("link a console account to a Telegram id: one role and one audit identity in both")
+    )
+    link.add_argument("username", help=_("the console account"))
+    link.add_argument("telegram_id", type=int, help=_("the person's numeric Telegram id"))
 
     db = commands.add_parser("db", help=_("database schema"))
     db_cmds = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
@@ -385,11 +428,125 @@ def describe(n: int, result: NearbyResult) -> str:
     return f"{n}. {station.name} [{station.code}] {round(hit.distance_m):,} m · {state}\n   {station.address}"
 
 
+def read_new_password() -> str | None:
+    """A new password typed twice without echo; None when the two differ."""
+    import getpass
+
+    first = getpass.getpass(_("New password: "))
+    second = getpass.getpass(_("The same password again: "))
+    if first != second:
+        print(_("error: {message}").format(message=_("the two passwords differ")), file=sys.stderr)
+        return None
+    return first
+
+
+def setup_link(settings: Settings, token: str) -> str:
+    from urllib.parse import urljoin
+
+    base = settings.console_url if settings.console_url.endswith("/") else settings.console_url + "/"
+    return urljoin(base, "setup") + "?token=" + token
+
+
+def account_error_text(exc: Any) -> str:
+    from bot.services.console_accounts import MIN_PASSWORD, AccountError
+
+    texts = {
+        AccountError.USERNAME: _("a username has 2 to 64 characters: letters, digits and _ . @ -"),
+        AccountError.EXISTS: _("there is already an account with that name"),
+        AccountError.UNKNOWN: _("there is no console account with that name"),
+        AccountError.PASSWORD_SHORT: _("the password needs at least {count} characters").format(
+            count=MIN_PASSWORD
+        ),
+        AccountError.PASSWORD_LONG: _("the password is too long"),
+        AccountError.ROLE: _("staff need a region (e.g. 44 or 4401); admins take none"),
+        AccountError.TELEGRAM_ID: _("a Telegram id is a positive number"),
+        AccountError.TELEGRAM_TAKEN: _("that Telegram id is linked to another console account"),
+    }
+    return texts.get(exc.code, str(exc))
+
+
+async def cmd_console_account(args: argparse.Namespace, core: Core) -> int:
+    from bot.services.console_accounts import AccountError
+    from domain.clock import utc_now
+
+    command = args.admin_command
+    try:
+        if command == "add-user":
+            core.console.validate_new(args.username, args.role, args.region or "")
+            if await core.console.by_username(args.username) is not None:
+                raise AccountError(AccountError.EXISTS, "exists")
+            password = None
+            if not args.setup_link:
+                password = read_new_password()
+                if password is None:
+                    return 2
+            account, token = await core.console.create(
+                args.username,
+                args.role,
+                args.region or "",
+                utc_now(),
+                password=password,
+                telegram_id=args.telegram_id,
+                setup_link=args.setup_link,
+            )
+            print(_("account {username} created").format(username=account.username))
+            if token:
+                print(
+                    _("setup link (valid 24 hours, once): {url}").format(url=setup_link(core.settings, token))
+                )
+        elif command == "passwd":
+            if args.setup_link:
+                token = await core.console.new_setup_link(args.username, utc_now())
+                print(
+                    _("setup link (valid 24 hours, once): {url}").format(url=setup_link(core.settings, token))
+                )
+                return 0
+            if await core.console.by_username(args.username) is None:
+                raise AccountError(AccountError.UNKNOWN, "no such account")
+            password = read_new_password()
+            if password is None:
+                return 2
+            await core.console.set_password(args.username, password, utc_now())
+            print(_("password changed; the account's sessions have ended"))
+        elif command in ("disable", "enable"):
+            await core.console.set_disabled(args.username, command == "disable", utc_now())
+            print(_("account disabled") if command == "disable" else _("account enabled"))
+        elif command == "link":
+            account = await core.console.link(args.username, args.telegram_id, utc_now())
+            print(
+                _("{username} now acts as Telegram id {id}").format(
+                    username=account.username, id=account.actor_id
+                )
+            )
+        else:  # list
+            rows = await core.console.accounts()
+            if not rows:
+                print(_("no console accounts"))
+            for account, access in rows:
+                roles = ", ".join(
+                    f"{role.value}{' ' + region if region else ''}" for role, region in access.grants
+                )
+                state = _("disabled") if account.disabled else _("enabled")
+                if not account.has_password:
+                    state += ", " + _("waiting for its setup link")
+                telegram = str(account.telegram_id) if account.telegram_id is not None else "-"
+                print(f"{account.username}\t{roles or '-'}\t{telegram}\t{state}")
+    except AccountError as exc:
+        print(_("error: {message}").format(message=account_error_text(exc)), file=sys.stderr)
+        return 2
+    return 0
+
+
+CONSOLE_ACCOUNT_COMMANDS = frozenset({"add-user", "passwd", "disable", "enable", "list", "link"})
+
+
 async def cmd_admin(args: argparse.Namespace) -> int:
     from bot.app import open_core
     from bot.services.roles import InvalidGrant
 
     async with open_core(load_index=False) as core:
+        if args.admin_command in CONSOLE_ACCOUNT_COMMANDS:
+            return await cmd_console_account(args, core)
         try:
             if args.admin_command == "grant":
                 new = await core.roles.grant(args.telegram_id, args.role, args.region or "")
@@ -477,7 +634,8 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     ensure_port_free(args.host, args.port)
     # The API's own pool refuses after DB_POOL_TIMEOUT rather than queue requests behind a busy database.
     async with open_core(follow_changes=True, warm_cache=True, api_pool=True) as core:
-        app = build_web_app(core)
+        # Plain HTTP on this machine only (a trial): the console's cookies cannot be HTTPS-only there.
+        app = build_web_app(core, secure_cookies=not is_loopback(args.host))
         setup_h5(
             app,
             tile_url=core.settings.map_tile_url,

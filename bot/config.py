@@ -117,6 +117,25 @@ class Settings(BaseSettings):
     #: The public address of the web app (https://…): the bot's navigation buttons go through its
     #: `/go/` redirect so that their taps are counted. Unset: direct links, taps not counted.
     public_url: str | None = None
+    #: The staff console (`/console/`). Without Redis its session cookies are encrypted with this key (a
+    #: Fernet key: 32 url-safe base64 bytes, README "Staff console"); unset, each process makes its own
+    #: and sessions end when it restarts.
+    console_secret_key: SecretStr | None = None
+    #: Session cookies only over HTTPS. Unset: on, except for `yizhan serve` on a loopback address.
+    console_secure_cookies: bool | None = None
+    #: Minutes without a request, and hours since the login, after which a console session is over.
+    console_idle_minutes: float = Field(default=30.0, gt=0)
+    console_session_hours: float = Field(default=12.0, gt=0)
+    #: Failed logins after which an account is locked for CONSOLE_LOCK_MINUTES (before that each attempt
+    #: waits 0, 1, 2, 4… seconds after the previous failure); the same from one client address, counted
+    #: up to CONSOLE_ADDRESS_MAX_FAILURES (an office shares one address).
+    console_max_failures: int = Field(default=5, gt=0)
+    console_lock_minutes: float = Field(default=15.0, gt=0)
+    console_address_max_failures: int = Field(default=20, gt=0)
+    #: Console requests one process handles at once (a lane of its own, apart from the public API's).
+    console_max_in_flight: int = Field(default=16, gt=0)
+    #: The console's address as staff reach it, for the setup links `yizhan admin add-user` prints.
+    console_url: str = "http://127.0.0.1:8080/console/"
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -396,3 +396,48 @@ class StationUsageRow(Base):
     calls: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (Index("ix_station_usage_day", "day"),)
+
+
+class ConsoleAccountRow(Base):
+    """A staff console login. Its roles are the `roles` rows of its actor id: the linked Telegram id, else
+    minus its own id (bot/services/console_accounts.py: `actor_id`)."""
+
+    __tablename__ = "console_accounts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    #: Argon2id in PHC string form; empty until a setup link is used.
+    password_hash: Mapped[str] = mapped_column(String(255), default="")
+    telegram_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: Sessions that logged in before this instant are over ("log out everywhere", a new password).
+    sessions_valid_after: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: Consecutive failed logins, and until when the next attempt is refused (a short delay or a lock).
+    failed_count: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    locale: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    #: SHA-256 of a one-time setup link's token, and when the link stops working.
+    setup_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    setup_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ConsoleEventRow(Base):
+    """The console's audit: logins, failures, logouts and privileged actions, with the client's address."""
+
+    __tablename__ = "console_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, index=True)
+    account_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    username: Mapped[str] = mapped_column(String(64), default="")
+    address: Mapped[str] = mapped_column(String(64), default="")
+    action: Mapped[str] = mapped_column(String(48))
+    target: Mapped[str] = mapped_column(String(200), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (
+        Index("ix_console_events_address_action_at", "address", "action", "at"),
+        Index("ix_console_events_account_at", "account_id", "at"),
+    )

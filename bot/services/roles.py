@@ -126,10 +126,14 @@ class RoleService:
             await self.grant(user_id, Role.ADMIN.value)
 
     async def moderators(self) -> dict[int, Access]:
-        """Everyone who moderates somewhere (staff and admins), with their access."""
+        """Everyone who moderates somewhere (staff and admins) and can be told so on Telegram, with their
+        access. Negative ids are console accounts without a Telegram id (bot/services/console_accounts.py):
+        no message can reach them, so digests leave them out."""
         async with self.sessions() as session:
             rows = await RoleRepository(session).all_grants((Role.STAFF.value, Role.ADMIN.value))
         grants: dict[int, list[tuple[Role, str]]] = {}
         for user_id, role, region in rows:
+            if user_id <= 0:
+                continue
             grants.setdefault(user_id, []).append((Role(role), region))
         return {user_id: Access(user_id, tuple(items)) for user_id, items in grants.items()}

@@ -137,12 +137,22 @@ def _is_trusted(peer: str, trusted: tuple[Network, ...]) -> bool:
     return any(address in network for network in trusted)
 
 
+CONSOLE_PREFIX = "/console"
+
+
+def _is_console(path: str) -> bool:
+    return path == CONSOLE_PREFIX or path.startswith(CONSOLE_PREFIX + "/")
+
+
 @dataclass(slots=True)
 class Admission:
     """The lanes of one app, the loop's lag and the client limiter, as the edge middleware uses them."""
 
     public: Lane
     bot: Lane
+    #: The staff console's lane (`/console`): apart from the public API's, so that a flood of riders'
+    #: requests cannot lock the staff out, and bounded on its own.
+    console: Lane | None = None
     max_new_per_turn: int = MAX_NEW_PER_TURN
     limiter: ClientRateLimiter | None = None
     trusted: tuple[Network, ...] = ()
@@ -166,11 +176,20 @@ class Admission:
         self._taken = 0
 
     def guards(self, path: str) -> bool:
-        """Whether requests to `path` may be refused for load (probes, scrapes and Telegram's never are)."""
-        return path not in UNGUARDED_PATHS and path not in self.bot_paths
+        """Whether requests to `path` may be refused as they are read, for the public turn's budget
+        (probes, scrapes, Telegram's and the console's never are: they have lanes of their own)."""
+        return (
+            path not in UNGUARDED_PATHS
+            and path not in self.bot_paths
+            and not (self.console is not None and _is_console(path))
+        )
 
     def lane_of(self, path: str) -> Lane:
-        return self.bot if path in self.bot_paths else self.public
+        if path in self.bot_paths:
+            return self.bot
+        if self.console is not None and _is_console(path):
+            return self.console
+        return self.public
 
     def admit(self, lane: Lane) -> None:
         """Take a slot of `lane` or raise `Overloaded` (the caller gives it back: `lane.in_flight -= 1`)."""

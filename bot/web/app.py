@@ -35,6 +35,7 @@ from bot.web.admission import (
     rate_headers,
     trusted_networks,
 )
+from bot.web.console import setup_console
 from bot.web.keys import ADMISSION, CLOCK, CORE, GEOJSON_CACHE, NEARBY, STATIONS, SYNC_CACHE
 from bot.web.responses import ApiError, error_response, json_response
 from domain.clock import Clock, utc_now
@@ -194,15 +195,19 @@ def build_web_app(
     clock: Clock | None = None,
     metrics: Metrics | None = None,
     bot_path: str | None = None,
+    secure_cookies: bool | None = None,
 ) -> web.Application:
     """The aiohttp application over an open core. `clock` is "now" for opening hours (tests pin it);
     with `metrics` (by default the core's), `/metrics` is served and answers and refusals are counted.
-    `bot_path` is the webhook's path: Telegram's updates get a lane of their own there."""
+    `bot_path` is the webhook's path: Telegram's updates get a lane of their own there. The staff console
+    is mounted at `/console/` (bot/web/console/) with a lane of its own; `secure_cookies` is its cookies'
+    `Secure` flag when CONSOLE_SECURE_COOKIES is unset (default: on)."""
     metrics = metrics or core.metrics
     settings = core.settings
     admission = Admission(
         public=Lane("public", settings.http_max_in_flight),
         bot=Lane("bot", settings.bot_max_in_flight),
+        console=Lane("console", settings.console_max_in_flight),
         limiter=core.api_limiter,
         trusted=trusted_networks(settings.trusted_proxies),
         bot_paths=frozenset({bot_path}) if bot_path else frozenset(),
@@ -223,10 +228,12 @@ def build_web_app(
     api.add_routes(app)
     reports_api.add_routes(app)
     usage_api.add_routes(app)
+    setup_console(app, core, secure_cookies=secure_cookies)
     if metrics is not None:
         from bot.web.metrics import setup_metrics
 
-        for lane in (admission.public, admission.bot):
+        for lane in (admission.public, admission.bot, admission.console):
+            assert lane is not None
             metrics.track_lane(lane.name, lambda lane=lane: lane.in_flight)  # type: ignore[misc]
         setup_metrics(app, metrics)
     return app
