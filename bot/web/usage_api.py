@@ -32,7 +32,8 @@ KINDS = tuple(kind.value for kind in UsageKind)
 async def _beacon_body(request: web.Request) -> Any:
     if request.content_length is not None and request.content_length > MAX_BEACON_BODY:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BEACON_BODY, actual_size=request.content_length)
-    raw = await request.content.read(MAX_BEACON_BODY + 1)
+    # Read already, within HTTP_BODY_TIMEOUT and aiohttp's client_max_size (bot/web/app.py).
+    raw = await request.read()
     if len(raw) > MAX_BEACON_BODY:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BEACON_BODY, actual_size=len(raw))
     try:
