@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.observability import Metrics
+from bot.services.analytics import DemandCounter, DemandService
 from bot.services.announcements import AnnouncementService, SubscriptionService
 from bot.services.console_accounts import ConsoleAccountService, LoginPolicy
 from bot.services.console_dashboard import DashboardService
@@ -72,6 +73,8 @@ class Core:
     imports: ImportService
     #: Station evaluation: usage counts (flushed in batches) and the regions' reports.
     evaluation: EvaluationService
+    #: Search demand: the process's counters, their flushes and the reports (`yizhan analytics`).
+    demand: DemandService
     #: API_RATE_LIMIT per client of the public API (None when 0): shared through Redis when there is one.
     api_limiter: ClientRateLimiter | None = None
     #: WEB_REPORT_RATE per client of the H5 page's reports (None when 0).
@@ -177,11 +180,14 @@ async def open_core(
     follow_changes: bool = False,
     warm_cache: bool = False,
     api_pool: bool = False,
+    flush_demand: bool = False,
 ) -> AsyncIterator[Core]:
     """The core of one process. With REDIS_URL, station changes are announced to other processes, and
     with `follow_changes` (the bot and web processes) this one follows theirs. With `api_pool` the public
     API reads through a connection pool of its own (`Core.api_stations`, `Core.api_engine`) whose waits end
-    after DB_POOL_TIMEOUT: `serve`, and `run` in webhook mode."""
+    after DB_POOL_TIMEOUT: `serve`, and `run` in webhook mode. With `flush_demand` (processes that serve
+    searches) the search counters are written every ANALYTICS_FLUSH_S seconds; whatever is left is written
+    when the core closes, whichever the process."""
     settings = settings or Settings()
     # The bot and the other jobs wait for a connection as long as SQLAlchemy lets them (an update is
     # better late than lost); the public API's own pool refuses after DB_POOL_TIMEOUT.
@@ -198,7 +204,9 @@ async def open_core(
     core: Core | None = None
     follower: asyncio.Task[None] | None = None
     warmer: asyncio.Task[int] | None = None
+    flusher: asyncio.Task[None] | None = None
     stop_following = asyncio.Event()
+    stop_flushing = asyncio.Event()
     try:
         if migrate:
             await upgrade_database(engine)
@@ -262,8 +270,17 @@ async def open_core(
                 settings.default_tz,
                 find_station_id=stations.cache.id_of,
             ),
+            demand=DemandService(
+                sessions,
+                DemandCounter(settings.default_tz, enabled=settings.analytics_enabled),
+                regions,
+                walkable_m=settings.analytics_walkable_m,
+                retention=timedelta(days=settings.analytics_retention_days),
+                default_tz=settings.default_tz,
+            ),
             metrics=metrics,
         )
+        core.privacy.also_purge(core.demand.purge_expired)
         core.api_stations = stations.reader(session_factory(api_engine)) if api_engine else stations
         core.api_engine = api_engine
         metrics.track_pool("main", engine.sync_engine.pool)
@@ -290,6 +307,8 @@ async def open_core(
         if warm_cache and load_index and stations.cache.max_size:
             # Long-running processes (bot, web) answer from memory once this finishes; ready before it.
             warmer = core.warming = asyncio.create_task(stations.warm_cache())
+        if flush_demand:
+            flusher = asyncio.create_task(core.demand.run_flusher(settings.analytics_flush_s, stop_flushing))
         yield core
         await stations.flush_changes()
     finally:
@@ -299,7 +318,11 @@ async def open_core(
         stop_following.set()
         if follower is not None:
             await asyncio.gather(follower, return_exceptions=True)
+        stop_flushing.set()
+        if flusher is not None:
+            await asyncio.gather(flusher, return_exceptions=True)
         if core is not None:
+            await _last_flush(core)
             await core.imports.close()
             # A clean stop keeps every usage count this process still holds.
             await core.evaluation.counter.close()
@@ -308,6 +331,17 @@ async def open_core(
         if api_engine is not None:
             await api_engine.dispose()
         await engine.dispose()
+
+
+async def _last_flush(core: Core) -> None:
+    """Write the search counts still in memory before the engine goes (a clean stop loses none)."""
+    try:
+        written = await core.demand.flush()
+    except Exception:
+        log.exception("search counters: the last flush failed; %d searches lost", core.demand.counter.pending)
+        return
+    if written:
+        log.info("search counters: %d searches written at stop", written)
 
 
 def client_rate_limiter(settings: Settings, redis: Any = None) -> ClientRateLimiter | None:

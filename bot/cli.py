@@ -15,13 +15,14 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.config import Settings
 from bot.i18n import LOCALES, environment_locale, translator
 from bot.services.nearby import NearbyResult, NearbyService, nearby_json
+from domain.demand import K_ANONYMITY
 from domain.values import AMENITY_KEYS, CRS, GeoPoint, InvalidLocation, YizhanError
 
 if TYPE_CHECKING:
@@ -283,10 +284,174 @@ def build_parser() -> argparse.ArgumentParser:
     link.add_argument("username", help=_("the console account"))
     link.add_argument("telegram_id", type=int, help=_("the person's numeric Telegram id"))
 
+    add_analytics_parser(commands)
+
     db = commands.add_parser("db", help=_("database schema"))
     db_cmds = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_cmds.add_parser("upgrade", help=_("migrate the database to the newest schema"))
     return parser
+
+
+def _parse_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(_("not a date (YYYY-MM-DD): {value}").format(value=value)) from None
+
+
+def add_analytics_parser(commands: Any) -> argparse.ArgumentParser:
+    """`yizhan analytics REPORT`: each report takes the options of `analytics_options`."""
+    analytics = commands.add_parser(
+        "analytics",
+        help=_(
+            "reports for union staff: where riders search, where they find nothing, where to add stations"
+        ),
+        description=_(
+            "Reports from the search counters: searches per coarse cell (about 0.7 km²), never a person or "
+            "a position; a cell with fewer than 5 searches in the period is never shown or exported."
+        ),
+    )
+    reports = analytics.add_subparsers(dest="analytics_command", required=True, metavar="REPORT")
+    analytics_options(
+        reports.add_parser("demand", help=_("searches per cell, by day and night, channel and distance"))
+    )
+    analytics_options(
+        reports.add_parser(
+            "gaps",
+            help=_(
+                "cells where the nearest open station was beyond walking distance, by day and night and "
+                "by amenity"
+            ),
+        )
+    )
+    suggest = reports.add_parser(
+        "suggest", help=_("where N new stations would serve the most unmet searches of a region")
+    )
+    analytics_options(suggest)
+    suggest.add_argument(
+        "-n", type=int, default=5, help=_("how many stations to place (default: %(default)s)")
+    )
+    suggest.add_argument(
+        "--candidates",
+        type=Path,
+        metavar="FILE",
+        help=_("CSV of candidate host sites (columns name, lat, lon); default: the gap cells' centres"),
+    )
+    return analytics
+
+
+def analytics_options(report: argparse.ArgumentParser) -> None:
+    report.add_argument(
+        "--region", default="", help=_("adcode prefix of the area, e.g. 44 (a province) or 4401 (a city)")
+    )
+    report.add_argument(
+        "--since", type=_parse_date, help=_("first day of the period (default: 29 days before its last)")
+    )
+    report.add_argument("--until", type=_parse_date, help=_("last day of the period (default: today)"))
+    report.add_argument(
+        "--format",
+        choices=["table", "csv", "xlsx", "geojson"],
+        help=_("output format (default: from the --out file's extension, else table)"),
+    )
+    report.add_argument(
+        "--out", type=Path, metavar="FILE", help=_("file to write (default: standard output)")
+    )
+
+
+def report_format(args: argparse.Namespace) -> str:
+    if args.format:
+        return str(args.format)
+    suffix = args.out.suffix.lower().lstrip(".") if args.out else ""
+    return {"csv": "csv", "xlsx": "xlsx", "geojson": "geojson", "json": "geojson"}.get(suffix, "table")
+
+
+def write_analytics(
+    args: argparse.Namespace,
+    columns: list[str],
+    rows: list[list[Any]],
+    geometry: Callable[[list[Any]], dict[str, Any]] | None,
+) -> None:
+    """The report's rows in the format asked, to --out or standard output."""
+    from bot.services.analytics import write_report
+
+    fmt = report_format(args)
+    binary = fmt == "xlsx"
+    if args.out:
+        with args.out.open(
+            "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""})
+        ) as out:
+            write_report(columns, rows, fmt, out, geometry=geometry)
+        print(_("{count} rows written to {path}").format(count=len(rows), path=args.out), file=sys.stderr)
+    elif binary:
+        write_report(columns, rows, fmt, sys.stdout.buffer, geometry=geometry)
+    else:
+        write_report(columns, rows, fmt, sys.stdout, geometry=geometry)
+
+
+async def cmd_analytics(args: argparse.Namespace) -> int:
+    from zoneinfo import ZoneInfo
+
+    from bot.app import open_core
+    from bot.services import analytics
+
+    settings = Settings()
+    today = datetime.now(ZoneInfo(settings.default_tz)).date()
+    candidates = None
+    if getattr(args, "candidates", None) is not None:
+        candidates = analytics.read_candidates(args.candidates)
+    async with open_core(settings, load_index=False) as core:
+        service = core.demand
+        period = service.period(args.since, args.until, today)
+        name = service.region_name
+        if args.analytics_command == "suggest":
+            suggested = await service.suggest(args.region, period, args.n, candidates)
+            columns, rows = analytics.suggestion_rows(suggested, name)
+            write_analytics(args, columns, rows, lambda row: analytics.point_geometry(row[2], row[3]))
+            print(
+                _(
+                    "{count} sites cover {share:.0%} of the {unmet} unmet searches of {region} "
+                    "({since} to {until}; walkable: {walkable} m; {candidates} candidate sites)"
+                ).format(
+                    count=len(suggested.suggestions),
+                    share=suggested.suggestions[-1].cumulative_share if suggested.suggestions else 0.0,
+                    unmet=suggested.unmet_total,
+                    region=args.region,
+                    since=period.since,
+                    until=period.until,
+                    walkable=suggested.walkable_m,
+                    candidates=suggested.candidates,
+                ),
+                file=sys.stderr,
+            )
+            if suggested.outside_region:
+                print(
+                    _("{count} candidate sites lie outside the region and were left out").format(
+                        count=suggested.outside_region
+                    ),
+                    file=sys.stderr,
+                )
+            return 0
+        if args.analytics_command == "demand":
+            report = await service.demand(args.region, period)
+            columns, rows = analytics.demand_rows(report, name)
+        else:
+            report = await service.gaps(args.region, period)
+            columns, rows = analytics.gap_rows(report, name)
+        write_analytics(args, columns, rows, lambda row: analytics.cell_polygon(row[0]))
+        print(
+            _(
+                "{count} cells ({since} to {until}); {hidden} cells with fewer than {k} searches "
+                "are not shown"
+            ).format(
+                count=len(rows),
+                since=period.since,
+                until=period.until,
+                hidden=report.hidden_cells,
+                k=K_ANONYMITY,
+            ),
+            file=sys.stderr,
+        )
+    return 0
 
 
 async def cmd_import(core: Any, args: argparse.Namespace) -> int:
@@ -603,7 +768,9 @@ async def cmd_run(args: argparse.Namespace) -> int:
         ensure_port_free(args.host, args.port)
     # In webhook mode the public API reads through a pool of its own: Telegram's updates keep theirs.
     api_pool = bool(settings.webhook_url)
-    async with open_core(settings, follow_changes=True, warm_cache=True, api_pool=api_pool) as core:
+    async with open_core(
+        settings, follow_changes=True, warm_cache=True, api_pool=api_pool, flush_demand=True
+    ) as core:
         assert settings.bot_token is not None  # has_token
         bot = build_bot(settings.bot_token.get_secret_value(), settings.telegram_api_url)
         dp = build_dispatcher(core)
@@ -633,7 +800,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
 
     ensure_port_free(args.host, args.port)
     # The API's own pool refuses after DB_POOL_TIMEOUT rather than queue requests behind a busy database.
-    async with open_core(follow_changes=True, warm_cache=True, api_pool=True) as core:
+    async with open_core(follow_changes=True, warm_cache=True, api_pool=True, flush_demand=True) as core:
         # Plain HTTP on this machine only (a trial): the console's cookies cannot be HTTPS-only there.
         app = build_web_app(core, secure_cookies=not is_loopback(args.host))
         setup_h5(
@@ -691,7 +858,7 @@ async def cmd_worker(args: argparse.Namespace) -> int:
     settings = Settings()
     if not has_token(settings):
         return 2
-    async with open_core(settings, load_index=False) as core:
+    async with open_core(settings, load_index=False, flush_demand=True) as core:
         assert settings.bot_token is not None  # has_token
         bot = build_bot(settings.bot_token.get_secret_value(), settings.telegram_api_url)
         stop = asyncio.Event()
@@ -735,7 +902,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     from localapi import LocalBotAPI
 
     ensure_port_free(args.host, args.port)
-    async with open_core() as core:
+    async with open_core(flush_demand=True) as core:
         if await core.stations.count() == 0:
             print(_("Empty database: adding the demo stations…"), file=sys.stderr)
             await core.stations.seed_demo()
@@ -788,6 +955,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "worker": cmd_worker,
         "serve": cmd_serve,
         "demo": cmd_demo,
+        "analytics": cmd_analytics,
     }.get(args.command)
     if handler is None:  # pragma: no cover - argparse refuses unknown commands first
         parser.error(f"unknown command {args.command}")

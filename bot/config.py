@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.clock import DEFAULT_TZ
+from domain.demand import BAND_EDGES_M
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///yizhan.db"
 
@@ -136,6 +137,15 @@ class Settings(BaseSettings):
     console_max_in_flight: int = Field(default=16, gt=0)
     #: The console's address as staff reach it, for the setup links `yizhan admin add-user` prints.
     console_url: str = "http://127.0.0.1:8080/console/"
+    #: Count searches per coarse cell for `yizhan analytics` (no user, no point; bot/services/analytics.py).
+    analytics_enabled: bool = True
+    #: Seconds between moves of the in-memory search counters into the database (what a crash can lose).
+    analytics_flush_s: float = Field(default=5.0, gt=0, le=300)
+    #: Days the search counters are kept; the hourly retention job deletes older days.
+    analytics_retention_days: int = Field(default=400, gt=0)
+    #: Metres a rider is taken to walk to a station: a search whose nearest open station was farther is
+    #: unmet demand. One of the distance bands' edges: 500, 1000, 1500 or 3000.
+    analytics_walkable_m: int = 1500
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -253,6 +263,13 @@ class Settings(BaseSettings):
     def _not_negative(cls, value: float) -> float:
         if value < 0:
             raise ValueError("must not be negative")
+        return value
+
+    @field_validator("analytics_walkable_m")
+    @classmethod
+    def _band_edge(cls, value: int) -> int:
+        if value not in BAND_EDGES_M:
+            raise ValueError("ANALYTICS_WALKABLE_M must be 500, 1000, 1500 or 3000 (a distance band's edge)")
         return value
 
     @field_validator("auto_hide_region_digits")

@@ -46,6 +46,7 @@ from bot.services.reports import StaffDigest
 from bot.services.users import UserService, effective_locale, user_cache
 from bot.session import JsonAiohttpSession
 from domain.clock import utc_now
+from domain.demand import Channel
 from domain.languages import LANGUAGES
 from domain.values import User, YizhanError
 from handlers import announcements, moderation, privacy, reports, search, start
@@ -93,7 +94,11 @@ def build_dispatcher(
         events_isolation=isolation,
         i18n=i18n,
         nearby=NearbyService(
-            core.search, core.stations, observe_search=metrics.observe_search if metrics else None
+            core.search,
+            core.stations,
+            observe_search=metrics.observe_search if metrics else None,
+            demand=core.demand.counter,
+            channel=Channel.BOT,
         ),
         stations=core.stations,
         roles=core.roles,

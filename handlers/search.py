@@ -47,17 +47,29 @@ _COORDS = re.compile(r"^\s*\(?\s*(-?\d{1,3}(?:\.\d+)?)\s*[,，\s]\s*(-?\d{1,3}(?
 
 
 async def _results(
-    nearby: NearbyService, point: GeoPoint, user: User, now: datetime, page: int = 0, closed: bool = False
+    nearby: NearbyService,
+    point: GeoPoint,
+    user: User,
+    now: datetime,
+    page: int = 0,
+    closed: bool = False,
+    count: bool = True,
 ) -> ResultsPage:
     return await results_page(
-        nearby, point, page=page, amenities=user.amenity_filter, at=now, include_closed=closed
+        nearby, point, page=page, amenities=user.amenity_filter, at=now, include_closed=closed, count=count
     )
 
 
 async def _render_results(
-    nearby: NearbyService, point: GeoPoint, user: User, now: datetime, page: int = 0, closed: bool = False
+    nearby: NearbyService,
+    point: GeoPoint,
+    user: User,
+    now: datetime,
+    page: int = 0,
+    closed: bool = False,
+    count: bool = True,
 ) -> tuple[str, InlineKeyboardMarkup]:
-    result = await _results(nearby, point, user, now, page, closed)
+    result = await _results(nearby, point, user, now, page, closed, count)
     return (
         results_text(result, user.amenity_filter, now),
         results_keyboard(result, point.lat, point.lon, user.amenity_filter),
@@ -135,7 +147,8 @@ async def live_location_moved(
         return
     live[str(message.message_id)] = [entry[0], now.timestamp()]
     await state.update_data(live=live)
-    text, keyboard = await _render_results(nearby, point, user, now)
+    # The refresh of a live location is the search already counted, following the rider.
+    text, keyboard = await _render_results(nearby, point, user, now, count=False)
     try:
         await message.bot.edit_message_text(  # type: ignore[union-attr]
             text=text,
@@ -189,8 +202,9 @@ async def results_paged(
     if message is None or point is None:
         await _stale(query)
         return
+    # Another page of a search already counted.
     text, keyboard = await _render_results(
-        nearby, point, user, clock(), page=callback_data.page, closed=callback_data.closed
+        nearby, point, user, clock(), page=callback_data.page, closed=callback_data.closed, count=False
     )
     await safe_edit(message, text, keyboard)
     await query.answer()

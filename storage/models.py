@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -441,3 +442,19 @@ class ConsoleEventRow(Base):
         Index("ix_console_events_address_action_at", "address", "action", "at"),
         Index("ix_console_events_account_at", "account_id", "at"),
     )
+
+
+class SearchDemandRow(Base):
+    """How many searches one coarse cell saw in one local day, hour of the week, channel, amenity filter
+    and distance band of the nearest open station (bot/services/analytics.py). No person, no point: the
+    cell is an H3 index at resolution 8 (~0.7 km²); replicas add their counts to the same row."""
+
+    __tablename__ = "search_demand"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    cell: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hour_of_week: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    channel: Mapped[str] = mapped_column(String(8), primary_key=True)
+    amenities: Mapped[str] = mapped_column(String(200), primary_key=True)
+    band: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -2,18 +2,20 @@
 
 The bot and `yizhan nearby` call `NearbyService.nearby`, the HTTP API `NearbyService.nearby_json`; both
 JSON paths render a result with `result_json`, the one JSON shape of a result (the `--json` contract
-of docs/ARCHITECTURE.md).
+of docs/ARCHITECTURE.md). A service given a `DemandCounter` counts the searches of its channel (the bot's
+first pages, the API's and the H5 page's answers; bot/services/analytics.py): a cell, never the point.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.services.analytics import DemandCounter, nearest_open_distance
 from bot.services.closures import ClosureNote
 from bot.services.search import NearbyHit, SearchService
 from bot.services.stations import StationService
@@ -71,11 +73,37 @@ class NearbyService:
         stations: StationService,
         *,
         observe_search: Callable[[float], None] | None = None,
+        demand: DemandCounter | None = None,
+        channel: str = "",
     ) -> None:
         self.search = search
         self.stations = stations
         # Told the seconds of each search (the edges hand in a metrics histogram; no transport here).
         self.observe_search = observe_search
+        #: Counts each search of `channel` (None: searches are not counted, e.g. `yizhan nearby`).
+        self.demand = demand
+        self.channel = channel
+
+    def count(
+        self,
+        point: GeoPoint,
+        amenities: Sequence[str],
+        at: datetime,
+        hits: Sequence[NearbyHit],
+        include_closed: bool,
+        channel: str | None = None,
+    ) -> None:
+        """Add the search to the demand counters (when this service counts): its cell, the local hour,
+        the channel, the amenities asked for and the nearest open station's distance among `hits`."""
+        demand = self.demand
+        if demand is None:
+            return
+        known, distance = nearest_open_distance(hits, include_closed)
+        if not known:
+            # Only closed stations among the hits: where the nearest open one is takes a search of its own.
+            nearest = self.search.find_nearest_open(point, 1, amenities, at)
+            distance = nearest[0].distance_m if nearest else None
+        demand.count(point.lat, point.lon, at, channel or self.channel, amenities, distance)
 
     @staticmethod
     def to_wgs84(point: GeoPoint, crs: CRS) -> GeoPoint:
@@ -117,11 +145,17 @@ class NearbyService:
         amenities: Iterable[str] = (),
         at: datetime,
         include_closed: bool = False,
+        count: bool = True,
+        channel: str | None = None,
     ) -> dict[str, Any]:
         """`nearby_json(point, at, await self.nearby(...))`, rendered straight from the hits and their
         stations: the HTTP API answers thousands of these a second, and a `NearbyResult` per hit would only
-        be garbage to collect."""
-        pairs = await self._with_details(self.find_nearest_open(point, k, amenities, at, include_closed))
+        be garbage to collect. With `count`, the search is counted as `channel`'s (default: the service's)."""
+        amenities = tuple(amenities)
+        hits = self.find_nearest_open(point, k, amenities, at, include_closed)
+        if count:
+            self.count(point, amenities, at, hits, include_closed, channel)
+        pairs = await self._with_details(hits)
         return _answer_json(point, at, [result_json(station, hit) for station, hit in pairs])
 
     async def join(self, hits: list[NearbyHit], at: datetime | None = None) -> list[NearbyResult]:
@@ -183,14 +217,19 @@ async def results_page(
     amenities: Iterable[str],
     at: datetime,
     include_closed: bool = False,
+    count: bool = True,
 ) -> ResultsPage:
-    """Page `page` (0-based) of the nearest stations; falls back to closed ones when none is open."""
+    """Page `page` (0-based) of the nearest stations; falls back to closed ones when none is open. With
+    `count`, a first page is counted as a search (when the service counts)."""
     amenities = tuple(amenities)
     if not 0 <= page < MAX_PAGES:
         return ResultsPage([], page, False, False, include_closed)
     wanted = PAGE_SIZE * (page + 1) + 1
     search = service.find_nearest_open
     found = search(point, wanted, amenities, at, include_closed)
+    if count and page == 0:
+        # A rider's search is its first page; other pages and a live location's refreshes are the same one.
+        service.count(point, amenities, at, found, include_closed)
     fallback = False
     if not found and not include_closed and page == 0:
         found = search(point, wanted, amenities, at, True)

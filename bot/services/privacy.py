@@ -2,14 +2,16 @@
 
 Positions never reach this service: searches keep none, on-site checks keep a distance, subscriptions a
 ~5 km cell. What is left to forget is the person (their rows, unlinked reports and ratings) and what they
-wrote or photographed in reports, which is kept `retention` long (REPORT_RETENTION_DAYS).
+wrote or photographed in reports, which is kept `retention` long (REPORT_RETENTION_DAYS). The hourly
+retention job also runs the purges other services hand it (`also_purge`): the search counters' days past
+ANALYTICS_RETENTION_DAYS.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -26,6 +28,13 @@ class PrivacyService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], retention: timedelta) -> None:
         self.sessions = sessions
         self.retention = retention
+        self._purges: list[tuple[str, Callable[[datetime], Awaitable[int]]]] = []
+
+    def also_purge(
+        self, purge: Callable[[datetime], Awaitable[int]], what: str = "search counter rows"
+    ) -> None:
+        """Have the retention job also call `purge(now)` each round (it returns how many `what` went)."""
+        self._purges.append((what, purge))
 
     async def forget(self, user_id: int, at: datetime) -> Forgotten:
         """Delete the person's own rows and unlink their reports and ratings, in one transaction."""
@@ -46,6 +55,13 @@ class PrivacyService:
                     log.info("retention: emptied the comments and photos of %d old reports", purged)
             except Exception:
                 log.exception("retention round failed")
+            for what, purge in self._purges:
+                try:
+                    deleted = await purge(clock())
+                    if deleted:
+                        log.info("retention: deleted %d %s past their time", deleted, what)
+                except Exception:
+                    log.exception("retention round failed for %s", what)
             try:
                 await asyncio.wait_for(stop.wait(), RETENTION_POLL_S)
             except TimeoutError:

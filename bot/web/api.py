@@ -23,11 +23,14 @@ from bot.web import params
 from bot.web.assets import accepts_gzip
 from bot.web.keys import CLOCK, CORE, GEOJSON_CACHE, NEARBY, STATIONS, SYNC_CACHE
 from bot.web.responses import BadParameter, NotFound, json_body, json_response, raw_json_response
+from domain.demand import Channel
 from domain.values import BBox, InvalidLocation, StationNotFound
 
 API_PREFIX = "/api/v1"
 MAX_K = 50
 DEFAULT_K = 5
+#: The H5 page names itself in this header, so that its searches are counted as its own.
+CHANNEL_HEADER = "X-Yizhan-Channel"
 MAX_SYNC_LIMIT = MAX_SYNC_PAGE
 DEFAULT_SYNC_LIMIT = 1000
 #: Longest station code the database holds; a longer one cannot exist, so it is not looked up.
@@ -60,7 +63,18 @@ async def nearby_stations(request: web.Request) -> web.Response:
         point = service.to_wgs84(point, crs)
     except InvalidLocation as exc:
         raise BadParameter("crs", exc.reason) from None
-    answer = await service.nearby_json(point, k=k, amenities=amenities, at=at, include_closed=include_closed)
+    # A rider's search is counted (a cell, no point; bot/services/analytics.py), as the H5 page's when the
+    # page says so; a question about another instant (`at`) is planning, not a rider looking now.
+    channel = Channel.H5 if request.headers.get(CHANNEL_HEADER, "").lower() == Channel.H5 else Channel.API
+    answer = await service.nearby_json(
+        point,
+        k=k,
+        amenities=amenities,
+        at=at,
+        include_closed=include_closed,
+        count="at" not in query,
+        channel=channel,
+    )
     # Depends on the instant, so no cache may keep it.
     return json_response(answer, cache="no-store")
 

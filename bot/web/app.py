@@ -39,6 +39,7 @@ from bot.web.console import setup_console
 from bot.web.keys import ADMISSION, CLOCK, CORE, GEOJSON_CACHE, NEARBY, STATIONS, SYNC_CACHE
 from bot.web.responses import ApiError, error_response, json_response
 from domain.clock import Clock, utc_now
+from domain.demand import Channel
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +221,11 @@ def build_web_app(
     stations = core.api_stations or core.stations
     app[STATIONS] = stations
     app[NEARBY] = NearbyService(
-        core.search, stations, observe_search=metrics.observe_search if metrics is not None else None
+        core.search,
+        stations,
+        observe_search=metrics.observe_search if metrics is not None else None,
+        demand=core.demand.counter,
+        channel=Channel.API,
     )
     app[GEOJSON_CACHE] = api.GeoJSONCache(stations)
     app[SYNC_CACHE] = api.SyncPageCache(settings.sync_cache_seconds)

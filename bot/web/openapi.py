@@ -267,6 +267,16 @@ def build_openapi() -> dict[str, Any]:
                             "ISO 8601 instant to evaluate opening hours at (default: now); without an offset "
                             f"it is Beijing time. Between {EARLIEST_AT.year} and {LATEST_AT.year - 1}.",
                         ),
+                        {
+                            "name": "X-Yizhan-Channel",
+                            "in": "header",
+                            "schema": {"type": "string", "enum": ["h5"]},
+                            "description": (
+                                "`h5` from the H5 page. A search without `at` is counted for the union's "
+                                "demand reports by coarse cell (~0.7 km²) and channel: never the position, "
+                                "never the client."
+                            ),
+                        },
                     ],
                     "responses": {
                         "200": _json("NearbyResponse", "The stations, nearest first", _CACHE),

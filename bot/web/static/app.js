@@ -403,7 +403,10 @@
     var query = "lat=" + p.lat.toFixed(6) + "&lon=" + p.lon.toFixed(6) + "&k=" + RESULTS +
       "&include_closed=" + (includeClosed ? "true" : "false");
     if (state.amenities.length) query += "&amenity=" + encodeURIComponent(state.amenities.join(","));
-    return fetch("/api/v1/stations/nearby?" + query, { headers: { Accept: "application/json" } })
+    // The header lets the server count the search as the page's (a coarse cell; no position is kept).
+    return fetch("/api/v1/stations/nearby?" + query, {
+      headers: { Accept: "application/json", "X-Yizhan-Channel": "h5" }
+    })
       .then(function (response) {
         return response.json().then(
           function (data) { return { ok: response.ok, data: data }; },
