@@ -16,6 +16,7 @@ import pytest
 from aiohttp import ClientSession, CookieJar
 from aiohttp.test_utils import TestServer
 from argon2 import PasswordHasher
+from conftest import REDIS_URL, service_missing
 from sqlalchemy import select
 from yarl import URL
 
@@ -293,3 +294,180 @@ def test_the_command_line_creates_lists_changes_and_disables_accounts(
     capsys.readouterr()
     assert main(["admin", "list"]) == 0
     assert capsys.readouterr().out.splitlines()[1].endswith("disabled")
+
+
+async def attempt(site: Console, username: str, password: str, address: str) -> tuple[int, str]:
+    """One login from `address` in a new browser: the answer's status and Retry-After."""
+    async with site.client(address) as client:
+        response = await login(site, client, username, password)
+    return response.status, response.headers.get("Retry-After", "")
+
+
+async def test_wrong_passwords_for_an_account_slow_down_then_lock_it(console: Console) -> None:
+    """Each attempt from another address, so that only the account's own limit is at work."""
+    await add_account(console.core, "clerk")
+    policy = console.core.console.policy
+    addresses = (f"203.0.113.{n}" for n in range(1, 100))
+    for failures in range(policy.max_failures):
+        wait = policy.delay_after(failures)
+        if wait:
+            console.clock.advance(seconds=wait - 0.5)
+            status, retry_after = await attempt(console, "clerk", "wrong password!", next(addresses))
+            assert (status, retry_after) == (429, "1"), failures  # too soon: refused, not counted
+            console.clock.advance(seconds=0.5)
+        assert (await attempt(console, "clerk", "wrong password!", next(addresses)))[0] == 401
+    # Locked: even the right password is refused for CONSOLE_LOCK_MINUTES.
+    console.clock.advance(minutes=14)
+    status, retry_after = await attempt(console, "clerk", PASSWORD, next(addresses))
+    assert status == 429 and 50 <= int(retry_after) <= 60
+    console.clock.advance(minutes=1, seconds=1)
+    assert (await attempt(console, "clerk", PASSWORD, next(addresses)))[0] == 303
+    account = await console.core.console.by_username("clerk")
+    assert account is not None and account.failed_count == 0 and account.locked_until is None
+    async with console.core.sessions() as session:
+        actions = [
+            e.action for e in await session.scalars(select(ConsoleEventRow).order_by(ConsoleEventRow.id))
+        ]
+    assert actions.count("login_failed") == policy.max_failures
+    assert actions.count("login_refused") == 4
+    assert actions[-1] == "login"
+
+
+async def test_wrong_passwords_from_one_address_slow_it_down_then_lock_it(console: Console) -> None:
+    """Guessing across many usernames from one address: the address's own limit, while the office next
+    door logs in as usual."""
+    await add_account(console.core, "clerk")
+    policy = console.core.console.policy
+    attacker, office = "198.51.100.7", "198.51.100.8"
+    for failures in range(policy.address_max_failures):
+        wait = policy.delay_after(failures)
+        if wait and failures in (2, 7):
+            console.clock.advance(seconds=wait / 2)
+            status, retry_after = await attempt(console, f"guess{failures}", "password123", attacker)
+            assert status == 429 and int(retry_after) >= 1
+            console.clock.advance(seconds=wait / 2)
+        else:
+            console.clock.advance(seconds=wait)
+        assert (await attempt(console, f"guess{failures}", "password123", attacker))[0] == 401
+    console.clock.advance(seconds=policy.delay_after(policy.address_max_failures))
+    status, retry_after = await attempt(console, "clerk", PASSWORD, attacker)
+    assert status == 429 and int(retry_after) > 60  # locked, not merely slowed down
+    assert (await attempt(console, "clerk", PASSWORD, office))[0] == 303
+    console.clock.advance(minutes=policy.lock.total_seconds() / 60)
+    assert (await attempt(console, "clerk", PASSWORD, attacker))[0] == 303
+
+
+async def post_form(site: Console, client: ClientSession, path: str, data: dict[str, str]) -> tuple[int, str]:
+    token = await csrf_of(client, site.url("/console/"))
+    async with client.post(site.url(path), data={**data, "csrf_token": token}) as response:
+        return response.status, await response.text()
+
+
+async def test_admins_create_accounts_with_setup_links_and_read_the_audit(console: Console) -> None:
+    await add_account(console.core, "boss", "admin", "")
+    await add_account(console.core, "clerk")
+    async with console.client("192.0.2.1") as admin, console.client("192.0.2.2") as staff:
+        await login(console, admin, "boss")
+        await login(console, staff, "clerk")
+        # Staff reach neither page nor action, whatever they craft.
+        for path in ("/console/audit", "/console/accounts"):
+            async with staff.get(console.url(path)) as page:
+                assert page.status == 403
+        status, _ = await post_form(console, staff, "/console/accounts/boss/disable", {})
+        assert status == 403
+        status, _ = await post_form(
+            console, staff, "/console/accounts", {"username": "mole", "role": "admin", "region": ""}
+        )
+        assert status == 403
+        assert await console.core.console.by_username("mole") is None
+
+        status, html = await post_form(
+            console, admin, "/console/accounts", {"username": "li", "role": "staff", "region": "4403"}
+        )
+        assert status == 200
+        link = re.search(r"/console/setup\?token=([\w-]+)", html)
+        assert link, html
+        status, html = await post_form(
+            console, admin, "/console/accounts", {"username": "wu", "role": "staff", "region": ""}
+        )
+        assert status == 400 and "Staff need a region" in html
+        status, html = await post_form(
+            console, admin, "/console/accounts/clerk/link", {"telegram_id": "4242"}
+        )
+        assert status == 200 and "4242" in html
+        assert (await console.core.roles.access(4242)).regions == ("4401",)
+
+    # The new colleague chooses a password through the link, once, and logs in.
+    async with console.client() as newcomer:
+        token = link.group(1)
+        async with newcomer.get(console.url(f"/console/setup?token={token}")) as page:
+            assert page.status == 200 and "li" in await page.text()
+            assert page.headers["Referrer-Policy"] == "same-origin"
+        csrf = await csrf_of(newcomer, console.url(f"/console/setup?token={token}"))
+        form = {"token": token, "password": "a long new secret", "password2": "a long new secret"}
+        async with newcomer.post(
+            console.url("/console/setup"), data={**form, "csrf_token": csrf}, allow_redirects=False
+        ) as response:
+            assert response.status == 303
+        async with newcomer.post(
+            console.url("/console/setup"), data={**form, "csrf_token": csrf}, allow_redirects=False
+        ) as again:
+            assert again.status == 400  # spent
+        assert (await login(console, newcomer, "li", "a long new secret")).status == 303
+
+    async with console.client("192.0.2.1") as admin:
+        await login(console, admin, "boss")
+        async with admin.get(console.url("/console/audit")) as page:
+            html = await page.text()
+    actions = re.findall(r'<tr data-action="([a-z_]+)"', html)
+    for action in ("login", "account_created", "account_linked", "password_set"):
+        assert action in actions
+    assert "console:boss" in html
+
+
+async def test_with_redis_a_session_lives_there_and_logging_out_ends_it_for_every_copy(
+    settings: Settings,
+) -> None:
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        await redis.ping()
+    except Exception as exc:
+        service_missing("Redis", exc)
+    settings = settings.model_copy(update={"redis_url": REDIS_URL})
+    try:
+        async for site in make_console(settings):
+            await add_account(site.core, "clerk")
+            async with site.client() as client:
+                response = await login(site, client, "clerk")
+                key = response.cookies["yizhan_console"].value
+                assert len(key) == 32  # an identity only: the session itself is in Redis
+                assert await redis.exists(f"yizhan_console_{key}")
+                async with client.get(site.url("/console/"), allow_redirects=False) as page:
+                    assert page.status == 200
+                token = await csrf_of(client, site.url("/console/"))
+                async with client.post(
+                    site.url("/console/logout"), data={"csrf_token": token}, allow_redirects=False
+                ) as out:
+                    assert out.status == 303
+            # A copy of the cookie taken before the logout opens nothing.
+            async with site.client() as thief:
+                thief.cookie_jar.update_cookies({"yizhan_console": key}, response.url)
+                async with thief.get(site.url("/console/"), allow_redirects=False) as page:
+                    assert page.status == 303
+    finally:
+        keys = [k async for k in redis.scan_iter("yizhan_console_*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+
+
+async def test_the_session_cookie_is_https_only_unless_told_otherwise(sqlite_settings: Settings) -> None:
+    settings = sqlite_settings.model_copy(update={"console_secure_cookies": True})
+    async for site in make_console(settings, secure_cookies=False):
+        await add_account(site.core, "clerk")
+        async with site.client() as client:
+            async with client.get(site.url("/console/login")) as page:
+                cookie = page.headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie

@@ -49,6 +49,7 @@ COOKIE_NAME = "yizhan_console"
 PAGES = (
     "login",
     "dashboard",
+    "admin",
 )
 
 

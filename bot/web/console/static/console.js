@@ -6,8 +6,9 @@
   "use strict";
   var PREFIX = "yizhan-draft:";
   function keyOf(form) {
-    var index = Array.prototype.indexOf.call(document.forms, form);
-    return PREFIX + location.pathname + location.search + "#" + (form.id || form.getAttribute("action") || "") + ":" + index;
+    // A form's id names it best; otherwise its action and its place among the page's forms.
+    var name = form.id || (form.getAttribute("action") || "") + ":" + Array.prototype.indexOf.call(document.forms, form);
+    return PREFIX + location.pathname + location.search + "#" + name;
   }
   function kept(field) {
     return field.name && field.name !== "csrf_token" && field.type !== "password" && field.type !== "file" &&
