@@ -140,7 +140,7 @@ def _is_trusted(peer: str, trusted: tuple[Network, ...]) -> bool:
 CONSOLE_PREFIX = "/console"
 
 
-def _is_console(path: str) -> bool:
+def is_console_path(path: str) -> bool:
     return path == CONSOLE_PREFIX or path.startswith(CONSOLE_PREFIX + "/")
 
 
@@ -181,13 +181,13 @@ class Admission:
         return (
             path not in UNGUARDED_PATHS
             and path not in self.bot_paths
-            and not (self.console is not None and _is_console(path))
+            and not (self.console is not None and is_console_path(path))
         )
 
     def lane_of(self, path: str) -> Lane:
         if path in self.bot_paths:
             return self.bot
-        if self.console is not None and _is_console(path):
+        if self.console is not None and is_console_path(path):
             return self.console
         return self.public
 

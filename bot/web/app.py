@@ -32,6 +32,7 @@ from bot.web.admission import (
     Lane,
     RateLimited,
     client_address,
+    is_console_path,
     rate_headers,
     trusted_networks,
 )
@@ -107,7 +108,7 @@ def edge_middleware(
                     request[RATE_DECISION] = decision
                     if not decision.allowed:
                         raise RateLimited(decision)
-            if body_timeout is not None and request.body_exists:
+            if body_timeout is not None and request.body_exists and not _console_upload(request):
                 try:
                     async with asyncio.timeout(body_timeout):
                         await request.read()
@@ -159,6 +160,12 @@ def edge_middleware(
         return response
 
     return edges
+
+
+def _console_upload(request: web.Request) -> bool:
+    """A file sent to the staff console: read there, by a logged-in staff member only, up to
+    IMPORT_MAX_BYTES and at an office line's pace (bot/web/console/base.py), not within HTTP_BODY_TIMEOUT."""
+    return is_console_path(request.path) and request.content_type == "multipart/form-data"
 
 
 class PathAccessLogger(AbstractAccessLogger):

@@ -332,7 +332,11 @@ def console_middleware() -> Callable[..., Awaitable[web.StreamResponse]]:
             if session.get("locale") in LOCALES:
                 request[LOCALE_KEY] = session["locale"]
             if request.method in UNSAFE_METHODS:
-                if "multipart/form-data" in request.headers.get("Content-Type", ""):
+                if request.content_type == "multipart/form-data":
+                    # A file: read only for a logged-in staff member (no body is read for anyone else),
+                    # up to IMPORT_MAX_BYTES (and a megabyte of form around it).
+                    if "account_id" not in session:
+                        raise LoginRequired(expired=bool(request.get(EXPIRED_KEY)))
                     request = request.clone(client_max_size=state.upload_max_bytes)
                 if not await _csrf_ok(request, session):
                     if "account_id" not in session and path not in PUBLIC_PATHS:
