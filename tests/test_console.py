@@ -508,3 +508,23 @@ async def test_a_file_is_read_for_logged_in_staff_only_and_needs_the_csrf_token(
         ) as ok:
             assert ok.status == 303
             assert ok.headers["Location"] == "/console/"
+
+
+async def test_the_console_has_a_lane_of_its_own_apart_from_the_public_api(console: Console) -> None:
+    from bot.web.keys import ADMISSION
+
+    admission = console.server.app[ADMISSION]
+    assert admission.console is not None
+    admission.public.in_flight = admission.public.limit  # the riders' lane is full
+    try:
+        async with console.client() as client:
+            async with client.get(console.url("/api/v1/stations")) as api:
+                assert api.status == 503
+            async with client.get(console.url("/console/login")) as page:
+                assert page.status == 200
+            admission.console.in_flight = admission.console.limit
+            async with client.get(console.url("/console/login")) as page:
+                assert page.status == 503
+    finally:
+        admission.public.in_flight = 0
+        admission.console.in_flight = 0

@@ -107,6 +107,9 @@ def test_wheel_ships_every_package_and_compiled_catalogues_without_sources(built
         assert f"locales/{locale}/LC_MESSAGES/messages.mo" in names
     assert not [name for name in names if name.endswith((".po", ".pot"))]
     assert "bot/web/static/index.html" in names
+    for console_file in ("templates/base.html", "static/console.js", "static/console.css"):
+        assert f"bot/web/console/{console_file}" in names
+    assert "bot/web/static/vendor/htmx/htmx.min.js" in names
     assert "storage/migrations/env.py" in names
     metadata = next(name for name in names if name.endswith(".dist-info/METADATA"))
     assert "License-Expression: MIT" in zipfile.ZipFile(built.wheel).read(metadata).decode()
