@@ -32,11 +32,11 @@ import operator
 import re
 import unicodedata
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from domain.clock import DEFAULT_TZ
@@ -67,6 +67,9 @@ __all__ = [
     "ParsedImport",
     "RowError",
     "Text",
+    "XlsxExport",
+    "check_station",
+    "csv_text",
     "file_too_large",
     "geojson_feature",
     "parse_station_file",
@@ -93,6 +96,15 @@ STATION_COLUMNS: tuple[str, ...] = (
 #: Columns of an export: the station fields plus the ones the system keeps.
 EXPORT_COLUMNS: tuple[str, ...] = (*STATION_COLUMNS, "timezone", "verified_at", "opening_hours_text")
 REQUIRED_COLUMNS: tuple[str, ...] = ("name", "lat", "lon")
+#: The longest text each free-text field may hold (the columns' sizes in storage/models.py).
+TEXT_LIMITS: dict[str, int] = {
+    "code": 64,
+    "name": 200,
+    "address": 300,
+    "host": 200,
+    "phone": 64,
+    "manager": 100,
+}
 
 #: The Chinese header of each field, as in the union's template (used in messages too).
 COLUMN_LABELS_ZH: dict[str, str] = {
@@ -775,90 +787,115 @@ class _RowParser:
             parsed = parsed.replace(tzinfo=self.zone(tz_name or DEFAULT_TZ) or ZoneInfo(DEFAULT_TZ))
         return parsed
 
-    def parse(self, values: dict[str, Any], labels: dict[str, str], row: int) -> StationRecord | RowError:
-        """One row → a record, or an error listing every problem found in it (each with its column)."""
-        problems: list[str] = []
+    def check(
+        self, values: Mapping[str, Any], labels: Mapping[str, str], row: int = 0
+    ) -> tuple[StationRecord | None, dict[str, list[str]]]:
+        """One station's values → (record, no problems) or (None, {field: problems}); `position` holds the
+        problems of `lat` and `lon` together (one may be wrong because of the other: swapped). Both an
+        import row (`parse`) and a staff member's edit of one station go through here."""
+        problems: dict[str, list[str]] = {}
+
+        def at(name: str) -> list[str]:
+            return problems.setdefault(name, [])
+
         name = _text(values.get("name"))
         if not name:
-            problems.append(Text(N_("the station name ({label}) is empty"), label=labels.get("name", "name")))
-        after_name = len(problems)
+            at("name").append(
+                Text(N_("the station name ({label}) is empty"), label=labels.get("name", "name"))
+            )
         code = _text(values.get("code"))
-        if code:
+        if code and row:
             first = self.seen_codes.setdefault(code, row)
             if first != row:
-                problems.append(
+                at("code").append(
                     Text(
                         N_("code {code} is repeated: {where} already has it"),
                         code=repr(code),
                         where=_where(self.unit, first),
                     )
                 )
-        after_code = len(problems)
-        position = self._position(values, labels, problems)
-        after_position = len(problems)
+        texts: dict[str, str] = {}
+        for field_name, limit in TEXT_LIMITS.items():
+            texts[field_name] = value = _text(values.get(field_name))
+            if len(value) > limit:
+                at(field_name).append(
+                    Text(
+                        N_("{label} has {length} characters; at most {limit}"),
+                        label=labels.get(field_name, field_name),
+                        length=len(value),
+                        limit=limit,
+                    )
+                )
+        position = self._position(dict(values), dict(labels), at("position"))
         opening_hours, opening_hours_text = self._opening_hours(
-            values.get("opening_hours"), values.get("opening_hours_text"), problems
+            values.get("opening_hours"), values.get("opening_hours_text"), at("opening_hours")
         )
-        after_hours = len(problems)
-        amenities = self._amenities(values.get("amenities"), problems)
-        after_amenities = len(problems)
-        status = self._status(values.get("status"), problems)
-        after_status = len(problems)
-        timezone = self._timezone(values.get("timezone"), problems)
-        after_timezone = len(problems)
-        verified_at = self._verified_at(values.get("verified_at"), timezone, problems)
-        after_verified = len(problems)
+        amenities = self._amenities(values.get("amenities"), at("amenities"))
+        status = self._status(values.get("status"), at("status"))
+        timezone = self._timezone(values.get("timezone"), at("timezone"))
+        verified_at = self._verified_at(values.get("verified_at"), timezone, at("verified_at"))
+        problems = {key: found for key, found in problems.items() if found}
         if not problems and position is not None and not code:
             code = generated_code(name, *position)
             first = self.seen_codes.setdefault(code, row)
             if first != row:
-                problems.append(
+                at("code").append(
                     Text(
                         N_("same name and coordinates as {where} (neither has a code)"),
                         where=_where(self.unit, first),
                     )
                 )
         if problems or position is None:
-            # Which column each problem is about (the checks above append in this order).
-            ends = (
-                (after_name, "name"),
-                (after_code, "code"),
-                (after_position, "lat"),
-                (after_hours, "opening_hours"),
-                (after_amenities, "amenities"),
-                (after_status, "status"),
-                (after_timezone, "timezone"),
-                (after_verified, "verified_at"),
-                (len(problems), "code"),
-            )
-            columns: list[str] = []
-            for end, column in ends:
-                columns += [column] * (end - len(columns))
-            for i in range(after_code, after_position):  # a longitude's own problems name it
-                problem = problems[i]
-                if isinstance(problem, Text) and "lat" not in problem.params:
-                    if "lon" in problem.params or problem.params.get("label") == labels.get(
-                        "lon", "longitude"
-                    ):
-                        columns[i] = "lon"
-            return RowError.of(row, problems, self.unit, tuple(columns))
-        return StationRecord(
+            return None, problems
+        record = StationRecord(
             code=code,
             name=name,
             lat=position[0],
             lon=position[1],
-            address=_text(values.get("address")),
+            address=texts["address"],
             region=_text(values.get("region")),
-            host=_text(values.get("host")),
+            host=texts["host"],
             opening_hours=opening_hours,
             opening_hours_text=opening_hours_text,
             amenities=amenities,
-            phone=_text(values.get("phone")),
-            manager=_text(values.get("manager")),
+            phone=texts["phone"],
+            manager=texts["manager"],
             status=status,
             timezone=timezone,
             verified_at=verified_at,
         )
+        return record, {}
+
+    def parse(self, values: dict[str, Any], labels: dict[str, str], row: int) -> StationRecord | RowError:
+        """One row → a record, or an error listing every problem found in it (each with its column)."""
+        record, problems = self.check(values, labels, row)
+        if record is not None:
+            return record
+        found: list[str] = []
+        columns: list[str] = []
+        for key, items in problems.items():
+            for problem in items:
+                found.append(problem)
+                columns.append(_position_column(problem, labels) if key == "position" else key)
+        return RowError.of(row, found, self.unit, tuple(columns))
+
+
+def _position_column(problem: str, labels: Mapping[str, str]) -> str:
+    """`lon` for a problem of the longitude alone, else `lat` (a swap is reported on the latitude)."""
+    if isinstance(problem, Text) and "lat" not in problem.params:
+        if "lon" in problem.params or problem.params.get("label") == labels.get("lon", "longitude"):
+            return "lon"
+    return "lat"
+
+
+def check_station(
+    values: Mapping[str, Any], labels: Mapping[str, str] | None = None, default_tz: str | None = None
+) -> tuple[StationRecord | None, dict[str, list[str]]]:
+    """The import's checks of one station's values (as cells: text), for an edit of a single station:
+    (record, {}) or (None, {field: problems}) where a field is a station field or `position` (lat and
+    lon). The record's region is the given one: derive it from the position (bot/services/regions.py)."""
+    parser = _RowParser(CRS.WGS84, default_tz, "row")
+    return parser.check(values, labels or {})
 
 
 # ---------------------------------------------------------------------------------- tabular (CSV, XLSX)
@@ -1226,19 +1263,74 @@ def _export_row(record: StationRecord) -> list[str]:  # in EXPORT_COLUMNS order
     ]
 
 
-def write_csv(records: Iterable[StationRecord], out: TextIO) -> None:
+_NUMBER_COLUMNS = (EXPORT_COLUMNS.index("lat"), EXPORT_COLUMNS.index("lon"))
+
+
+def _guarded_row(record: StationRecord) -> list[str]:
+    # Text a spreadsheet would run as a formula is neutralised; coordinates are numbers, never formulas.
+    return [cell if i in _NUMBER_COLUMNS else _guard(cell) for i, cell in enumerate(_export_row(record))]
+
+
+def write_csv(records: Iterable[StationRecord], out: TextIO, header: bool = True) -> None:
     """Write records as CSV with the English header. Open `out` with encoding="utf-8" and newline="".
 
-    A BOM is written first so that Excel in China opens the file as UTF-8 rather than GB18030.
+    A BOM is written first so that Excel in China opens the file as UTF-8 rather than GB18030. Without
+    `header` only the rows are written (the next part of an export written piece by piece).
     """
-    out.write("\ufeff")
     writer = csv.writer(out, lineterminator="\r\n")  # what Excel itself writes
-    writer.writerow(EXPORT_COLUMNS)
-    numbers = (EXPORT_COLUMNS.index("lat"), EXPORT_COLUMNS.index("lon"))
+    if header:
+        out.write("\ufeff")
+        writer.writerow(EXPORT_COLUMNS)
     for record in records:
-        row = _export_row(record)
-        # Text a spreadsheet would run as a formula is neutralised; coordinates are numbers, never formulas.
-        writer.writerow([cell if i in numbers else _guard(cell) for i, cell in enumerate(row)])
+        writer.writerow(_guarded_row(record))
+
+
+def csv_text(records: Iterable[StationRecord], header: bool = False) -> str:
+    """`write_csv` into a string: one part of an export sent as it is read."""
+    out = io.StringIO(newline="")
+    write_csv(records, out, header)
+    return out.getvalue()
+
+
+class XlsxExport:
+    """An export as an .xlsx workbook, filled a batch at a time (openpyxl's write-only mode keeps rows on
+    disk, not in memory), then saved. Same columns and values as `write_csv`; coordinates are numbers.
+
+    A text cell that a spreadsheet would read as a formula is written as text with Excel's quote prefix
+    (the apostrophe of a CSV export, `_guard`), so the value itself is unchanged and re-imports as it was.
+    Characters that XML cannot hold (control characters other than tab and line breaks) are dropped."""
+
+    def __init__(self) -> None:
+        import openpyxl  # only needed for spreadsheets
+        from openpyxl.cell import WriteOnlyCell
+        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+        self._cell = WriteOnlyCell
+        self._illegal = ILLEGAL_CHARACTERS_RE
+        self.workbook = openpyxl.Workbook(write_only=True)
+        self.sheet = self.workbook.create_sheet("stations")
+        self.sheet.append(list(EXPORT_COLUMNS))
+        self.rows = 0
+
+    def _text_cell(self, value: str) -> Any:
+        value = self._illegal.sub("", value)
+        if not value.lstrip("'").startswith(_FORMULA_START):
+            return value
+        cell = self._cell(self.sheet, value=value)
+        cell.data_type = "s"  # openpyxl takes a leading "=" for a formula
+        cell.quotePrefix = True
+        return cell
+
+    def add(self, records: Iterable[StationRecord]) -> None:
+        for record in records:
+            row: list[Any] = [self._text_cell(cell) for cell in _export_row(record)]
+            for i in _NUMBER_COLUMNS:
+                row[i] = record.lat if EXPORT_COLUMNS[i] == "lat" else record.lon
+            self.sheet.append(row)
+            self.rows += 1
+
+    def save(self, out: Path | BinaryIO) -> None:
+        self.workbook.save(out)
 
 
 def geojson_feature(record: StationRecord) -> dict[str, Any]:

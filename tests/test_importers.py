@@ -30,6 +30,7 @@ from storage.importers import (
     ImportFileError,
     ParsedImport,
     RowError,
+    check_station,
     parse_station_file,
     write_csv,
     write_geojson,
@@ -146,6 +147,29 @@ def test_unknown_columns_are_ignored_with_one_warning(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------- rejections
+
+
+def test_text_longer_than_its_column_is_refused_naming_the_column(tmp_path: Path) -> None:
+    text = "站点名称,纬度,经度,地址,联系电话\n" + "站" * 201 + ",39.9,116.4," + "路" * 301 + ",1\n"
+    error = only_error(parse_csv(tmp_path, text))
+    assert error.problems == (
+        "站点名称 has 201 characters; at most 200",
+        "地址 has 301 characters; at most 300",
+    )
+    zh = translator("zh_Hans").gettext
+    assert (
+        error.translated(zh) == "第 2 行：站点名称有 201 个字符，最多 200 个；地址有 301 个字符，最多 300 个"
+    )
+
+
+def test_one_stations_values_are_checked_field_by_field() -> None:
+    record, problems = check_station(
+        {"name": "站", "lat": "23.1", "lon": "113.3", "opening_hours": "周一至周五 9:00-17:00"}
+    )
+    assert problems == {} and record is not None
+    assert (record.opening_hours, record.opening_hours_text) == ("Mo-Fr 09:00-17:00", "周一至周五 9:00-17:00")
+    record, problems = check_station({"name": "", "lat": "95", "lon": "113.3", "timezone": "Mars/Olympus"})
+    assert record is None and set(problems) == {"name", "position", "timezone"}
 
 
 def test_rejects_latitude_out_of_range(tmp_path: Path) -> None:
