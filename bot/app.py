@@ -33,6 +33,7 @@ from bot.services.reports import ReportService, TrustPolicy
 from bot.services.roles import RoleService
 from bot.services.search import SearchService
 from bot.services.station_admin import StationAdminService
+from bot.services.station_console import StationConsoleService
 from bot.services.stations import StationService, station_cache
 from storage.changes import RedisChangeFeed
 from storage.db import create_engine, session_factory, upgrade_database
@@ -91,6 +92,11 @@ class Core:
     #: (monotonic time, database, redis) of the last check that found both well, and the check running.
     _health_ok: tuple[float, str, str] | None = None
     _health_check: asyncio.Task[tuple[str, str]] | None = None
+
+    @property
+    def station_console(self) -> StationConsoleService:
+        """The console's station work, over this core's station and lifecycle services."""
+        return StationConsoleService(self.sessions, self.stations, self.station_admin)
 
     async def resync(self) -> None:
         """After missed change notifications: reload everything derived from the stations table."""

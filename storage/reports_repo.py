@@ -295,6 +295,16 @@ class ReportRepository:
         )
         return int(count or 0)
 
+    async def cases_of_station(self, station_id: int, limit: int) -> list[CaseRow]:
+        """A station's cases, open or decided, newest first."""
+        rows = await self.session.scalars(
+            select(CaseRow)
+            .where(CaseRow.station_id == station_id)
+            .order_by(CaseRow.created_at.desc(), CaseRow.id.desc())
+            .limit(limit)
+        )
+        return list(rows)
+
     async def claim(self, case_id: int, status: str, decided_by: int, at: datetime, final: bool) -> bool:
         """Move an undecided case to `status`; True for exactly one of several concurrent callers."""
         values: dict[str, Any] = {"status": status, "updated_at": at}
@@ -430,6 +440,15 @@ class RatingRepository:
         return await self.session.scalar(
             select(RatingRow).where(RatingRow.station_id == station_id, RatingRow.user_id == user_id)
         )
+
+    async def stars_histogram(self, station_id: int) -> dict[int, int]:
+        """How many ratings of each number of stars a station has."""
+        rows = await self.session.execute(
+            select(RatingRow.stars, func.count())
+            .where(RatingRow.station_id == station_id)
+            .group_by(RatingRow.stars)
+        )
+        return {int(stars): int(count) for stars, count in rows}
 
     async def recent_comments(self, station_id: int, limit: int = 5) -> list[RatingRow]:
         return list(

@@ -78,7 +78,14 @@ class StationAdminService:
         return station
 
     async def _change(
-        self, station_id: int, access: Access, action: str, at: datetime, reason: str = "", **values: Any
+        self,
+        station_id: int,
+        access: Access,
+        action: str,
+        at: datetime,
+        reason: str = "",
+        actor_id: int | None = None,
+        **values: Any,
     ) -> Station:
         async with station_write(self.sessions, action) as session:
             repo = StationRepository(session)
@@ -89,7 +96,7 @@ class StationAdminService:
             after = await repo.update_fields(station_id, **values)
             await AuditRepository(session).add(
                 station_id,
-                access.user_id,
+                access.user_id if actor_id is None else actor_id,
                 action,
                 {name: _plain(getattr(before, name)) for name in values},
                 {name: _plain(getattr(after, name)) for name in values},
@@ -99,18 +106,28 @@ class StationAdminService:
         self.stations.reflect(after)
         return after
 
-    async def verify(self, station_id: int, access: Access, at: datetime) -> Station:
-        return await self._change(station_id, access, "verify", at, verified_at=at)
+    async def verify(
+        self, station_id: int, access: Access, at: datetime, actor_id: int | None = None
+    ) -> Station:
+        return await self._change(station_id, access, "verify", at, actor_id=actor_id, verified_at=at)
 
     async def set_status(
-        self, station_id: int, status: StationStatus, access: Access, at: datetime, reason: str = ""
+        self,
+        station_id: int,
+        status: StationStatus,
+        access: Access,
+        at: datetime,
+        reason: str = "",
+        actor_id: int | None = None,
     ) -> Station:
         if status is StationStatus.CLOSED and not reason.strip():
             raise InvalidEdit(InvalidEdit.REASON_MISSING, "closing a station for good needs a reason")
         action = {"active": "reopen", "temporarily_closed": "close_temporarily", "closed": "close"}[
             status.value
         ]
-        return await self._change(station_id, access, action, at, reason=reason.strip()[:500], status=status)
+        return await self._change(
+            station_id, access, action, at, reason=reason.strip()[:500], actor_id=actor_id, status=status
+        )
 
     async def edit_hours(self, station_id: int, text: str, access: Access, at: datetime) -> Station:
         """OSM syntax or hours as written in Chinese (translated; the text as written is kept beside)."""
@@ -144,6 +161,18 @@ class StationAdminService:
         ordered = tuple(key for key in AMENITY_KEYS if key in amenities)
         return await self._change(station_id, access, "edit_amenities", at, amenities=ordered)
 
+    async def edit(
+        self,
+        station_id: int,
+        changes: dict[str, Any],
+        access: Access,
+        at: datetime,
+        actor_id: int | None = None,
+    ) -> Station:
+        """Several fields at once, validated by the caller (bot/services/station_console.py checks them
+        as an import does); one audit entry names each changed field before and after."""
+        return await self._change(station_id, access, "edit", at, actor_id=actor_id, **changes)
+
     async def stale(self, access: Access, at: datetime, limit: int = 30) -> list[Station]:
         if not access.is_staff:
             raise NotAllowed(f"user {access.user_id} is not staff")
@@ -152,6 +181,7 @@ class StationAdminService:
         return [row_to_station(row) for row in rows]
 
     async def history(self, station_id: int, access: Access, limit: int = 20) -> list[AuditEntry]:
+        """The station's audit trail, newest first."""
         async with self.sessions() as session:
             station = await StationRepository(session).get(station_id)
             if station is None:
