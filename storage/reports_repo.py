@@ -295,16 +295,6 @@ class ReportRepository:
         )
         return int(count or 0)
 
-    async def cases_of_station(self, station_id: int, limit: int) -> list[CaseRow]:
-        """A station's cases, open or decided, newest first."""
-        rows = await self.session.scalars(
-            select(CaseRow)
-            .where(CaseRow.station_id == station_id)
-            .order_by(CaseRow.created_at.desc(), CaseRow.id.desc())
-            .limit(limit)
-        )
-        return list(rows)
-
     async def claim(self, case_id: int, status: str, decided_by: int, at: datetime, final: bool) -> bool:
         """Move an undecided case to `status`; True for exactly one of several concurrent callers."""
         values: dict[str, Any] = {"status": status, "updated_at": at}

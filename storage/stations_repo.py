@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Integer,
     Row,
     String,
     Table,
@@ -23,8 +24,10 @@ from sqlalchemy import (
     any_,
     bindparam,
     cast,
+    column,
     false,
     func,
+    literal,
     literal_column,
     or_,
     select,
@@ -106,12 +109,31 @@ def _like_escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _searchable(dialect: str) -> Any:
-    """Code, name and address as one text, written exactly as the trigram index of migration 0015 is on
-    PostgreSQL, so that the planner uses it for any substring."""
+#: Shortest text the trigram index of SQLite finds (migration 0015); shorter ones are looked for row by row.
+_TRIGRAM = 3
+_TRIGRAM_MATCH = text("SELECT rowid FROM stations_search WHERE stations_search MATCH :phrase").columns(
+    column("rowid", Integer)
+)
+
+
+def _text_match(text: str, dialect: str) -> Any:
+    """Stations whose code, name or address contains `text`, case-insensitively (ASCII), from the index of
+    migration 0015. On PostgreSQL the expression is written exactly as that index is, so that the planner
+    uses it; on SQLite a phrase of the FTS5 trigram table, or for one or two characters (too short for
+    trigrams) a search of each row."""
     if dialect == "postgresql":
-        return literal_column("(code || E'\\n' || name || E'\\n' || address)")
-    return literal_column("(code || char(10) || name || char(10) || address)")
+        searchable = literal_column("(code || E'\\n' || name || E'\\n' || address)", Text)
+        return searchable.ilike(f"%{_like_escaped(text)}%", escape="\\")
+    if len(text) >= _TRIGRAM:
+        phrase = '"' + text.replace('"', '""') + '"'
+        return StationRow.id.in_(_TRIGRAM_MATCH.bindparams(phrase=phrase))
+    needle = func.lower(literal(text))
+    return or_(
+        *(
+            func.instr(func.lower(column), needle) > 0
+            for column in (StationRow.code, StationRow.name, StationRow.address)
+        )
+    )
 
 
 def _filtered(stmt: Any, selection: StationFilter, dialect: str) -> Any:
@@ -126,13 +148,7 @@ def _filtered(stmt: Any, selection: StationFilter, dialect: str) -> Any:
         pattern = f'%"{_like_escaped(selection.amenity)}"%'
         stmt = stmt.where(cast(StationRow.amenities, Text).like(pattern, escape="\\"))
     if selection.text:
-        pattern = f"%{_like_escaped(selection.text)}%"
-        searchable = _searchable(dialect)
-        stmt = stmt.where(
-            searchable.ilike(pattern, escape="\\")
-            if dialect == "postgresql"
-            else searchable.like(pattern, escape="\\")
-        )
+        stmt = stmt.where(_text_match(selection.text, dialect))
     return stmt
 
 
@@ -306,18 +322,20 @@ class StationRepository:
         return stations
 
     async def stream_matching(
-        self, selection: StationFilter, batch: int = _BATCH
-    ) -> AsyncIterator[list[Station]]:
-        """Every station of a selection in code order, a batch of plain rows at a time (an export)."""
-        table = StationRow.__table__
+        self, selection: StationFilter, batch: int = 5000
+    ) -> AsyncIterator[Sequence[Row[Any]]]:
+        """Every station of a selection in code order, a batch at a time, as the driver's raw values in
+        NETWORK_COLUMNS order (`record_from_raw`, in a worker thread): an export of the whole network
+        would otherwise spend seconds of the event loop on type processing (see `network_rows`)."""
+        columns: list[Any] = [literal_column(f"stations.{name}") for name in NETWORK_COLUMNS]
         stmt = (
-            _filtered(select(table), selection, self._dialect())
-            .order_by(table.c.code)
+            _filtered(select(*columns).select_from(StationRow.__table__), selection, self._dialect())
+            .order_by(StationRow.code)
             .execution_options(yield_per=batch)
         )
         result = await self.session.stream(stmt)
-        async for partition in result.partitions(batch):
-            yield [row_to_station(row) for row in partition]
+        async for part in result.partitions():
+            yield part
 
     async def stream_all(self, batch: int = _BATCH) -> AsyncIterator[Station]:
         """Every station in code order, streamed (exports of the whole network stay flat in memory)."""

@@ -25,13 +25,13 @@ from bot.services.ratings import Comment
 from bot.services.regions import derive_regions
 from bot.services.roles import Access, NotAllowed
 from bot.services.station_admin import AuditEntry, StationAdminService
-from bot.services.stations import StationService, as_record
+from bot.services.stations import StationService
 from domain.messages import N_, Text
 from domain.statuses import CaseStatus
 from domain.values import AMENITY_KEYS, Station, StationStatus, YizhanError
 from storage.importers import XlsxExport, check_station, csv_text
 from storage.reports_repo import RatingRepository, ReportRepository
-from storage.stations_repo import StationFilter, StationRepository
+from storage.stations_repo import StationFilter, StationRepository, record_from_raw
 
 #: What a clerk types as a district: an adcode prefix (44 Guangdong, 4401 Guangzhou, 440106 Tianhe).
 _DISTRICT = re.compile(r"[0-9]{2,6}")
@@ -165,6 +165,10 @@ def _cursor(value: str | None) -> str | None:
     return value
 
 
+def _csv_part(rows: Sequence[Any], header: bool) -> str:
+    return csv_text(map(record_from_raw, rows), header)
+
+
 @dataclass(frozen=True, slots=True)
 class StationPage:
     """One page of a search in code order, the number of stations the search finds, and the codes to page
@@ -268,9 +272,8 @@ class StationConsoleService:
         selection = self.selection(access, query)
         header = True
         async with self.sessions() as session:
-            async for batch in StationRepository(session).stream_matching(selection):
-                records = [as_record(station) for station in batch]
-                text = await asyncio.to_thread(csv_text, records, header)
+            async for rows in StationRepository(session).stream_matching(selection):
+                text = await asyncio.to_thread(_csv_part, rows, header)
                 header = False
                 yield text.encode()
         if header:  # nothing selected: the header alone
@@ -281,9 +284,8 @@ class StationConsoleService:
         selection = self.selection(access, query)
         export = await asyncio.to_thread(XlsxExport)
         async with self.sessions() as session:
-            async for batch in StationRepository(session).stream_matching(selection):
-                records = [as_record(station) for station in batch]
-                await asyncio.to_thread(export.add, records)
+            async for rows in StationRepository(session).stream_matching(selection):
+                await asyncio.to_thread(export.add, map(record_from_raw, rows))
 
         def save() -> bytes:
             out = io.BytesIO()
