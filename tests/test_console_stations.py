@@ -5,6 +5,7 @@ index and cache at once; lifecycle actions; a station of another region cannot b
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from conftest import REDIS_URL, service_missing
 
 from bot.app import Core, open_core
 from bot.config import Settings
@@ -431,3 +433,69 @@ async def test_the_station_file_has_its_cases_and_ratings(core: Core) -> None:
     assert file.ratings.count == 3 and file.ratings.average == pytest.approx(13 / 3)
     assert file.ratings.stars == {5: 2, 3: 1}
     assert [c.text for c in file.ratings.comments] == ["水很凉"]
+
+
+async def test_an_edit_reaches_the_api_and_nearby_search_here_and_in_another_process(
+    settings: Settings, region_lookup: RegionLookup
+) -> None:
+    """The writer's own API answers the edit at once (its index and cache are patched on commit); a second
+    process following the change feed (Redis) answers it as soon as the notification arrives."""
+    from aiohttp.test_utils import TestClient, TestServer
+    from redis.asyncio import Redis
+
+    from bot.web.app import build_web_app
+
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        await redis.flushdb()
+    except Exception as exc:
+        service_missing("Redis", exc)
+    finally:
+        await redis.aclose()
+    shared = settings.model_copy(update={"redis_url": REDIS_URL, "api_rate_limit": 0})
+    thursday_noon = datetime(2026, 12, 3, 4, 0, tzinfo=UTC)
+    async with open_core(shared) as writer:
+        writer.stations.regions = region_lookup
+        await writer.stations.save_records([gz(1), gz(2)])
+        await writer.reload_index()
+        async with open_core(shared, follow_changes=True) as reader:
+            clients = [
+                TestClient(TestServer(build_web_app(core, clock=lambda: thursday_noon)))
+                for core in (writer, reader)
+            ]
+            for client in clients:
+                await client.start_server()
+            try:
+
+                async def hours_in_api(client: TestClient) -> str:  # type: ignore[type-arg]
+                    async with client.get("/api/v1/stations/GZ0001") as response:
+                        assert response.status == 200
+                        return str((await response.json())["opening_hours"])
+
+                assert [await hours_in_api(c) for c in clients] == ["24/7", "24/7"]
+                point = GeoPoint(*TIANHE)
+                assert reader.search.find_nearest_open(point, 5, ("wifi",), thursday_noon) == []
+                while reader.stations.change_feed.last_id is None:  # the follower has its place
+                    await asyncio.sleep(0.01)
+                form = {
+                    "name": "天河驿站1号",
+                    "lat": str(gz(1).lat),
+                    "lon": str(gz(1).lon),
+                    "opening_hours": "周一至周五 9:00-17:00",
+                    "amenities": ["drinking_water", "wifi"],
+                }
+                await writer.station_console.edit("GZ0001", form, GUANGZHOU, NOW, actor_id=-1)
+                # This process: at once, no waiting.
+                assert await hours_in_api(clients[0]) == "Mo-Fr 09:00-17:00"
+                hits = writer.search.find_nearest_open(point, 5, ("wifi",), thursday_noon)
+                assert [hit.code for hit in hits] == ["GZ0001"]
+                # The other process: as soon as the feed tells it.
+                deadline = asyncio.get_running_loop().time() + 5
+                while await hours_in_api(clients[1]) != "Mo-Fr 09:00-17:00":
+                    assert asyncio.get_running_loop().time() < deadline, "the change never arrived"
+                    await asyncio.sleep(0.05)
+                hits = reader.search.find_nearest_open(point, 5, ("wifi",), thursday_noon)
+                assert [hit.code for hit in hits] == ["GZ0001"]
+            finally:
+                for client in clients:
+                    await client.close()
