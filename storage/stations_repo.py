@@ -90,6 +90,10 @@ class StationFilter:
     text: str = ""
     status: StationStatus | None = None
     amenity: str | None = None
+    #: Only stations open around the clock (`24/7`).
+    always_open: bool = False
+    #: Only stations in service not verified since this instant (never verified included).
+    verified_before: datetime | None = None
 
 
 def _region_range(prefix: str) -> Any:
@@ -149,6 +153,13 @@ def _filtered(stmt: Any, selection: StationFilter, dialect: str) -> Any:
         stmt = stmt.where(cast(StationRow.amenities, Text).like(pattern, escape="\\"))
     if selection.text:
         stmt = stmt.where(_text_match(selection.text, dialect))
+    if selection.always_open:
+        stmt = stmt.where(func.trim(StationRow.opening_hours) == "24/7")
+    if selection.verified_before is not None:
+        stmt = stmt.where(
+            StationRow.status != StationStatus.CLOSED.value,
+            or_(StationRow.verified_at.is_(None), StationRow.verified_at < selection.verified_before),
+        )
     return stmt
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.services.ratings import Comment
 from bot.services.regions import derive_regions
 from bot.services.roles import Access, NotAllowed
-from bot.services.station_admin import AuditEntry, StationAdminService
+from bot.services.station_admin import STALE_AFTER, AuditEntry, StationAdminService
 from bot.services.stations import StationService
 from domain.messages import N_, Text
 from domain.statuses import CaseStatus
@@ -38,6 +38,8 @@ _DISTRICT = re.compile(r"[0-9]{2,6}")
 #: Longest search text (a name or an address fragment; longer is a paste gone wrong).
 MAX_SEARCH_TEXT = 100
 PAGE_SIZE = 50
+#: The `hours` filter's one value: stations open around the clock.
+ALWAYS_OPEN = "24_7"
 MAX_PAGE_SIZE = 200
 #: Codes a paging cursor may hold: a station code's column size.
 _MAX_CODE = 64
@@ -112,6 +114,10 @@ class StationQuery:
     district: str = ""
     status: StationStatus | None = None
     amenity: str | None = None
+    #: Only stations open around the clock (`hours=24_7`, the dashboard's link).
+    always_open: bool = False
+    #: Only stations in service not verified for 180 days (`stale=1`, the dashboard's link).
+    stale: bool = False
 
     @classmethod
     def parse(cls, params: Mapping[str, str]) -> StationQuery:
@@ -134,12 +140,20 @@ class StationQuery:
         amenity = str(params.get("amenity", "")).strip() or None
         if amenity is not None and amenity not in AMENITY_KEYS:
             raise InvalidStationQuery("amenity", Text(N_("unknown amenity")))
-        return cls(text, district, status, amenity)
+        hours = str(params.get("hours", "")).strip()
+        if hours not in ("", ALWAYS_OPEN):
+            raise InvalidStationQuery("hours", Text(N_("unknown hours filter")))
+        stale = str(params.get("stale", "")).strip()
+        if stale not in ("", "0", "1"):
+            raise InvalidStationQuery("stale", Text(N_("unknown filter")))
+        return cls(text, district, status, amenity, hours == ALWAYS_OPEN, stale == "1")
 
     def params(self) -> dict[str, str]:
         out = {"q": self.text, "district": self.district}
         out["status"] = self.status.value if self.status else ""
         out["amenity"] = self.amenity or ""
+        out["hours"] = ALWAYS_OPEN if self.always_open else ""
+        out["stale"] = "1" if self.stale else ""
         return {key: value for key, value in out.items() if value}
 
 
@@ -226,14 +240,19 @@ class StationConsoleService:
 
     # -- finding ----------------------------------------------------------------------------------------
     @staticmethod
-    def selection(access: Access, query: StationQuery) -> StationFilter:
+    def selection(access: Access, query: StationQuery, at: datetime | None = None) -> StationFilter:
+        """What `access` may see of `query` (`at`: the instant `stale` counts back from)."""
         if not access.is_staff:
             raise NotAllowed(f"user {access.user_id} is not staff")
+        if query.stale and at is None:
+            raise ValueError("a search for stale stations needs the instant")
         return StationFilter(
             regions=scoped_regions(access.regions, query.district),
             text=query.text,
             status=query.status,
             amenity=query.amenity,
+            always_open=query.always_open,
+            verified_before=at - STALE_AFTER if query.stale and at is not None else None,
         )
 
     async def search(
@@ -244,9 +263,10 @@ class StationConsoleService:
         after: str | None = None,
         before: str | None = None,
         limit: int = PAGE_SIZE,
+        at: datetime | None = None,
     ) -> StationPage:
         """A page of the stations `access` may see that match `query`, in code order."""
-        selection = self.selection(access, query)
+        selection = self.selection(access, query, at)
         after, before = _cursor(after), _cursor(before)
         limit = max(1, min(limit, MAX_PAGE_SIZE))
         async with self.sessions() as session:
@@ -266,10 +286,12 @@ class StationConsoleService:
             previous_before = stations[0].code if after is not None and stations else None
         return StationPage(stations, total, next_after, previous_before)
 
-    async def export_csv(self, access: Access, query: StationQuery) -> AsyncIterator[bytes]:
+    async def export_csv(
+        self, access: Access, query: StationQuery, at: datetime | None = None
+    ) -> AsyncIterator[bytes]:
         """The selection as the CSV of an export (storage/importers.py: columns, BOM, formula guards),
         part by part as it is read: the whole network never sits in memory."""
-        selection = self.selection(access, query)
+        selection = self.selection(access, query, at)
         header = True
         async with self.sessions() as session:
             async for rows in StationRepository(session).stream_matching(selection):
@@ -279,9 +301,9 @@ class StationConsoleService:
         if header:  # nothing selected: the header alone
             yield csv_text((), True).encode()
 
-    async def export_xlsx(self, access: Access, query: StationQuery) -> bytes:
+    async def export_xlsx(self, access: Access, query: StationQuery, at: datetime | None = None) -> bytes:
         """The selection as an .xlsx workbook with the export's columns (storage/importers.py: XlsxExport)."""
-        selection = self.selection(access, query)
+        selection = self.selection(access, query, at)
         export = await asyncio.to_thread(XlsxExport)
         async with self.sessions() as session:
             async for rows in StationRepository(session).stream_matching(selection):
