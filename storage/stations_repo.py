@@ -303,8 +303,14 @@ class StationRepository:
     def _dialect(self) -> str:
         return self.session.get_bind().dialect.name
 
-    async def count_matching(self, selection: StationFilter) -> int:
-        stmt = _filtered(select(func.count()).select_from(StationRow), selection, self._dialect())
+    async def count_matching(self, selection: StationFilter, limit: int | None = None) -> int:
+        """How many stations a selection holds; with `limit`, at most that many are counted (the reading
+        stops there: a count of a text that most stations contain would otherwise read them all)."""
+        if limit is None:
+            stmt = _filtered(select(func.count()).select_from(StationRow), selection, self._dialect())
+        else:
+            found = _filtered(select(StationRow.id), selection, self._dialect()).limit(limit).subquery()
+            stmt = select(func.count()).select_from(found)
         return int(await self.session.scalar(stmt) or 0)
 
     async def search_page(

@@ -18,9 +18,11 @@ from conftest import REDIS_URL, service_missing
 
 from bot.app import Core, open_core
 from bot.config import Settings
+from bot.services import station_console
 from bot.services.roles import Access, NotAllowed, Role
 from bot.services.station_admin import InvalidEdit
 from bot.services.station_console import (
+    ExportTooLarge,
     InvalidStationQuery,
     StationEditRejected,
     StationQuery,
@@ -231,6 +233,20 @@ async def test_an_xlsx_export_has_the_selection_with_formulas_as_text(core: Core
     assert cell.value == '=HYPERLINK("http://evil")' and cell.data_type == "s" and cell.quotePrefix
     parsed = parse_station_file(path)
     assert not parsed.errors and parsed.records[0].name == '=HYPERLINK("http://evil")'
+
+
+async def test_a_large_selection_is_counted_to_a_limit_and_too_large_for_excel(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(station_console, "COUNT_LIMIT", 20)
+    monkeypatch.setattr(station_console, "XLSX_MAX_ROWS", 24)
+    page = await core.station_console.search(ADMIN, StationQuery())
+    assert (page.total, page.more_than, len(page.stations)) == (20, True, 35)
+    page = await core.station_console.search(SHENZHEN, StationQuery())
+    assert (page.total, page.more_than) == (10, False)
+    with pytest.raises(ExportTooLarge):
+        await core.station_console.export_xlsx(GUANGZHOU, StationQuery())
+    assert await core.station_console.export_xlsx(GUANGZHOU, StationQuery.parse({"q": "天河路1"}))
 
 
 def form_of(core: Core, code: str, **changes: object) -> dict[str, object]:

@@ -41,6 +41,11 @@ PAGE_SIZE = 50
 #: The `hours` filter's one value: stations open around the clock.
 ALWAYS_OPEN = "24_7"
 MAX_PAGE_SIZE = 200
+#: Most stations an .xlsx export holds: openpyxl writes about a thousand rows a second
+#: (bench.console_stations), so a larger selection goes to the CSV export, which streams at any size.
+XLSX_MAX_ROWS = 30_000
+#: Beyond this many matches a search says "more than": counting them all would read every one.
+COUNT_LIMIT = 10_000
 #: Codes a paging cursor may hold: a station code's column size.
 _MAX_CODE = 64
 #: The fields of the station form, in its order; `position` carries the problems of lat and lon.
@@ -94,6 +99,20 @@ class InvalidStationQuery(YizhanError):
         super().__init__(str(message))
         self.field = field_name
         self.message = message
+
+
+class ExportTooLarge(YizhanError):
+    """More stations selected than an .xlsx export holds; `message` says so (a `Text`)."""
+
+    def __init__(self, limit: int) -> None:
+        self.message = Text(
+            N_(
+                "more than {limit} stations are selected, the most an Excel export holds: "
+                "narrow the search or export CSV"
+            ),
+            limit=f"{limit:,}",
+        )
+        super().__init__(str(self.message))
 
 
 class StationEditRejected(YizhanError):
@@ -192,6 +211,8 @@ class StationPage:
     total: int
     next_after: str | None
     previous_before: str | None
+    #: `total` is a lower bound: the search finds more than COUNT_LIMIT stations.
+    more_than: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +293,7 @@ class StationConsoleService:
         async with self.sessions() as session:
             repo = StationRepository(session)
             stations = await repo.search_page(selection, after=after, before=before, limit=limit + 1)
-            total = await repo.count_matching(selection)
+            total = await repo.count_matching(selection, COUNT_LIMIT + 1)
         more = len(stations) > limit
         if before is not None:
             # Read backwards: the extra station is the first one, and a later page surely exists.
@@ -284,6 +305,8 @@ class StationConsoleService:
             stations = stations[:limit]
             next_after = stations[-1].code if more and stations else None
             previous_before = stations[0].code if after is not None and stations else None
+        if total > COUNT_LIMIT:
+            return StationPage(stations, COUNT_LIMIT, next_after, previous_before, more_than=True)
         return StationPage(stations, total, next_after, previous_before)
 
     async def export_csv(
@@ -304,6 +327,10 @@ class StationConsoleService:
     async def export_xlsx(self, access: Access, query: StationQuery, at: datetime | None = None) -> bytes:
         """The selection as an .xlsx workbook with the export's columns (storage/importers.py: XlsxExport)."""
         selection = self.selection(access, query, at)
+        async with self.sessions() as session:
+            count = await StationRepository(session).count_matching(selection, XLSX_MAX_ROWS + 1)
+        if count > XLSX_MAX_ROWS:
+            raise ExportTooLarge(XLSX_MAX_ROWS)
         export = await asyncio.to_thread(XlsxExport)
         async with self.sessions() as session:
             async for rows in StationRepository(session).stream_matching(selection):
