@@ -113,7 +113,7 @@ def _like_escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-#: Shortest text the trigram index of SQLite finds (migration 0015); shorter ones are looked for row by row.
+#: Shortest text the trigram index of SQLite finds (migration 0016); shorter ones are looked for row by row.
 _TRIGRAM = 3
 _TRIGRAM_MATCH = text("SELECT rowid FROM stations_search WHERE stations_search MATCH :phrase").columns(
     column("rowid", Integer)
@@ -122,7 +122,7 @@ _TRIGRAM_MATCH = text("SELECT rowid FROM stations_search WHERE stations_search M
 
 def _text_match(text: str, dialect: str) -> Any:
     """Stations whose code, name or address contains `text`, case-insensitively (ASCII), from the index of
-    migration 0015. On PostgreSQL the expression is written exactly as that index is, so that the planner
+    migration 0016. On PostgreSQL the expression is written exactly as that index is, so that the planner
     uses it; on SQLite a phrase of the FTS5 trigram table, or for one or two characters (too short for
     trigrams) a search of each row."""
     if dialect == "postgresql":

@@ -4,8 +4,8 @@ index on both backends. PostgreSQL: a trigram index (pg_trgm) over the three as 
 table's own columns (external content, kept in step by triggers), which answers a phrase of three or more
 characters; shorter texts are looked for row by row (storage/stations_repo.py: _text_match).
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-05
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0015"
-down_revision = "0014"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
