@@ -37,7 +37,15 @@ from bot.services.stations import ImportAudit, ImportReport, StationService
 from domain.clock import Clock, utc_now
 from domain.messages import Text
 from domain.values import YizhanError
-from storage.importers import ImportFileError, ImportLimits, RowError, file_too_large, parse_station_file
+from storage.importers import (
+    COLUMN_LABELS_ZH,
+    COLUMN_LABELS_ZH_HANT,
+    ImportFileError,
+    ImportLimits,
+    RowError,
+    file_too_large,
+    parse_station_file,
+)
 from storage.imports_repo import ImportRunRepository
 
 __all__ = [
@@ -48,6 +56,7 @@ __all__ = [
     "ImportService",
     "RunStatus",
     "Upload",
+    "column_label",
 ]
 
 log = logging.getLogger(__name__)
@@ -128,6 +137,17 @@ class ImportRun:
     @property
     def accepted(self) -> int:
         return self.inserted + self.updated + self.unchanged
+
+
+def column_label(column: str, locale: str) -> str:
+    """A field's header as the union's template names it in `locale` (the English field name in `en`)."""
+    if not column:
+        return ""
+    if locale == "zh_Hans":
+        return COLUMN_LABELS_ZH.get(column, column)
+    if locale == "zh_Hant":
+        return COLUMN_LABELS_ZH_HANT.get(column, column)
+    return column
 
 
 # -- messages kept in the database ----------------------------------------------------------------------
@@ -276,6 +296,10 @@ class ImportService:
     @property
     def limits(self) -> ImportLimits:
         return self.stations.import_limits
+
+    def too_large(self, size: int) -> ImportFileError:
+        """The refusal of a file of `size` bytes (a request that says so before it is read)."""
+        return file_too_large(size, self.limits)
 
     # -- the steps --------------------------------------------------------------------------------------
     async def upload(self, file_name: str, access: Access) -> Upload:

@@ -50,6 +50,8 @@ PAGES = (
     "login",
     "dashboard",
     "admin",
+    "imports",
+    "moderation",
 )
 
 
