@@ -251,3 +251,30 @@ def test_access_is_what_the_import_scope_reads() -> None:
     scope = RegionScope(staff.regions)
     assert scope.allows("440106") and not scope.allows("440304") and not scope.allows("")
     assert RegionScope(("",)).allows("") and RegionScope(("",)).allows("440304")
+
+
+async def test_a_large_file_reports_the_rows_read_while_it_is_checked(core: Core) -> None:
+    gz = await core.roles.access(STAFF_GZ)
+    rows = "".join(
+        f"GZ-{i},驿站{i},{23.05 + (i % 100) * 0.001},{113.25 + (i // 100) * 0.0005},24/7,\n"
+        for i in range(20_000)
+    )
+    run_id = await start_dry_run(core, STAFF_GZ, CLERK_GZ, HEADER + rows)
+    seen: list[tuple[str, int, int]] = []
+    while True:
+        run = await core.imports.run(run_id, gz, CLERK_GZ)
+        seen.append((run.status.value, run.rows_done, run.total_rows))
+        if not run.running:
+            break
+        await asyncio.sleep(0.01)
+    assert run.status is RunStatus.CHECKED and run.inserted == 20_000
+    partial = [done for status, done, total in seen if status == "checking" and 0 < done < total == 20_000]
+    assert partial, seen[:: max(1, len(seen) // 20)]
+    assert [done for _, done, _ in seen] == sorted(done for _, done, _ in seen)  # it only moves forward
+
+
+async def start_dry_run(core: Core, user: int, actor: int, content: str) -> int:
+    access = await core.roles.access(user)
+    upload = await core.imports.upload("big.csv", access)
+    await upload.write(content.encode())
+    return (await core.imports.check(upload, access, actor)).id

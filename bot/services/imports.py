@@ -205,7 +205,7 @@ def _counts(report: ImportReport) -> dict[str, Any]:
     }
 
 
-def _run(row: Any, rows_done: int | None = None) -> ImportRun:
+def _run(row: Any, progress: tuple[int, int] | None = None) -> ImportRun:
     details = row.details or {}
     file_error = details.get("file")
     return ImportRun(
@@ -215,13 +215,13 @@ def _run(row: Any, rows_done: int | None = None) -> ImportRun:
         file_bytes=row.file_bytes,
         status=RunStatus(row.status),
         lang=row.lang,
-        total_rows=row.total_rows,
+        total_rows=row.total_rows if progress is None else max(progress[1], row.total_rows),
         inserted=row.inserted,
         updated=row.updated,
         unchanged=row.unchanged,
         rejected=row.rejected,
         warned=row.warned,
-        rows_done=row.rows_done if rows_done is None else max(rows_done, row.rows_done),
+        rows_done=row.rows_done if progress is None else max(progress[0], row.rows_done),
         created_at=row.created_at,
         committed_at=row.committed_at,
         finished_at=row.finished_at,
@@ -291,7 +291,8 @@ class ImportService:
         self.ttl = ttl
         self.clock = clock
         self._tasks: dict[int, asyncio.Task[None]] = {}
-        self._progress: dict[int, int] = {}
+        #: (rows read, rows in the file) of the steps running in this process, set from the parsing thread.
+        self._progress: dict[int, tuple[int, int]] = {}
 
     @property
     def limits(self) -> ImportLimits:
@@ -443,22 +444,22 @@ class ImportService:
         task.add_done_callback(lambda _: self._tasks.pop(run_id, None))
 
     def _progress_of(self, run_id: int) -> Any:
-        self._progress[run_id] = 0
+        self._progress[run_id] = (0, 0)
 
         def progress(done: int, total: int) -> None:  # called from the parsing thread
-            self._progress[run_id] = done
+            self._progress[run_id] = (done, total)
 
         return progress
 
     async def _write_progress(self, run_id: int) -> None:
-        written = -1
+        written = (-1, -1)
         while True:
             await asyncio.sleep(PROGRESS_INTERVAL_S)
-            done = self._progress.get(run_id, 0)
-            if done != written:
+            done, total = self._progress.get(run_id, (0, 0))
+            if (done, total) != written:
                 async with self.sessions() as session, session.begin():
-                    await ImportRunRepository(session).set(run_id, rows_done=done)
-                written = done
+                    await ImportRunRepository(session).set(run_id, rows_done=done, total_rows=total)
+                written = (done, total)
 
     async def _step(
         self, run_id: int, path: Path, scope: RegionScope, dry_run: bool, audit: ImportAudit | None = None
