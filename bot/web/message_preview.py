@@ -15,7 +15,10 @@ from itertools import pairwise
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["buttons_html", "message_html"]
+from bot.services.announcements import RiderMessage
+from domain.telegram_html import parse_html
+
+__all__ = ["buttons_html", "message_html", "rider_message_html", "telegram_message_html"]
 
 _TAGS = {
     "bold": ("<b>", "</b>"),
@@ -109,3 +112,18 @@ def buttons_html(rows: Iterable[Iterable[tuple[str, str]]]) -> str:
         )
         lines.append(f'<div class="tg-buttons">{cells}</div>')
     return "".join(lines)
+
+
+def telegram_message_html(
+    text: str, entities: Sequence[Mapping[str, Any]], keyboard: Iterable[Iterable[tuple[str, str]]]
+) -> str:
+    """A whole message as a chat shows it: the text with its entities, then its buttons."""
+    body = f'<div class="tg-text">{message_html(text, entities)}</div>'
+    return f'<div class="tg-message">{body}{buttons_html(keyboard)}</div>'
+
+
+def rider_message_html(message: RiderMessage) -> str:
+    """What a rider receives, read the way Telegram reads the HTML the broadcaster sends."""
+    parsed = parse_html(message.text)
+    rows = [[(button.text, button.callback_data) for button in row] for row in message.keyboard]
+    return telegram_message_html(parsed.text, parsed.entities, rows)

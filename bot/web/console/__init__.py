@@ -52,6 +52,7 @@ PAGES = (
     "admin",
     "imports",
     "moderation",
+    "announcements",
 )
 
 
