@@ -53,6 +53,7 @@ PAGES = (
     "imports",
     "moderation",
     "announcements",
+    "analytics",
 )
 
 

@@ -1,0 +1,204 @@
+"""The console's analytics (`/console/analytics`): where riders look and find nothing, where new stations
+would serve them, and how each station serves, for the staff of a region.
+
+The page is a shell that draws what the staff-only JSON API under `/console/api/analytics/` answers: the
+demand and gap cells as hexagons on a Leaflet map (h3-js draws each cell's boundary), uPlot charts of
+demand by hour of the week and of day and night gaps, the suggested sites, and the station evaluation
+table with its CSV and XLSX exports. Every answer is for one region, checked on the server against the
+staff member's own (`Access.require_staff_for`), whatever the URL says; the analytics service leaves out
+every cell with fewer than K_ANONYMITY searches before anything here sees it.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from aiohttp import web
+
+from bot.services.evaluation import (
+    COLUMNS,
+    CONCERN_LABELS,
+    Concern,
+    InvalidPeriod,
+    RegionEvaluation,
+    table_rows,
+    write_csv,
+    write_xlsx,
+)
+from bot.services.roles import NotAllowed
+from bot.web.console.base import ConsoleUser, console_page, console_user, core_of, gettext_for, now, render
+from bot.web.responses import json_body
+from bot.web.tiles import tile_source
+
+API = "/api/analytics"
+_REGION = re.compile(r"[0-9]{2}|[0-9]{4}|[0-9]{6}")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+#: Longest period a report covers (days): a few years of daily rows at most.
+MAX_DAYS = 3 * 366
+
+
+class BadRequest(Exception):
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+        self.message = message
+
+
+def json_answer(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json_body(data),
+        status=status,
+        content_type="application/json",
+        charset="utf-8",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def default_region(user: ConsoleUser) -> str:
+    """The first region the staff member manages; an admin's ("" = everywhere) is Guangzhou's province
+    until they choose, since a national report is not what a page should start with."""
+    regions = [region for region in user.access.regions if region]
+    return regions[0] if regions else "44"
+
+
+def region_of(request: web.Request, user: ConsoleUser) -> str:
+    """The `region` asked for (2, 4 or 6 digits of an adcode), which the staff member must manage."""
+    region = request.query.get("region", "").strip() or default_region(user)
+    if not _REGION.fullmatch(region):
+        raise BadRequest("region", "region is an adcode prefix of 2, 4 or 6 digits, e.g. 4401")
+    user.access.require_staff_for(region)
+    return region
+
+
+def day_of(request: web.Request, name: str) -> date | None:
+    value = request.query.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        if not _DAY.fullmatch(value):
+            raise ValueError(value)
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(name, f"{name} is a date: YYYY-MM-DD") from None
+
+
+def period_of(request: web.Request) -> tuple[date | None, date | None]:
+    since, until = day_of(request, "since"), day_of(request, "until")
+    if since is not None and until is not None:
+        if since > until:
+            raise BadRequest("since", "since is after until")
+        if (until - since).days > MAX_DAYS:
+            raise BadRequest("since", f"a period is at most {MAX_DAYS} days")
+    return since, until
+
+
+def api_handler(
+    handler: Callable[[web.Request, ConsoleUser], Any],
+) -> Callable[[web.Request], Any]:
+    """A JSON endpoint for a logged-in staff member: refusals are JSON too (400 naming the parameter,
+    403 outside the staff member's regions)."""
+
+    @console_page
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        user = await console_user(request)
+        try:
+            return json_answer(await handler(request, user))
+        except BadRequest as exc:
+            return json_answer(
+                {"error": {"code": "bad_parameter", "parameter": exc.parameter, "message": exc.message}}, 400
+            )
+        except InvalidPeriod as exc:
+            return json_answer(
+                {"error": {"code": "bad_parameter", "parameter": "since", "message": str(exc)}}, 400
+            )
+        except NotAllowed:
+            return json_answer({"error": {"code": "forbidden", "message": "not a region of yours"}}, 403)
+
+    endpoint.__name__ = handler.__name__
+    return endpoint
+
+
+# -- station evaluation -----------------------------------------------------------------------------------
+
+
+async def _evaluation(request: web.Request, user: ConsoleUser) -> RegionEvaluation:
+    region = region_of(request, user)
+    since, until = period_of(request)
+    return await core_of(request).evaluation.evaluate(
+        region, now(request), since=since, until=until, access=user.access
+    )
+
+
+async def station_evaluation(request: web.Request, user: ConsoleUser) -> dict[str, Any]:
+    evaluation = await _evaluation(request, user)
+    _ = gettext_for(request)
+    body = evaluation.as_json()
+    body["concern_labels"] = {concern.value: _(CONCERN_LABELS[concern]) for concern in Concern}
+    return body
+
+
+@console_page
+async def evaluation_export(request: web.Request) -> web.StreamResponse:
+    user = await console_user(request)
+    fmt = request.match_info["format"]
+    try:
+        evaluation = await _evaluation(request, user)
+    except (BadRequest, InvalidPeriod) as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    _ = gettext_for(request)
+    header, rows = table_rows(evaluation, _)
+    name = f"stations-{evaluation.region}-{evaluation.since}-{evaluation.until}.{fmt}"
+    if fmt == "csv":
+        text = io.StringIO()
+        write_csv(header, rows, text)
+        body, content_type = text.getvalue().encode("utf-8"), "text/csv"
+    else:
+        binary = io.BytesIO()
+        write_xlsx(header, rows, binary, _("Station evaluation"))
+        body = binary.getvalue()
+        content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    return web.Response(
+        body=body,
+        headers={
+            "Content-Type": content_type + ("; charset=utf-8" if fmt == "csv" else ""),
+            "Content-Disposition": f'attachment; filename="{name}"',
+        },
+    )
+
+
+# -- the page ---------------------------------------------------------------------------------------------
+
+
+@console_page
+async def analytics_page(request: web.Request) -> web.StreamResponse:
+    user = await console_user(request)
+    try:
+        region = region_of(request, user)
+    except BadRequest:
+        raise web.HTTPBadRequest(text="region is an adcode prefix of 2, 4 or 6 digits") from None
+    settings = core_of(request).settings
+    tiles = tile_source(settings.map_tiles, url=settings.map_tile_url, tianditu_key=settings.tianditu_key)
+    _ = gettext_for(request)
+    columns = [(key, _(title)) for key, title in COLUMNS]
+    return await render(
+        request,
+        "analytics.html",
+        {
+            "region": region,
+            "regions": [r for r in user.access.regions if r],
+            "since": request.query.get("since", ""),
+            "until": request.query.get("until", ""),
+            "tiles": tiles,
+            "columns": columns,
+        },
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/analytics", analytics_page, name="analytics")
+    app.router.add_get(f"{API}/stations", api_handler(station_evaluation), name="analytics_stations")
+    app.router.add_get("/analytics/stations.{format:csv|xlsx}", evaluation_export, name="analytics_export")
