@@ -11,6 +11,7 @@ import asyncio
 import errno
 import json
 import logging
+import re
 import socket
 import sys
 import time
@@ -337,6 +338,33 @@ def add_analytics_parser(commands: Any) -> argparse.ArgumentParser:
         metavar="FILE",
         help=_("CSV of candidate host sites (columns name, lat, lon); default: the gap cells' centres"),
     )
+    stations = reports.add_parser(
+        "stations",
+        help=_(
+            "each station's card views, navigation and call taps, ratings, closure reports and days "
+            "since verified; those that fail or serve least first"
+        ),
+        description=_(
+            "The station evaluation of a region: counts per station (never a rider), ratings and closure "
+            "reports of the period, ranked so that the stations with the weightiest concerns (a confirmed "
+            "closure, low ratings, no use, not verified for 180 days) and the least use come first."
+        ),
+    )
+    stations.add_argument(
+        "--region", required=True, help=_("adcode prefix of the area, e.g. 44 (a province) or 4401 (a city)")
+    )
+    stations.add_argument(
+        "--since", type=_parse_date, help=_("first day of the period (default: 364 days before its last)")
+    )
+    stations.add_argument("--until", type=_parse_date, help=_("last day of the period (default: today)"))
+    stations.add_argument(
+        "--format",
+        choices=["table", "csv", "xlsx"],
+        help=_("output format (default: from the --out file's extension, else table)"),
+    )
+    stations.add_argument(
+        "--out", type=Path, metavar="FILE", help=_("file to write (default: standard output)")
+    )
     return analytics
 
 
@@ -388,12 +416,44 @@ def write_analytics(
         write_report(columns, rows, fmt, sys.stdout, geometry=geometry)
 
 
+async def cmd_analytics_stations(args: argparse.Namespace) -> int:
+    from bot.app import open_core
+    from bot.services.evaluation import InvalidPeriod, table_rows
+
+    region = args.region.strip()
+    if not re.fullmatch(r"[0-9]{2}|[0-9]{4}|[0-9]{6}", region):
+        print(
+            _("error: {message}").format(message=_("--region is 2, 4 or 6 digits of an adcode, e.g. 4401")),
+            file=sys.stderr,
+        )
+        return 2
+    async with open_core(load_index=False) as core:
+        try:
+            report = await core.evaluation.evaluate(
+                region, datetime.now(UTC), since=args.since, until=args.until
+            )
+        except InvalidPeriod:
+            print(_("error: {message}").format(message=_("--since is after --until")), file=sys.stderr)
+            return 2
+    columns, rows = table_rows(report, _)
+    write_analytics(args, columns, rows, None)
+    print(
+        _("{count} stations of {region} ({since} to {until})").format(
+            count=len(report.stations), region=region, since=report.since, until=report.until
+        ),
+        file=sys.stderr,
+    )
+    return 0
+
+
 async def cmd_analytics(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo
 
     from bot.app import open_core
     from bot.services import analytics
 
+    if args.analytics_command == "stations":
+        return await cmd_analytics_stations(args)
     settings = Settings()
     today = datetime.now(ZoneInfo(settings.default_tz)).date()
     candidates = None

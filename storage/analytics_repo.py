@@ -92,6 +92,15 @@ class AnalyticsRepository:
             for cell, is_night, channel, amenities, band, count in result
         ]
 
+    async def hourly_sums(self, since: date, until: date) -> Sequence[tuple[int, int, int]]:
+        """(cell, hour of the week, searches) over the days `since`..`until` inclusive."""
+        result = await self.session.execute(
+            select(SearchDemandRow.cell, SearchDemandRow.hour_of_week, func.sum(SearchDemandRow.count))
+            .where(SearchDemandRow.day >= since, SearchDemandRow.day <= until)
+            .group_by(SearchDemandRow.cell, SearchDemandRow.hour_of_week)
+        )
+        return [(int(cell), int(hour), int(count)) for cell, hour, count in result]
+
     async def purge_before(self, day: date) -> int:
         """Delete the counters of days before `day`; returns how many rows went."""
         result = await self.session.execute(delete(SearchDemandRow).where(SearchDemandRow.day < day))

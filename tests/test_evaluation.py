@@ -6,6 +6,8 @@ serve least or fail most first; on SQLite and PostgreSQL, through real aiohttp s
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -429,4 +431,53 @@ async def test_the_usage_table_holds_no_rider_and_no_position(tmp_path: Path) ->
     assert str(env.user_id) not in values
     assert not any(
         str(round(coordinate, 2)) in value for value in values for coordinate in (*HOME, *north(0))
+    )
+
+
+# -- the command line -------------------------------------------------------------------------------------
+
+
+def test_the_command_line_writes_the_report_as_a_table_csv_and_xlsx(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import openpyxl
+
+    from bot.cli import main
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    settings = Settings(database_url=url, _env_file=None)  # type: ignore[call-arg]
+
+    async def seed() -> None:
+        async with open_core(settings) as core:
+            await core.stations.save_records(REGION_STATIONS)
+            await seed_history(core)
+
+    asyncio.run(seed())
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("LANG", "en_US.UTF-8")
+    monkeypatch.setattr("bot.cli._", lambda message: message)  # English whatever the machine's language
+    today = date.today()
+    since = (today - timedelta(days=800)).isoformat()
+    assert main(["analytics", "stations", "--region", "4401", "--since", since, "--format", "csv"]) == 0
+    out, err = capsys.readouterr()
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0][:4] == ["Rank", "Code", "Name", "Region"]
+    assert [row[1] for row in rows[1:]] == ["GZB", "GZC", "GZD", "GZA"]
+    assert "4 stations of 4401" in err
+
+    assert main(["analytics", "stations", "--region", "4401", "--since", since]) == 0
+    table, _err = capsys.readouterr()
+    lines = table.splitlines()
+    assert lines[0].split()[:3] == ["Rank", "Code", "Name"] and len(lines) == 5
+    assert "closure confirmed; low rating" in lines[1]
+
+    out_file = tmp_path / "evaluation.xlsx"
+    assert main(["analytics", "stations", "--region", "440106", "--out", str(out_file)]) == 0
+    sheet = list(openpyxl.load_workbook(out_file).active.iter_rows(values_only=True))
+    assert sheet[0][1] == "Code" and sorted(row[1] for row in sheet[1:]) == ["GZA", "GZB"]
+
+    assert main(["analytics", "stations", "--region", "44x"]) == 2
+    assert (
+        main(["analytics", "stations", "--region", "4401", "--since", "2026-12-05", "--until", "2026-12-01"])
+        == 2
     )

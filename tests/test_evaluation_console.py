@@ -7,8 +7,10 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
+import h3
 import openpyxl
 import pytest
 from test_console import Console, add_account, login, make_console
@@ -103,3 +105,77 @@ async def test_exports_carry_the_table_in_the_staff_members_language(console: Co
     assert sorted(row[1] for row in rows[1:]) == ["GZ1", "GZ2"]
     assert [str(cell) for cell in sheet[0]] == rows[0]
     assert sorted(row[1] for row in sheet[1:]) == ["GZ1", "GZ2"]
+
+
+# -- demand, gaps, suggestions ----------------------------------------------------------------------------
+
+GZ_CELL = (23.13, 113.32)
+GZ_SPARSE = (23.20, 113.40)
+SZ_CELL = (22.54, 114.05)
+
+
+async def count_searches(console: Console) -> None:
+    """Guangzhou: a busy cell with no open station near (12 searches by day, 6 at night) and a quiet one
+    (3 searches, below k); Shenzhen: 8 searches."""
+    counter = console.core.demand.counter
+    day = console.clock()  # 10:00 in China
+    night = day + timedelta(hours=13)  # 23:00
+    for _ in range(12):
+        counter.count(*GZ_CELL, day, "bot", ("toilet",), None)
+    for _ in range(6):
+        counter.count(*GZ_CELL, night, "h5", (), 2500.0)
+    for _ in range(3):
+        counter.count(*GZ_SPARSE, day, "api", (), None)
+    for _ in range(8):
+        counter.count(*SZ_CELL, day, "bot", (), 200.0)
+    await console.core.demand.flush()
+
+
+def all_cells(body: Any) -> list[dict[str, Any]]:
+    return list(body.get("cells", []))
+
+
+async def test_demand_gaps_hours_and_suggestions_of_the_region_only_and_k_anonymous(console: Console) -> None:
+    await count_searches(console)
+    async with await logged_in(console, "planner") as client:
+        status, demand = await get_json(client, console.url(f"{API}/demand?region=4401"))
+        assert status == 200
+        [cell] = all_cells(demand)
+        assert (cell["searches"], cell["night"], cell["unmet"]) == (18, 6, 18)
+        assert (cell["unmet_day"], cell["unmet_night"]) == (12, 6)
+        assert cell["unmet_by_amenity"] == {"toilet": 12}
+        assert cell["region"].startswith("4401")
+        assert demand["hidden_cells"] == 1  # the quiet cell: how many, never which
+        assert h3.latlng_to_cell(*GZ_SPARSE, 8) not in str(demand)
+        assert all(c["searches"] >= 5 for c in all_cells(demand))
+
+        status, gaps = await get_json(client, console.url(f"{API}/gaps?region=4401"))
+        assert status == 200 and [c["cell"] for c in all_cells(gaps)] == [cell["cell"]]
+
+        status, hours = await get_json(client, console.url(f"{API}/hours?region=4401"))
+        assert status == 200 and len(hours["hours"]) == 168
+        # Saturday (2026-12-05) 10:00 and 23:00 in China; the quiet cell adds nothing.
+        assert hours["hours"][5 * 24 + 10] == 12 and hours["hours"][5 * 24 + 23] == 6
+        assert sum(hours["hours"]) == 18
+
+        status, suggested = await get_json(client, console.url(f"{API}/suggestions?region=4401&n=2"))
+        assert status == 200
+        assert suggested["unmet_total"] == 18
+        assert [s["covered"] for s in suggested["suggestions"]] == [18]
+        assert suggested["suggestions"][0]["cumulative_share"] == pytest.approx(1.0)
+
+        # Shenzhen's cells are not Guangzhou's staff's to see, however the URL is written.
+        for path in ("demand", "gaps", "hours", "suggestions"):
+            for region in ("4403", "44", "440304"):
+                status, body = await get_json(client, console.url(f"{API}/{path}?region={region}"))
+                assert status == 403, (path, region)
+                assert "cells" not in body and "hours" not in body and "suggestions" not in body
+        for query in ("n=0", "n=101", "n=x"):
+            status, body = await get_json(client, console.url(f"{API}/suggestions?region=4401&{query}"))
+            assert status == 400 and body["error"]["parameter"] == "n"
+
+    async with await logged_in(console, "sz-planner", region="4403") as client:
+        status, demand = await get_json(client, console.url(f"{API}/demand?region=4403"))
+        assert status == 200 and [c["searches"] for c in all_cells(demand)] == [8]
+        status, gaps = await get_json(client, console.url(f"{API}/gaps?region=4403"))
+        assert all_cells(gaps) == []  # an open station 200 m away: met

@@ -59,6 +59,7 @@ except ImportError:  # pragma: no cover - another h3 4.x layout
 
 log = logging.getLogger(__name__)
 
+HOURS_OF_WEEK = 7 * 24
 #: H3 resolution of the demand cells: ~0.74 km² hexagons, edges of ~0.5 km.
 RESOLUTION = 8
 #: Each H3 ring at resolution 8 lies at least this much farther out (metres; ~670 in Heilongjiang, ~770 in
@@ -514,6 +515,19 @@ class DemandService:
     async def demand(self, region: str, period: Period) -> DemandReport:
         cells, hidden = await self.cells(region, period)
         return DemandReport(region, period, cells, hidden)
+
+    async def by_hour_of_week(self, region: str, period: Period) -> list[int]:
+        """The region's searches by local hour of the week (Monday 0:00 first, 168 of them), summed over
+        the cells `cells` keeps: a cell below K_ANONYMITY adds nothing."""
+        kept, _hidden = await self.cells(region, period)
+        shown = {c.cell for c in kept}
+        async with self.sessions() as session:
+            rows = await AnalyticsRepository(session).hourly_sums(period.since, period.until)
+        hours = [0] * HOURS_OF_WEEK
+        for cell, hour, count in rows:
+            if cell in shown and 0 <= hour < HOURS_OF_WEEK:
+                hours[hour] += count
+        return hours
 
     async def gaps(self, region: str, period: Period) -> DemandReport:
         """The cells whose riders searched and found the nearest open station beyond the walkable

@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.services.analytics import AnalyticsError, CellDemand, Period
 from bot.services.evaluation import (
     COLUMNS,
     CONCERN_LABELS,
@@ -111,7 +112,7 @@ def api_handler(
             return json_answer(
                 {"error": {"code": "bad_parameter", "parameter": exc.parameter, "message": exc.message}}, 400
             )
-        except InvalidPeriod as exc:
+        except (InvalidPeriod, AnalyticsError) as exc:
             return json_answer(
                 {"error": {"code": "bad_parameter", "parameter": "since", "message": str(exc)}}, 400
             )
@@ -120,6 +121,102 @@ def api_handler(
 
     endpoint.__name__ = handler.__name__
     return endpoint
+
+
+# -- demand, gaps, suggestions ---------------------------------------------------------------------------
+
+#: Most new stations the page asks placed at once.
+MAX_SUGGESTED = 100
+
+
+def cell_json(cell: CellDemand) -> dict[str, Any]:
+    return {
+        "cell": format(cell.cell, "x"),  # h3's string form, which h3-js draws
+        "lat": round(cell.lat, 6),
+        "lon": round(cell.lon, 6),
+        "region": cell.region,
+        "searches": cell.searches,
+        "day": cell.day,
+        "night": cell.night,
+        "unmet": cell.unmet,
+        "unmet_day": cell.unmet_day,
+        "unmet_night": cell.unmet_night,
+        "unmet_by_amenity": cell.unmet_by_amenity,
+        "by_channel": cell.by_channel,
+    }
+
+
+def demand_period(request: web.Request) -> Period:
+    since, until = period_of(request)
+    return core_of(request).demand.period(
+        since, until, now(request).astimezone(core_of(request).evaluation.tz).date()
+    )
+
+
+async def demand_cells(request: web.Request, user: ConsoleUser) -> dict[str, Any]:
+    region = region_of(request, user)
+    report = await core_of(request).demand.demand(region, demand_period(request))
+    return _cells_answer(report.region, report.period, report.cells, report.hidden_cells)
+
+
+async def gap_cells(request: web.Request, user: ConsoleUser) -> dict[str, Any]:
+    region = region_of(request, user)
+    report = await core_of(request).demand.gaps(region, demand_period(request))
+    body = _cells_answer(report.region, report.period, report.cells, report.hidden_cells)
+    body["walkable_m"] = core_of(request).demand.walkable_m
+    return body
+
+
+def _cells_answer(region: str, period: Period, cells: list[CellDemand], hidden: int) -> dict[str, Any]:
+    return {
+        "region": region,
+        "since": period.since.isoformat(),
+        "until": period.until.isoformat(),
+        "hidden_cells": hidden,
+        "cells": [cell_json(cell) for cell in cells],
+    }
+
+
+async def hours_of_week(request: web.Request, user: ConsoleUser) -> dict[str, Any]:
+    region = region_of(request, user)
+    period = demand_period(request)
+    hours = await core_of(request).demand.by_hour_of_week(region, period)
+    return {
+        "region": region,
+        "since": period.since.isoformat(),
+        "until": period.until.isoformat(),
+        "hours": hours,
+    }
+
+
+async def suggestions(request: web.Request, user: ConsoleUser) -> dict[str, Any]:
+    region = region_of(request, user)
+    raw = request.query.get("n", "5").strip()
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_SUGGESTED:
+        raise BadRequest("n", f"n is a number of stations from 1 to {MAX_SUGGESTED}")
+    report = await core_of(request).demand.suggest(region, demand_period(request), int(raw))
+    return {
+        "region": report.region,
+        "since": report.period.since.isoformat(),
+        "until": report.period.until.isoformat(),
+        "walkable_m": report.walkable_m,
+        "unmet_total": report.unmet_total,
+        "suggestions": [
+            {
+                "rank": s.rank,
+                "name": s.name,
+                "lat": round(s.lat, 6),
+                "lon": round(s.lon, 6),
+                "cell": format(s.cell, "x"),
+                "region": s.region,
+                "covered": s.covered,
+                "share": s.share,
+                "cumulative_share": s.cumulative_share,
+                "cells": s.cells,
+            }
+            for s in report.suggestions
+        ],
+    }
 
 
 # -- station evaluation -----------------------------------------------------------------------------------
@@ -201,4 +298,8 @@ async def analytics_page(request: web.Request) -> web.StreamResponse:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/analytics", analytics_page, name="analytics")
     app.router.add_get(f"{API}/stations", api_handler(station_evaluation), name="analytics_stations")
+    app.router.add_get(f"{API}/demand", api_handler(demand_cells), name="analytics_demand")
+    app.router.add_get(f"{API}/gaps", api_handler(gap_cells), name="analytics_gaps")
+    app.router.add_get(f"{API}/hours", api_handler(hours_of_week), name="analytics_hours")
+    app.router.add_get(f"{API}/suggestions", api_handler(suggestions), name="analytics_suggestions")
     app.router.add_get("/analytics/stations.{format:csv|xlsx}", evaluation_export, name="analytics_export")

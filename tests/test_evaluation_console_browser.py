@@ -1,0 +1,60 @@
+"""The console's analytics page in headless Chromium: a clerk logs in, and the page draws the region's demand
+cells as hexagons (h3-js on Leaflet), the searches by hour of the week and the day and night gaps as
+uPlot charts, the suggested sites and the station evaluation table."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from cdp import Chromium, require_chromium  # tests/ is on sys.path (rootdir conftest)
+from test_console import Console, add_account, make_console
+from test_evaluation_console import count_searches
+
+from bot.config import Settings
+
+
+@pytest.fixture
+async def console(sqlite_settings: Settings) -> AsyncIterator[Console]:
+    async for site in make_console(sqlite_settings):
+        yield site
+
+
+@pytest.mark.browser
+async def test_the_analytics_page_draws_hexagons_charts_and_tables(console: Console) -> None:
+    await count_searches(console)
+    await add_account(console.core, "planner")
+    binary = require_chromium()
+    async with Chromium(binary) as browser:
+        page = await browser.new_page()
+        await page.send("Network.enable")
+        # Map tiles never load in tests.
+        await page.send("Network.setBlockedURLs", {"urls": ["*tile.openstreetmap.org*"]})
+        await page.goto(console.url("/console/login?next=/console/analytics"))
+        await page.type("input[name=username]", "planner")
+        await page.type("input[name=password]", "correct horse battery")
+        await page.click("[data-testid=login]")
+        await page.wait_for("location.pathname === '/console/analytics'")
+        await page.wait_for("document.body.dataset.analyticsReady === '1'", timeout=20)
+        assert await page.evaluate("document.body.dataset.hexagons") == "1"
+        assert await page.evaluate("document.querySelectorAll('path.hexagon').length") == 1
+        # A hexagon's outline: six corners (h3-js), closed by Leaflet's SVG path.
+        outline = await page.evaluate("document.querySelector('path.hexagon').getAttribute('d')")
+        assert outline.count("L") == 5, outline
+        assert await page.evaluate("document.body.dataset.hoursChart") == "1"
+        assert (
+            await page.evaluate("document.querySelectorAll('[data-testid=hours-chart] canvas').length") == 1
+        )
+        assert await page.evaluate("document.body.dataset.gapsChart") == "1"
+        # The night layer draws the same cell from its night searches.
+        await page.click("input[value=gaps_night]")
+        await page.wait_for("document.body.dataset.hexagons === '1'")
+        assert await page.evaluate("document.querySelectorAll('[data-testid=suggestion]').length") == 1
+        codes = await page.evaluate(
+            "[...document.querySelectorAll('[data-testid=evaluation-row]')].map(r => r.dataset.code)"
+        )
+        assert sorted(codes) == ["GZ1", "GZ2"]
+        assert await page.evaluate(
+            "document.querySelector('[data-testid=export-xlsx]').href.includes('region=4401')"
+        )
+        assert page.errors == []
