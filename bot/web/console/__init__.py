@@ -54,6 +54,7 @@ PAGES = (
     "moderation",
     "announcements",
     "analytics",
+    "stations",
 )
 
 
