@@ -22,6 +22,12 @@ to 127.0.0.1 only, every loop bounded. Phases, all in the same run:
 5. **half-sent**: 3,000 connections send a request line and one header and never finish; meanwhile 8
    connections run the closed loop; then how long until the server has closed every half-sent one.
 
+With two CPUs or more the server is pinned to one (`taskset`) and every load generator to another, so that
+the generator's own work is not queued in the server's figures (the machine's other work still shares
+both); `--nice -10` puts both ahead of that other work. `--h2load` adds a baseline and a hostile flood
+from h2load (Debian's `nghttp2-client`, a C generator). `--flood-only` stops after the floods (and
+`--compare`).
+
     python -m bench.overload                # 186,100 stations
     python -m bench.overload --quick        # 2,000 stations, 400 connections, short phases
     python -m bench.overload --webhook      # also phase 3
@@ -42,6 +48,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Sequence
@@ -55,6 +62,13 @@ from bench._common import OUT, ROOT, percentiles_us, print_load, print_machine, 
 from bench.api import DAY, TARGET_N, free_port, nearby_paths, prepare_db, station_points
 
 SECRET = "bench-overload-webhook-secret-0123456789"
+#: With two CPUs or more, the server runs on one and the load generators on another, so that neither's
+#: queueing is in the other's figures (the machine's other work still shares both).
+_CPUS = sorted(os.sched_getaffinity(0))
+SERVER_CPU, LOAD_CPU = (_CPUS[1], _CPUS[0]) if len(_CPUS) >= 2 else (None, None)
+LOAD_PIN = ["taskset", "-c", str(LOAD_CPU)] if LOAD_CPU is not None and shutil.which("taskset") else []
+#: `--nice`: the server's and the load generators' niceness (a child reads it from its arguments).
+NICE = 0
 REFUSED = (429, 503)
 FLOOD_HEADERS = [
     "flood",
@@ -127,6 +141,10 @@ def start(argv: Sequence[str], db: Path, port: int | None = None, root: Path = R
     full = [sys.executable, "-m", "bot", *argv, "--host", "127.0.0.1", "--port", str(port)]
     # The server's log goes to a file: the bot logs every update it handles.
     OUT.mkdir(parents=True, exist_ok=True)
+    if SERVER_CPU is not None:
+        full = ["taskset", "-c", str(SERVER_CPU), *full]
+    if NICE:
+        full = ["nice", "-n", str(NICE), *full]
     with open(OUT / f"overload-{argv[0]}.log", "ab") as log:
         process = subprocess.Popen(full, cwd=root, env=environ, stdout=subprocess.DEVNULL, stderr=log)
     server = Process(process, f"http://127.0.0.1:{port}")
@@ -335,10 +353,59 @@ async def _half_sent(
     return {"normal": normal, "closed": len(closed_at), "last_closed_s": max(closed_at, default=float("nan"))}
 
 
-def _child(job: tuple[str, tuple[Any, ...]], conn: Any) -> None:
+def h2load(
+    port: int, paths: list[str], connections: int, *, requests: int = 0, seconds: float = 0
+) -> Answers:
+    """The same closed loop from h2load (nghttp2's load generator, C: a microsecond or two an answer where
+    the Python client spends tens), on the load generator's CPU. Every connection walks `paths` in order
+    (h2load's `-i`), half searches and half stations by code; `requests` in all, or for `seconds`. Each
+    answer's status and latency come from its per-request log; a connection the server closed is opened
+    again for the requests left, and its connect time is part of the next answer's latency."""
+    with tempfile.TemporaryDirectory() as tmp:
+        uris = Path(tmp) / "uris.txt"
+        uris.write_text("".join(f"http://127.0.0.1:{port}{path}\n" for path in paths))
+        log = Path(tmp) / "log.tsv"
+        command = [
+            *(["nice", "-n", str(NICE)] if NICE else []),
+            *LOAD_PIN,
+            "h2load",
+            "--h1",
+            "-c",
+            str(connections),
+            "-i",
+            str(uris),
+            f"--log-file={log}",
+        ]
+        command += ["-n", str(requests)] if requests else ["-D", f"{seconds:g}"]
+        # 2,000 connections need as many descriptors and a little more.
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        rows = [line.split("\t") for line in log.read_text().splitlines() if line.strip()]
+    answers = Answers()
+    if not rows:
+        raise RuntimeError(f"h2load answered nothing: {done.stdout[-2000:]} {done.stderr[-2000:]}")
+    first_start = min(int(row[0]) for row in rows)
+    last_end = max(int(row[0]) + int(row[2]) for row in rows)
+    for row in rows:
+        answers.statuses.append(int(row[1]))
+        answers.latencies_ns.append(int(row[2]) * 1000)
+    answers.seconds = (last_end - first_start) / 1e6
+    for line in done.stdout.splitlines():
+        if line.startswith("requests:"):
+            # "requests: N total, N started, N done, N succeeded, N failed, N errored, N timeout"
+            numbers = [int(part.split()[0]) for part in line.split(":", 1)[1].split(",")]
+            answers.failures = numbers[5]
+    return answers
+
+
+def _child(job: tuple[str, tuple[Any, ...], int], conn: Any) -> None:
     import uvloop
 
-    name, args = job
+    if LOAD_CPU is not None:
+        os.sched_setaffinity(0, {LOAD_CPU})
+    name, args, niceness = job
+    if niceness:
+        os.nice(niceness)
+
     function = {
         "flood": _flood,
         "closed_loop": _closed_loop,
@@ -352,7 +419,7 @@ def _child(job: tuple[str, tuple[Any, ...]], conn: Any) -> None:
 def in_child(name: str, *args: Any) -> Any:
     """Run a load function in a process of its own (its own CPU and file descriptors) and return its result."""
     parent, child = mp.Pipe(duplex=False)
-    process = mp.get_context("spawn").Process(target=_child, args=((name, args), child))
+    process = mp.get_context("spawn").Process(target=_child, args=((name, args, NICE), child))
     process.start()
     result = parent.recv()
     process.join()
@@ -361,7 +428,7 @@ def in_child(name: str, *args: Any) -> Any:
 
 def start_child(name: str, *args: Any) -> tuple[Any, Any]:
     parent, child = mp.Pipe(duplex=False)
-    process = mp.get_context("spawn").Process(target=_child, args=((name, args), child))
+    process = mp.get_context("spawn").Process(target=_child, args=((name, args, NICE), child))
     process.start()
     return process, parent
 
@@ -414,7 +481,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--compare", metavar="REV", help="also flood `yizhan serve` as of git revision REV (the code before)"
     )
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="niceness of the server and the load generators (negative: ahead of the machine's other work)",
+    )
+    parser.add_argument("--flood-only", action="store_true", help="only the baselines and the floods")
+    parser.add_argument(
+        "--h2load",
+        action="store_true",
+        help="also a baseline and a hostile flood from h2load (Debian's nghttp2-client)",
+    )
     args = parser.parse_args(argv)
+    global NICE
+    NICE = args.nice
     n = 2000 if args.quick else TARGET_N
     connections = 400 if args.quick else args.connections
     half_sent = 300 if args.quick else args.half_sent
@@ -427,99 +508,129 @@ def main(argv: Sequence[str] | None = None) -> int:
     points = station_points(db)
     with contextlib.closing(sqlite3.connect(db)) as conn:
         codes = [row[0] for row in conn.execute("SELECT code FROM stations WHERE status = 'active'")]
-    paths = nearby_paths(points, 5000, rng, DAY) + [f"/api/v1/stations/{c}" for c in rng.choice(codes, 5000)]
+    searches = nearby_paths(points, 5000, rng, DAY)
+    by_code = [f"/api/v1/stations/{c}" for c in rng.choice(codes, 5000)]
+    paths = searches + by_code
+    # h2load's connections all walk one list: alternating, each makes as many searches as look-ups.
+    walked = [path for pair in zip(searches, by_code, strict=True) for path in pair]
     report = Report()
-    report.append(f"{n:,} stations, one `yizhan serve` process; load from child processes on 127.0.0.1.")
+    report.append(
+        f"{n:,} stations, one `yizhan serve` process; load from child processes on 127.0.0.1"
+        + (
+            f"; server on CPU {SERVER_CPU}, load generators on CPU {LOAD_CPU}"
+            if SERVER_CPU is not None
+            else ""
+        )
+        + (f"; both at nice {args.nice}" if args.nice else "")
+        + "."
+    )
 
     server = start(["serve"], db)
     try:
-        # 1. baseline
-        trials = [in_child("closed_loop", server.port, paths, 8, seconds) for _ in range(2)]
-        best = max(trials, key=lambda a: len(a.statuses) / a.seconds)
-        best_rps = len(best.statuses) / best.seconds
-        report.append(
-            f"\nbaseline, 8 connections, {seconds:.0f} s (best of 2): {best_rps:.0f} requests/s, "
-            f"p50 {ms(best.latencies_ns, 'p50'):.2f} ms, p99 {ms(best.latencies_ns, 'p99'):.2f} ms, "
-            f"non-200: {sum(s != 200 for s in best.statuses)}"
-        )
+        # 1. baseline, per load generator (a flood is compared with the baseline of its own generator)
+        generators = ["h2load", "Python"] if args.h2load and shutil.which("h2load") else ["Python"]
+        baselines: dict[str, float] = {}
+        for generator in generators:
+            if generator == "h2load":
+                trials = [h2load(server.port, walked, 8, seconds=seconds) for _ in range(2)]
+            else:
+                trials = [in_child("closed_loop", server.port, paths, 8, seconds) for _ in range(2)]
+            best = max(trials, key=lambda a: len(a.statuses) / a.seconds)
+            baselines[generator] = len(best.statuses) / best.seconds
+            report.append(
+                f"\nbaseline ({generator}), 8 connections, {seconds:.0f} s (best of 2): "
+                f"{baselines[generator]:.0f} requests/s, p50 {ms(best.latencies_ns, 'p50'):.2f} ms, "
+                f"p99 {ms(best.latencies_ns, 'p99'):.2f} ms, non-200: {sum(s != 200 for s in best.statuses)}"
+            )
         # 2. flood
         rows = []
-        floods = {}
-        for label, polite in (("hostile", False), ("polite", True)):
-            floods[label] = in_child("flood", server.port, paths, connections, 20, polite)
-            rows.append(flood_row(f"{label}, {connections} × 20", floods[label], best_rps))
-        report.append(
-            "\n"
-            + table(
-                FLOOD_HEADERS,
-                rows,
+        floods: dict[str, tuple[Answers, float]] = {}
+        for generator in generators:
+            if generator == "h2load":
+                floods["hostile, h2load"] = (
+                    h2load(server.port, walked, connections, requests=connections * 20),
+                    baselines[generator],
+                )
+                continue
+            for label, polite in (("hostile", False), ("polite", True)):
+                floods[f"{label}, Python"] = (
+                    in_child("flood", server.port, paths, connections, 20, polite),
+                    baselines[generator],
+                )
+        for label, (answers, base_rps) in floods.items():
+            rows.append(flood_row(f"{label}, {connections} × 20", answers, base_rps))
+        report.append("\n" + table(FLOOD_HEADERS, rows))
+        targets = [("zero 500s (every flood)", all(500 not in f.statuses for f, _ in floods.values()))]
+        for label, (answers, base_rps) in floods.items():
+            refused = answers.of(REFUSED)
+            ok = answers.of((200,))
+            targets += [
+                (f"refusals p99 ≤ 50 ms ({label})", ms(refused, "p99") <= 50),
+                (f"admitted p99 ≤ 50 ms ({label})", ms(ok, "p99") <= 50),
+                (
+                    f"admitted throughput ≥ 0.8 × baseline ({label})",
+                    len(ok) / answers.seconds >= 0.8 * base_rps,
+                ),
+            ]
+        if not args.flood_only:
+            # 4. geojson readers
+            with urllib.request.urlopen(
+                urllib.request.Request(
+                    server.url + "/api/v1/stations.geojson", headers={"Accept-Encoding": "gzip"}
+                ),
+                timeout=300,
+            ) as response:
+                response.read()  # the document is built once per version: not part of what readers cost
+            geo_rows = []
+            for gzipped in (True, False):
+                time.sleep(1.0)
+                before_kb = server.rss_kb()
+                process, pipe = start_child("geojson", server.port, 40, gzipped, seconds * 2)
+                peak_kb = before_kb
+                while not pipe.poll(0.05):
+                    peak_kb = max(peak_kb, server.rss_kb())
+                total = pipe.recv()
+                process.join()
+                growth_mb = (peak_kb - before_kb) / 1024
+                geo_rows.append(
+                    [
+                        "gzip" if gzipped else "identity",
+                        40,
+                        f"{before_kb / 1024:.0f}",
+                        f"{peak_kb / 1024:.0f}",
+                        f"{growth_mb:.0f}",
+                        f"{total / 1e6:.0f}",
+                    ]
+                )
+                targets.append(
+                    (f"geojson {'gzip' if gzipped else 'identity'}: RSS growth ≤ 300 MB", growth_mb <= 300)
+                )
+            report.append(
+                "\n"
+                + table(
+                    ["geojson", "readers", "RSS before MB", "RSS peak MB", "growth MB", "MB read"], geo_rows
+                )
             )
-        )
-        hostile = floods["hostile"]
-        refused = hostile.of(REFUSED)
-        ok = hostile.of((200,))
-        targets = [
-            ("zero 500s (both floods)", all(500 not in f.statuses for f in floods.values())),
-            ("refusals p99 ≤ 50 ms (hostile)", ms(refused, "p99") <= 50),
-            ("admitted p99 ≤ 50 ms (hostile)", ms(ok, "p99") <= 50),
-            ("admitted throughput ≥ 0.8 × baseline (hostile)", len(ok) / hostile.seconds >= 0.8 * best_rps),
-        ]
-        # 4. geojson readers
-        with urllib.request.urlopen(
-            urllib.request.Request(
-                server.url + "/api/v1/stations.geojson", headers={"Accept-Encoding": "gzip"}
-            ),
-            timeout=300,
-        ) as response:
-            response.read()  # the document is built once per version: not part of what readers cost
-        geo_rows = []
-        for gzipped in (True, False):
-            time.sleep(1.0)
-            before_kb = server.rss_kb()
-            process, pipe = start_child("geojson", server.port, 40, gzipped, seconds * 2)
-            peak_kb = before_kb
-            while not pipe.poll(0.05):
-                peak_kb = max(peak_kb, server.rss_kb())
-            total = pipe.recv()
-            process.join()
-            growth_mb = (peak_kb - before_kb) / 1024
-            geo_rows.append(
-                [
-                    "gzip" if gzipped else "identity",
-                    40,
-                    f"{before_kb / 1024:.0f}",
-                    f"{peak_kb / 1024:.0f}",
-                    f"{growth_mb:.0f}",
-                    f"{total / 1e6:.0f}",
-                ]
+            # 5. half-sent requests (HTTP_HEADER_TIMEOUT is 10 s by default)
+            half = in_child("half_sent", server.port, half_sent, paths, seconds, 30.0)
+            normal = half["normal"]
+            report.append(
+                f"\nhalf-sent: {half_sent} connections held; meanwhile 8 connections: "
+                f"{len(normal.statuses) / normal.seconds:.0f} requests/s, p50 {ms(normal.latencies_ns, 'p50'):.2f} ms, "
+                f"p99 {ms(normal.latencies_ns, 'p99'):.2f} ms; {half['closed']} of {half_sent} closed by the server, "
+                f"the last {half['last_closed_s']:.1f} s after it was sent"
             )
+            targets.append(("half-sent: normal p99 ≤ 10 ms", ms(normal.latencies_ns, "p99") <= 10))
             targets.append(
-                (f"geojson {'gzip' if gzipped else 'identity'}: RSS growth ≤ 300 MB", growth_mb <= 300)
+                (
+                    "half-sent: all closed within 10 s (+1 s)",
+                    half["closed"] == half_sent and half["last_closed_s"] <= 11,
+                )
             )
-        report.append(
-            "\n"
-            + table(["geojson", "readers", "RSS before MB", "RSS peak MB", "growth MB", "MB read"], geo_rows)
-        )
-        # 5. half-sent requests (HTTP_HEADER_TIMEOUT is 10 s by default)
-        half = in_child("half_sent", server.port, half_sent, paths, seconds, 30.0)
-        normal = half["normal"]
-        report.append(
-            f"\nhalf-sent: {half_sent} connections held; meanwhile 8 connections: "
-            f"{len(normal.statuses) / normal.seconds:.0f} requests/s, p50 {ms(normal.latencies_ns, 'p50'):.2f} ms, "
-            f"p99 {ms(normal.latencies_ns, 'p99'):.2f} ms; {half['closed']} of {half_sent} closed by the server, "
-            f"the last {half['last_closed_s']:.1f} s after it was sent"
-        )
-        targets.append(("half-sent: normal p99 ≤ 10 ms", ms(normal.latencies_ns, "p99") <= 10))
-        targets.append(
-            (
-                "half-sent: all closed within 10 s (+1 s)",
-                half["closed"] == half_sent and half["last_closed_s"] <= 11,
-            )
-        )
     finally:
         server.stop()
 
-    if args.webhook:
+    if args.webhook and not args.flood_only:
         # 3. Telegram's updates during a flood, webhook mode
         parent, child = mp.Pipe(duplex=False)
         api = mp.get_context("spawn").Process(target=_local_bot_api, args=(child,), daemon=True)
@@ -572,7 +683,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "\n"
                 + table(
                     ["flood during the updates", *FLOOD_HEADERS[1:]],
-                    [flood_row("hostile", flood, best_rps)],
+                    [flood_row("hostile", flood, baselines["Python"])],
                 )
             )
             targets.append(
@@ -611,10 +722,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, capture_output=True
             )
 
+    return finish(report, targets, args.quick)
+
+
+def finish(report: Report, targets: list[tuple[str, bool]], quick: bool) -> int:
     report.append("\n" + table(["target", "result"], [[name, verdict(ok)] for name, ok in targets]))
     text = "\n".join(report)
     print_load("after")
-    out = OUT / ("README-overload-quick.md" if args.quick else "README-overload-last.md")
+    out = OUT / ("README-overload-quick.md" if quick else "README-overload-last.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text + "\n")
     return 0

@@ -851,12 +851,11 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     import gc
     import signal
 
-    from aiohttp import web
-
     from bot.app import open_core
     from bot.web import build_web_app
     from bot.web.h5 import setup_h5
     from bot.web.server import runner as web_runner
+    from bot.web.server import site as listening_site
 
     ensure_port_free(args.host, args.port)
     # The API's own pool refuses after DB_POOL_TIMEOUT rather than queue requests behind a busy database.
@@ -872,7 +871,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
         runner = web_runner(app, core.settings)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, args.host, args.port)
+            site = listening_site(runner, args.host, args.port)
             try:
                 await site.start()
             except OSError as exc:  # taken while the index was loading

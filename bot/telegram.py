@@ -385,6 +385,7 @@ async def serve_webhook(
     from bot.web import build_web_app
     from bot.web.h5 import setup_h5
     from bot.web.server import runner as web_runner
+    from bot.web.server import site as listening_site
 
     path = urlsplit(settings.webhook_url).path or "/webhook"
     # One app per replica: the webhook beside the public API, the H5 page and /healthz; Telegram's updates
@@ -400,7 +401,7 @@ async def serve_webhook(
     await runner.setup()
     try:
         try:
-            await web.TCPSite(runner, host, port).start()
+            await listening_site(runner, host, port).start()
         except OSError as exc:
             raise ListenError(host, port, exc) from exc
         # Telegram hears of the URL only once this replica listens on it.

@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -124,8 +124,15 @@ class StationDetail:
 
 def week_json(hours: Hours, at: datetime) -> dict[str, Any]:
     """The seven local days, Monday to Sunday, of the week holding `at`, with their open (and unknown)
-    intervals as `HH:MM` in the station's timezone; `end` 24:00 means until midnight. Holidays count."""
-    today = at.astimezone(hours.tz).date()
+    intervals as `HH:MM` in the station's timezone; `end` 24:00 means until midnight. Holidays count.
+
+    Shared by every station with the same hours on the same day (`compile_hours` shares `hours`): it was
+    half the cost of a station's details (bench/README-overload.md). Callers only read it."""
+    return _week_json(hours, at.astimezone(hours.tz).date())
+
+
+@functools.lru_cache(maxsize=8192)
+def _week_json(hours: Hours, today: date) -> dict[str, Any]:
     monday = today - timedelta(days=today.weekday())
     days = []
     for offset in range(7):

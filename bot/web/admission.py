@@ -161,6 +161,8 @@ class Admission:
     #: New requests read in this turn of the loop, and whether the turn's reset is scheduled.
     _taken: int = 0
     _turn_open: bool = False
+    #: Requests refused as they were read in this turn, counted into the metrics once the turn ends.
+    refused_as_read: int = 0
 
     def take_turn_slot(self) -> bool:
         """Count one new request read in this turn of the loop; False once the turn's budget is spent."""
@@ -174,6 +176,11 @@ class Admission:
     def _close_turn(self) -> None:
         self._turn_open = False
         self._taken = 0
+        if self.refused_as_read:
+            if self.metrics is not None:
+                self.metrics.refused(Overloaded.code, self.refused_as_read)
+                self.metrics.http_answer("unrouted", Overloaded.status, self.refused_as_read)
+            self.refused_as_read = 0
 
     def guards(self, path: str) -> bool:
         """Whether requests to `path` may be refused as they are read, for the public turn's budget

@@ -40,6 +40,10 @@ def _refusal() -> bytes:
     return head.encode() + b"\r\n" + body
 
 
+#: Connections the kernel completes before the loop accepts them. aiohttp's 128 made a crowd of 2,000
+#: connecting at once wait 1 to 3 s for SYN retransmissions (bench/README-overload.md); Linux caps it at
+#: net.core.somaxconn (4,096 by default).
+LISTEN_BACKLOG = 2048
 REFUSAL = _refusal()
 _HEAD_END = b"\r\n\r\n"
 
@@ -89,9 +93,7 @@ class _AdmittingRequestHandler(RequestHandler):  # type: ignore[misc]
         else:
             # The connection is in use: the header timeout counts from this answer, as from any other.
             self._next_keepalive_close_time = self._loop.time() + self._keepalive_timeout
-        if admission.metrics is not None:
-            admission.metrics.refused("overloaded")
-            admission.metrics.http_answer("unrouted", 503)
+        admission.refused_as_read += 1
         return True
 
 
@@ -124,3 +126,8 @@ class AppRunner(web.AppRunner):
 
 def runner(app: web.Application, settings: Settings) -> AppRunner:
     return AppRunner(app, keepalive_timeout=settings.http_header_timeout, **access_log_options(settings))
+
+
+def site(runner: web.BaseRunner, host: str, port: int) -> web.TCPSite:
+    """The listening socket, with a backlog for a crowd connecting at once (`LISTEN_BACKLOG`)."""
+    return web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG)
