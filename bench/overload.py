@@ -501,6 +501,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     half_sent = 300 if args.quick else args.half_sent
     seconds = 2.0 if args.quick else args.seconds
     print_machine("bench.overload")
+    # The same loop on the server's CPU: how fast the (shared, virtual) machine is during this run; runs
+    # on different days compare only as far as this figure does.
+    probe = subprocess.run(
+        [
+            *(["taskset", "-c", str(SERVER_CPU)] if SERVER_CPU is not None else []),
+            sys.executable,
+            "-m",
+            "timeit",
+            "sum(range(10000))",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    print(f"CPU probe on the server's CPU: {probe.stdout.strip()}", flush=True)
     print(f"file descriptors: {os.sysconf('SC_OPEN_MAX')}", flush=True)
     print_load("before")
     db = prepare_db(n, args.seed)

@@ -530,6 +530,33 @@ async def test_a_half_sent_request_is_closed_after_the_header_timeout(tmp_path: 
     assert closed_after < 5
 
 
+async def test_the_listening_socket_takes_a_crowd_connecting_at_once(tmp_path: Path) -> None:
+    import subprocess
+
+    from bot.web.server import LISTEN_BACKLOG, site
+
+    async with core_with(make_settings(tmp_path)) as core:
+        runner = web_runner(build_web_app(core), core.settings)
+        await runner.setup()
+        try:
+            await site(runner, "127.0.0.1", 0).start()
+            port = runner.addresses[0][1]
+            # For a listening socket, ss's Send-Q column is the backlog it was given.
+            listed = subprocess.run(
+                ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True
+            ).stdout.split()
+            assert listed[0] == "LISTEN"
+            assert int(listed[2]) == LISTEN_BACKLOG > 128  # aiohttp's own default is 128
+            # And it answers.
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"http://127.0.0.1:{port}{NEARBY}") as response,
+            ):
+                assert response.status == 200
+        finally:
+            await runner.cleanup()
+
+
 async def test_the_production_runner_keeps_answering_kept_alive_clients(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, http_header_timeout=2)
     async with core_with(settings) as core, served(core) as server, aiohttp.ClientSession() as http:
