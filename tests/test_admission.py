@@ -531,8 +531,6 @@ async def test_a_half_sent_request_is_closed_after_the_header_timeout(tmp_path: 
 
 
 async def test_the_listening_socket_takes_a_crowd_connecting_at_once(tmp_path: Path) -> None:
-    import subprocess
-
     from bot.web.server import LISTEN_BACKLOG, site
 
     async with core_with(make_settings(tmp_path)) as core:
@@ -542,9 +540,11 @@ async def test_the_listening_socket_takes_a_crowd_connecting_at_once(tmp_path: P
             await site(runner, "127.0.0.1", 0).start()
             port = runner.addresses[0][1]
             # For a listening socket, ss's Send-Q column is the backlog it was given.
-            listed = subprocess.run(
-                ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True
-            ).stdout.split()
+            ss = await asyncio.create_subprocess_exec(
+                "ss", "-ltnH", f"sport = :{port}", stdout=asyncio.subprocess.PIPE
+            )
+            listed = (await ss.communicate())[0].decode().split()
+            assert ss.returncode == 0
             assert listed[0] == "LISTEN"
             assert int(listed[2]) == LISTEN_BACKLOG > 128  # aiohttp's own default is 128
             # And it answers.
