@@ -84,3 +84,13 @@ def test_regions_benchmark_runs(capsys: pytest.CaptureFixture[str], tmp_path: Pa
         "import with / without regions |",
     ):
         assert line in out
+
+
+def test_analytics_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import analytics
+
+    assert analytics.main(["--stations", "3000", "--queries", "300", "--searches", "2000", "-n", "2"]) == 0
+    out = capsys.readouterr().out
+    expected = ("# bench.analytics", "search path over 300 queries", "2,000 searches", "suggest -n 2")
+    for line in expected:
+        assert line in out
