@@ -76,9 +76,18 @@ def bench_search_path(ds, search, queries: int, rng: np.random.Generator) -> dic
     clock = time.perf_counter_ns
     for p in points[:500]:  # warm: the open table, subsets, the counter's hour
         count(p, (), AT, find(p, 5, (), AT), False)
+    from bot.services.analytics import _cell_of
+
+    def noop(*args: object) -> None:
+        return None
+
     alone = np.empty(queries, np.int64)
     counted = np.empty(queries, np.int64)
     counting = np.empty(queries, np.int64)
+    # Yardsticks timed in the same loop: a Python call doing nothing, and h3's bare point-to-cell call (on
+    # a machine shared with other work both grow with the counting call).
+    bare_call = np.empty(queries, np.int64)
+    bare_cell = np.empty(queries, np.int64)
     gc.collect()
     gc.disable()
     try:
@@ -96,6 +105,13 @@ def bench_search_path(ds, search, queries: int, rng: np.random.Generator) -> dic
                     t2 = clock()
                     counted[i] = t2 - t0
                     counting[i] = t2 - t1
+            t0 = clock()
+            noop(p, (), AT, None, False)
+            t1 = clock()
+            _cell_of(p.lat, p.lon, 8)
+            t2 = clock()
+            bare_call[i] = t1 - t0
+            bare_cell[i] = t2 - t1
     finally:
         gc.enable()
     out = {
@@ -105,12 +121,15 @@ def bench_search_path(ds, search, queries: int, rng: np.random.Generator) -> dic
         "count_p50_us": float(np.median(counting)) / 1e3,
         "count_p99_us": float(np.percentile(counting, 99)) / 1e3,
         "keys": len(counter.take()),
+        "call_p50_us": float(np.median(bare_call)) / 1e3,
+        "cell_p50_us": float(np.median(bare_cell)) / 1e3,
     }
     print(
         f"search path over {queries:,} queries: search alone p50 {out['search_p50_us']:.1f} µs, search + count "
         f"p50 {out['counted_p50_us']:.1f} µs; overhead (median of per-query differences) "
         f"{out['overhead_p50_us']:.2f} µs; the counting call alone p50 {out['count_p50_us']:.2f} µs, p99 "
-        f"{out['count_p99_us']:.2f} µs"
+        f"{out['count_p99_us']:.2f} µs; yardsticks in the same loop: an empty Python call p50 "
+        f"{out['call_p50_us']:.2f} µs, h3's bare latlng_to_cell p50 {out['cell_p50_us']:.2f} µs"
     )
     return out
 

@@ -447,6 +447,16 @@ async def cmd_analytics_stations(args: argparse.Namespace) -> int:
 
 
 async def cmd_analytics(args: argparse.Namespace) -> int:
+    from bot.services import analytics
+
+    try:
+        return await _analytics_report(args)
+    except analytics.AnalyticsError as exc:
+        print(_("error: {message}").format(message=_(exc.template).format(**exc.params)), file=sys.stderr)
+        return 1
+
+
+async def _analytics_report(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo
 
     from bot.app import open_core

@@ -563,9 +563,13 @@ async def test_after_a_journey_and_forget_no_position_is_kept_anywhere(
     assert not [key async for key in redis.scan_iter(f"fsm:*:{a}:*")]
     assert await rows(core, UserRow, id=b)  # the other rider is untouched
 
+    # The searches' counters too (bot/services/analytics.py): cells, never positions or riders.
+    assert await core.demand.flush() > 0
     database, keys, logged = await dump_database(core), await dump_redis(redis), logs.getvalue()
     print(database)
     assert "热水很方便" in database and "yizhan:" in keys and "Update id=" in logged  # the dumps are real
+    demand = [line for line in database.splitlines() if line.startswith("search_demand:")]
+    assert demand and not any(str(rider) in line for line in demand for rider in (a, b))
     assert positions_in(database) == []
     assert positions_in(keys) == []
     assert positions_in(logged) == []

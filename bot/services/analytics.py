@@ -47,6 +47,7 @@ from domain.demand import (
     amenity_key,
     unmet_bands,
 )
+from domain.text import N_
 from domain.values import AMENITY_KEYS, YizhanError
 from storage.analytics_repo import AnalyticsRepository, DemandKey
 from storage.regions import RegionLookup
@@ -76,7 +77,13 @@ MAX_PENDING_KEYS = 1_000_000
 
 
 class AnalyticsError(YizhanError):
-    """A report cannot be made as asked (a bad region, period or candidates file); the message says why."""
+    """A report cannot be made as asked (a bad region, period or candidates file). `template` (marked for
+    the catalogues) and `params` let an edge word it in its reader's language; the message is English."""
+
+    def __init__(self, template: str, **params: Any) -> None:
+        super().__init__(template.format(**params))
+        self.template = template
+        self.params = params
 
 
 # ------------------------------------------------------------------------------------------------ counting
@@ -269,7 +276,9 @@ class SuggestReport:
 def validate_region(region: str) -> str:
     region = region.strip()
     if region and not _REGION.fullmatch(region):
-        raise AnalyticsError(f"region must be an adcode prefix of 2 to 6 digits, e.g. 4401, not {region!r}")
+        raise AnalyticsError(
+            N_("the region must be an adcode prefix of 2 to 6 digits, e.g. 4401, not {region}"), region=region
+        )
     return region
 
 
@@ -443,7 +452,9 @@ class DemandService:
         until = until or today
         since = since or until - timedelta(days=29)
         if since > until:
-            raise AnalyticsError(f"the period starts ({since}) after it ends ({until})")
+            raise AnalyticsError(
+                N_("the period starts ({since}) after it ends ({until})"), since=since, until=until
+            )
         return Period(since, until)
 
     async def cells(self, region: str, period: Period) -> tuple[list[CellDemand], int]:
@@ -544,9 +555,11 @@ class DemandService:
         coverage, a site covering the gap cells whose centres lie within the walkable distance. Sites are
         the gap cells' centres, or the `candidates` given (those outside the region left out)."""
         if not 1 <= n <= MAX_SUGGESTIONS:
-            raise AnalyticsError(f"the number of stations must be between 1 and {MAX_SUGGESTIONS}")
+            raise AnalyticsError(
+                N_("the number of stations must be between 1 and {most}"), most=MAX_SUGGESTIONS
+            )
         if not validate_region(region):
-            raise AnalyticsError("suggestions need a region (an adcode prefix, e.g. 4401)")
+            raise AnalyticsError(N_("suggestions need a region (--region, an adcode prefix, e.g. 4401)"))
         gaps = (await self.gaps(region, period)).cells
         return await asyncio.to_thread(self._suggest, region, period, n, gaps, candidates)
 
@@ -622,22 +635,32 @@ def read_candidates(path: Path) -> list[Candidate]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise AnalyticsError(f"cannot read {path}: {exc}") from None
+        raise AnalyticsError(N_("cannot read {path}: {reason}"), path=path, reason=exc) from None
     reader = csv.DictReader(io.StringIO(text))
     fields = [f.strip().lower() for f in reader.fieldnames or []]
     if not {"name", "lat", "lon"} <= set(fields):
-        raise AnalyticsError(f"{path}: the header must name the columns name, lat and lon")
+        raise AnalyticsError(N_("{path}: the header must name the columns name, lat and lon"), path=path)
     reader.fieldnames = fields
     sites = []
     for line, row in enumerate(reader, 2):
         if len(sites) >= MAX_CANDIDATES:
-            raise AnalyticsError(f"{path}: more than {MAX_CANDIDATES} candidate sites")
+            raise AnalyticsError(
+                N_("{path}: more than {most} candidate sites"), path=path, most=MAX_CANDIDATES
+            )
         try:
             lat, lon = float(row["lat"]), float(row["lon"])
         except (TypeError, ValueError):
-            raise AnalyticsError(f"{path}, line {line}: lat and lon must be numbers") from None
+            raise AnalyticsError(
+                N_("{path}, line {line}: lat and lon must be numbers"), path=path, line=line
+            ) from None
         if not (-90 <= lat <= 90 and -180 <= lon <= 180) or not (math.isfinite(lat) and math.isfinite(lon)):
-            raise AnalyticsError(f"{path}, line {line}: no such position ({lat}, {lon})")
+            raise AnalyticsError(
+                N_("{path}, line {line}: no such position ({lat}, {lon})"),
+                path=path,
+                line=line,
+                lat=lat,
+                lon=lon,
+            )
         sites.append(Candidate((row["name"] or "").strip()[:200], lat, lon))
     return sites
 
@@ -730,7 +753,7 @@ def write_report(
         book.save(out)
     elif fmt == "geojson":
         if geometry is None:
-            raise AnalyticsError("this report has no geometry")
+            raise AnalyticsError(N_("this report has no geometry"))
         features = [
             {"type": "Feature", "geometry": geometry(row), "properties": dict(zip(columns, row, strict=True))}
             for row in rows
@@ -738,7 +761,9 @@ def write_report(
         json.dump({"type": "FeatureCollection", "features": features}, out, ensure_ascii=False)
         out.write("\n")
     else:
-        raise AnalyticsError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
+        raise AnalyticsError(
+            N_("unknown format {format}; one of {formats}"), format=fmt, formats=", ".join(FORMATS)
+        )
 
 
 def _width(text: str) -> int:
