@@ -14,6 +14,7 @@
    in a fresh service (districts looked up) and a second one. Target: ≤ 5 s.
 
 Run: flock /tmp/yizhan-bench.lock python -m bench.analytics [--searches 200000] [--queries 20000] [-n 10]
+     [--wait-quiet S]
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench._common import print_load, print_machine, table, verdict
+from bench._common import print_load, print_machine, table, verdict, wait_for_quiet
 
 TARGET_OVERHEAD_US = 5.0
 TARGET_SUGGEST_S = 5.0
@@ -210,12 +211,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--searches", type=int, default=200_000)
     parser.add_argument("-n", type=int, default=10)
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="wait up to S s for the load to fall below 1",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     print_machine("bench.analytics")
+    if args.wait_quiet:
+        wait_for_quiet(args.wait_quiet)
+        print_load("after waiting")
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
     ds, search = network(args.stations, args.seed)

@@ -702,7 +702,7 @@ def suggestion_rows(
     report: SuggestReport, region_name: Callable[[str], str]
 ) -> tuple[list[str], list[list[Any]]]:
     columns = ["rank", "name", "lat", "lon", "cell", "region", "region_name", "covered", "share"]
-    columns += ["cumulative_share", "cells"]
+    columns += ["cumulative_share", "gap_cells"]
     rows = [
         [
             s.rank,
