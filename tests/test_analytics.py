@@ -134,6 +134,27 @@ def test_local_day_follows_the_timezone_not_utc() -> None:
     assert (day, hour_of_week) == (date(2025, 6, 2), 1)
 
 
+def test_the_same_instant_in_any_offset_is_the_same_slot_and_given_back_counts_return() -> None:
+    from zoneinfo import ZoneInfo
+
+    counter = DemandCounter("Asia/Shanghai")
+    counter.count(23.13, 113.26, NOON, "bot", ("toilet",), 100.0)
+    counter.count(23.13, 113.26, NOON.astimezone(ZoneInfo("Asia/Shanghai")), "bot", ["toilet"], 100.0)
+    counter.count(23.13, 113.26, NOON + timedelta(minutes=59), "bot", ("toilet",), 100.0)
+    counter.count(23.13, 113.26, NOON, "fax", (), 100.0)  # not a channel: not counted
+    counts = counter.take()
+    assert counts == {(date(2025, 6, 3), int(cell((23.13, 113.26)), 16), 36, "bot", "toilet", 0): 3}
+    counter.give_back(counts)
+    counter.count(23.13, 113.26, NOON, "bot", ("toilet",), 100.0)
+    assert counter.pending == 4
+    assert list(counter.take().values()) == [4]
+    # Each filter has a key of its own.
+    many = DemandCounter()
+    for i in range(3):
+        many.count(23.13, 113.26, NOON, "api", (f"x{i}",), 100.0)
+    assert len(many.take()) == 3
+
+
 def test_a_disabled_counter_counts_nothing() -> None:
     counter = DemandCounter(enabled=False)
     counter.count(23.13, 113.26, NOON, "bot", (), 100.0)

@@ -29,7 +29,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
@@ -42,6 +42,7 @@ from domain.clock import DEFAULT_TZ
 from domain.demand import (
     BAND_LABELS,
     FAR_BAND,
+    HOURS_A_WEEK,
     K_ANONYMITY,
     Channel,
     amenity_key,
@@ -89,22 +90,56 @@ class AnalyticsError(YizhanError):
 # ------------------------------------------------------------------------------------------------ counting
 
 
+#: Packed keys of the in-memory counters: the cell's 64 bits, and above them the slot (local day and hour
+#: of the week), the channel, the amenity filter's number in this process and the band. An int key is
+#: hashed for free; a 6-tuple is hashed again at each of the two dict operations.
+_CELL_BITS = 64
+_CELL_MASK = (1 << _CELL_BITS) - 1
+_BANDS = 8
+_AMENITY_IDS = 1 << 20
+_CHANNELS = tuple(c.value for c in Channel)
+_CHANNEL_IDS = {name: i for i, name in enumerate(_CHANNELS)}
+#: Distinct amenity filters one process numbers (every combination of today's amenities fits).
+MAX_AMENITY_FILTERS = 100_000
+
+
 class DemandCounter:
     """The process's counters since the last flush. `count` runs on the search path (the event loop's
-    thread): no lock, no I/O; `take` swaps the dict out for the flusher."""
+    thread): no lock, no I/O; `take` swaps the dict out for the flusher and unpacks its keys."""
 
-    __slots__ = ("_amenity_keys", "_counts", "_slot", "_slot_key", "_tz", "dropped", "enabled")
+    __slots__ = (
+        "_amenity_ids",
+        "_amenity_names",
+        "_amenity_numbers",
+        "_bases",
+        "_counts",
+        "_from",
+        "_returned",
+        "_slot_code",
+        "_tz",
+        "_until",
+        "dropped",
+        "enabled",
+    )
 
     def __init__(self, default_tz: str = DEFAULT_TZ, *, enabled: bool = True) -> None:
-        self._counts: dict[DemandKey, int] = {}
+        self._counts: dict[int, int] = {}
+        #: Counts a failed flush gave back, already unpacked.
+        self._returned: dict[DemandKey, int] = {}
         self._tz = ZoneInfo(default_tz)
-        # The local day and hour of the week of the last quarter hour seen (every real UTC offset is a
-        # multiple of 15 minutes, so one conversion serves the whole quarter).
-        self._slot_key = -1
-        self._slot: tuple[date, int] = (date.min, 0)
-        self._amenity_keys: dict[tuple[str, ...], str] = {}
+        # The quarter hour of the last search, [from, until) in UTC: every real UTC offset is a multiple
+        # of 15 minutes, so one local day and hour serve it all. Compared with a UTC `at` (the bot's and
+        # the API's clock) by fields, which is cheaper than converting `at` each time.
+        self._from = self._until = datetime.min.replace(tzinfo=UTC)
+        self._slot_code = 0
+        #: Per channel, the packed slot and channel of the current quarter, shifted above the cell.
+        self._bases: dict[str, int] = {}
+        self._amenity_ids: dict[tuple[str, ...], int] = {(): 0}
+        self._amenity_names: list[str] = [""]
+        self._amenity_numbers: dict[str, int] = {"": 0}
         self.enabled = enabled
-        #: Searches not counted because the pending counters were full (the database away for long).
+        #: Searches not counted: the pending counters were full (the database away for long), or too many
+        #: distinct amenity filters.
         self.dropped = 0
 
     def count(
@@ -120,20 +155,21 @@ class DemandCounter:
         asked for) was `nearest_open_m` metres away, or None when none was open."""
         if not self.enabled:
             return
-        ts = at.timestamp()
-        quarter = int(ts // 900)
-        if quarter != self._slot_key:
-            local = at.astimezone(self._tz)
-            self._slot = (local.date(), local.weekday() * 24 + local.hour)
-            self._slot_key = quarter
-        day, hour_of_week = self._slot
+        if not self._from <= at < self._until:
+            self._enter_quarter(at)
+        base = self._bases.get(channel)
+        if base is None:
+            return  # not a channel (the edges pass `Channel` values)
         if amenities:
-            wanted = tuple(amenities)
-            akey = self._amenity_keys.get(wanted)
-            if akey is None:
-                akey = self._amenity_key(wanted)
+            wanted = amenities if type(amenities) is tuple else tuple(amenities)
+            amenity = self._amenity_ids.get(wanted)
+            if amenity is None:
+                amenity = self._number_amenities(wanted)
+                if amenity is None:
+                    self.dropped += 1
+                    return
         else:
-            akey = ""
+            amenity = 0
         if nearest_open_m is None:
             band = FAR_BAND
         elif nearest_open_m < 1000:
@@ -146,7 +182,7 @@ class DemandCounter:
             cell = _cell_of(lat, lon, RESOLUTION)
         except Exception:  # a point h3 refuses (the search validated it): nothing to count
             return
-        key = (day, cell, hour_of_week, channel, akey, band)
+        key = cell | base | ((amenity * _BANDS + band) << _CELL_BITS)
         counts = self._counts
         n = counts.get(key)
         if n is not None:
@@ -156,26 +192,66 @@ class DemandCounter:
         else:
             self.dropped += 1
 
-    def _amenity_key(self, wanted: tuple[str, ...]) -> str:
-        akey = amenity_key(wanted)
-        if len(self._amenity_keys) < 4096:  # a bound whatever clients send
-            self._amenity_keys[wanted] = akey
-        return akey
+    def _enter_quarter(self, at: datetime) -> None:
+        utc = at.astimezone(UTC)
+        start = utc.replace(minute=utc.minute - utc.minute % 15, second=0, microsecond=0)
+        local = start.astimezone(self._tz)
+        slot = local.toordinal() * HOURS_A_WEEK + local.weekday() * 24 + local.hour
+        self._from, self._until = start, start + timedelta(minutes=15)
+        self._slot_code = slot
+        self._bases = {
+            name: ((slot * len(_CHANNELS) + i) * _AMENITY_IDS * _BANDS) << _CELL_BITS
+            for i, name in enumerate(_CHANNELS)
+        }
+
+    def _number_amenities(self, wanted: tuple[str, ...]) -> int | None:
+        key = amenity_key(wanted)
+        number = self._amenity_numbers.get(key)
+        if number is None:
+            if len(self._amenity_names) >= min(MAX_AMENITY_FILTERS, _AMENITY_IDS):
+                return None
+            number = self._amenity_numbers[key] = len(self._amenity_names)
+            self._amenity_names.append(key)
+        if len(self._amenity_ids) < MAX_AMENITY_FILTERS:
+            self._amenity_ids[wanted] = number
+        return number
+
+    def _unpack(self, key: int) -> DemandKey:
+        cell = key & _CELL_MASK
+        code = key >> _CELL_BITS
+        code, band = divmod(code, _BANDS)
+        code, amenity = divmod(code, _AMENITY_IDS)
+        slot, channel = divmod(code, len(_CHANNELS))
+        day, hour_of_week = divmod(slot, HOURS_A_WEEK)
+        # `slot` was made from the local day's ordinal and the hour of the week.
+        return (
+            date.fromordinal(day),
+            cell,
+            hour_of_week,
+            _CHANNELS[channel],
+            self._amenity_names[amenity],
+            band,
+        )
 
     def take(self) -> dict[DemandKey, int]:
-        """The counts so far; the counter starts again from nothing."""
-        counts, self._counts = self._counts, {}
+        """The counts so far, by (day, cell, hour of week, channel, amenity key, band); the counter starts
+        again from nothing."""
+        packed, self._counts = self._counts, {}
+        counts, self._returned = self._returned, {}
+        for key, n in packed.items():
+            unpacked = self._unpack(key)
+            counts[unpacked] = counts.get(unpacked, 0) + n
         return counts
 
     def give_back(self, counts: dict[DemandKey, int]) -> None:
         """Counts a flush could not write: added back, to be written next time."""
-        mine = self._counts
+        mine = self._returned
         for key, n in counts.items():
             mine[key] = mine.get(key, 0) + n
 
     @property
     def pending(self) -> int:
-        return sum(self._counts.values())
+        return sum(self._counts.values()) + sum(self._returned.values())
 
 
 def nearest_open_distance(hits: Sequence[Any], include_closed: bool) -> tuple[bool, float | None]:
