@@ -57,7 +57,8 @@ CORS_HEADERS = {
 PREFLIGHT_HEADERS = {
     **CORS_HEADERS,
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type",
+    # X-Yizhan-Channel: an H5 page served from another origin still names itself (bot/web/api.py).
+    "Access-Control-Allow-Headers": "Content-Type, X-Yizhan-Channel",
     "Access-Control-Max-Age": "86400",
 }
 API_PATH = api.API_PREFIX + "/"
