@@ -56,13 +56,6 @@ class UsageKind(enum.StrEnum):
     CALL = "call"
 
 
-_ONE = {
-    UsageKind.VIEW: UsageCounts(1, 0, 0),
-    UsageKind.NAVIGATE: UsageCounts(0, 1, 0),
-    UsageKind.CALL: UsageCounts(0, 0, 1),
-}
-
-
 class Concern(enum.StrEnum):
     """Why a station stands out in its region's evaluation (the report's `concerns`)."""
 
@@ -110,7 +103,11 @@ class UsageCounter:
         self.retention_days = retention_days
         self.max_pending = max_pending
         self.clock = clock
-        self.pending: dict[tuple[int, date], UsageCounts] = {}
+        #: (station id, day) → [views, navigations, calls] not written yet.
+        self.pending: dict[tuple[int, date], list[int]] = {}
+        # The local day of the last quarter hour seen (every real UTC offset is a multiple of 15 minutes).
+        self._quarter = -1
+        self._day = date.min
         self.dropped = 0
         self.flushed = 0
         self._task: asyncio.Task[None] | None = None
@@ -121,7 +118,11 @@ class UsageCounter:
 
     def record(self, station_id: int, kind: UsageKind, at: datetime) -> bool:
         """Count one use of a station on the day of `at` (DEFAULT_TZ's calendar). False when dropped."""
-        key = (station_id, at.astimezone(self.tz).date())
+        quarter = int(at.timestamp() // 900)
+        if quarter != self._quarter:
+            self._day = at.astimezone(self.tz).date()
+            self._quarter = quarter
+        key = (station_id, self._day)
         current = self.pending.get(key)
         if current is None:
             if len(self.pending) >= self.max_pending:
@@ -131,9 +132,9 @@ class UsageCounter:
                         "station usage: %d counts dropped, %d waiting", self.dropped, len(self.pending)
                     )
                 return False
-            self.pending[key] = _ONE[kind]
-        else:
-            self.pending[key] = current + _ONE[kind]
+            current = self.pending[key] = [0, 0, 0]
+        # Identity tests: hashing an enum member costs a Python call.
+        current[0 if kind is UsageKind.VIEW else 1 if kind is UsageKind.NAVIGATE else 2] += 1
         if self._task is None and not self._closed:
             self._start()
         return True
@@ -141,8 +142,8 @@ class UsageCounter:
     def _start(self) -> None:
         try:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="station-usage-flush")
-        except RuntimeError:  # no loop (a synchronous caller): the next flush or close writes the counts
-            self._task = None
+        except RuntimeError:  # no loop (a synchronous caller): the caller flushes or closes itself
+            self._closed = True
 
     async def _run(self) -> None:
         while not self._stop.is_set():
@@ -161,12 +162,15 @@ class UsageCounter:
             batch, self.pending = self.pending, {}
             try:
                 async with self.sessions() as session, session.begin():
-                    written = await UsageRepository(session).add(batch)
+                    written = await UsageRepository(session).add(
+                        {key: UsageCounts(*counts) for key, counts in batch.items()}
+                    )
             except Exception:
                 log.exception("station usage: %d counts not written, kept for the next flush", len(batch))
-                for key, usage in batch.items():
-                    current = self.pending.get(key)
-                    self.pending[key] = usage if current is None else current + usage
+                for key, counts in batch.items():
+                    current = self.pending.setdefault(key, [0, 0, 0])
+                    for slot, count in enumerate(counts):
+                        current[slot] += count
                 return 0
             self.flushed += written
             return written
