@@ -20,7 +20,7 @@ from bot.services.roles import Access, NotAllowed
 from domain.statuses import CaseStatus
 from domain.values import GeoPoint, StationNotFound, StationRecord
 from storage.importers import ImportFileError, ImportLimits
-from storage.models import AuditRow
+from storage.models import AuditRow, ImportRunRow
 
 STAFF_GZ, STAFF_SZ, ADMIN, RIDER = 21, 22, 23, 24
 #: Console actors (audit identities), distinct from Telegram ids.
@@ -176,6 +176,7 @@ async def test_a_checked_file_expires(core: Core) -> None:
     run_id = await dry_run(core, STAFF_GZ, CLERK_GZ, HEADER + GOOD)
     later = datetime.now(UTC) + timedelta(minutes=61)
     core.imports.clock = lambda: later
+    assert (await core.imports.run(run_id, gz, CLERK_GZ)).status is RunStatus.EXPIRED  # no commit button
     with pytest.raises(ImportExpired):
         await core.imports.commit(run_id, gz, CLERK_GZ)
     assert (await core.imports.run(run_id, gz, CLERK_GZ)).status is RunStatus.EXPIRED
@@ -278,3 +279,17 @@ async def start_dry_run(core: Core, user: int, actor: int, content: str) -> int:
     upload = await core.imports.upload("big.csv", access)
     await upload.write(content.encode())
     return (await core.imports.check(upload, access, actor)).id
+
+
+async def test_a_step_left_running_by_a_dead_process_reads_as_failed(core: Core) -> None:
+    gz = await core.roles.access(STAFF_GZ)
+    run_id = await dry_run(core, STAFF_GZ, CLERK_GZ, HEADER + GOOD)
+    async with core.sessions() as session, session.begin():
+        row = await session.get(ImportRunRow, run_id)
+        assert row is not None
+        row.status = RunStatus.COMMITTING.value  # as a process that died mid-commit left it
+        row.committed_at = datetime.now(UTC)
+    assert (await core.imports.run(run_id, gz, CLERK_GZ)).status is RunStatus.COMMITTING  # it may still run
+    later = datetime.now(UTC) + timedelta(hours=3)
+    core.imports.clock = lambda: later
+    assert (await core.imports.run(run_id, gz, CLERK_GZ)).status is RunStatus.FAILED

@@ -23,7 +23,6 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -66,6 +65,8 @@ MAX_SHOWN_ERRORS = 1000
 MAX_SHOWN_WARNINGS = 200
 #: How often a running step writes the rows it has read to its run.
 PROGRESS_INTERVAL_S = 0.5
+#: A step not finished this long after it started died with its process (a national file takes minutes).
+STALE_AFTER = timedelta(hours=2)
 #: File types the importer reads (storage/importers.py); anything else is refused before it is stored.
 SUFFIXES = (".csv", ".txt", ".xlsx", ".geojson", ".json")
 
@@ -363,11 +364,11 @@ class ImportService:
         run = await self.run(run_id, access, actor_id)
         if run.actor_id != actor_id:
             raise ImportNotFound(str(run_id))  # only its uploader commits a file (admins included)
-        if run.status is not RunStatus.CHECKED:
+        if run.status not in (RunStatus.CHECKED, RunStatus.EXPIRED):
             raise ImportNotReady(run.status)
         path = self._path(run.id, run.file_name)
         now = self.clock()
-        fresh = now - run.created_at <= self.ttl and await asyncio.to_thread(path.exists)
+        fresh = run.status is RunStatus.CHECKED and await asyncio.to_thread(path.exists)
         if fresh:
             fresh = await asyncio.to_thread(_sha256_of, path) == await self._sha(run_id)
         async with self.sessions() as session, session.begin():
@@ -406,7 +407,18 @@ class ImportService:
                 raise ImportNotFound(str(run_id))
             regions = await repo.regions_of(run_id)
             run = _run(row, self._progress.get(run_id))
-        return _with_regions(run, regions)
+        return dataclasses.replace(run, regions=tuple(regions), status=self._status_now(run))
+
+    def _status_now(self, run: ImportRun) -> RunStatus:
+        """What a run's status means now: a checked file past its time is expired (its commit would say
+        so); a step that no process has moved for `STALE_AFTER` died with its process."""
+        now = self.clock()
+        if run.status is RunStatus.CHECKED and now - run.created_at > self.ttl:
+            return RunStatus.EXPIRED
+        started = run.committed_at or run.created_at
+        if run.running and run.id not in self._tasks and now - started > STALE_AFTER:
+            return RunStatus.FAILED
+        return run.status
 
     async def recent_imports(
         self, access: Access, limit: int = 10, actor_id: int | None = None
@@ -557,10 +569,6 @@ class ImportService:
                 )
         except Exception:
             log.exception("import %d: could not record the failure", run_id)
-
-
-def _with_regions(run: ImportRun, regions: Sequence[str]) -> ImportRun:
-    return dataclasses.replace(run, regions=tuple(regions))
 
 
 def _summary(row: Any) -> ImportRun:
