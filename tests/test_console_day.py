@@ -5,38 +5,91 @@ the bot's search and the API."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cdp import Chromium, Page, require_chromium  # tests/ is on sys.path (rootdir conftest)
-from test_console import PASSWORD, Console, add_account, make_console
+from test_console import PASSWORD, Console, _subapps, add_account, make_console
 from test_console_import_pages import BAD, FIXED, GOOD, HEADER, set_file
 
+from bot.broadcast import TelegramTransport
 from bot.config import Settings
+from bot.services.announcements import Broadcaster
+from bot.telegram import build_bot, build_i18n
+from bot.web.console.base import CONSOLE
 from domain.values import StationStatus
+from localapi import LocalBotAPI
+from storage.ratelimit import LocalRateLimiter
 
 pytestmark = pytest.mark.browser
 
 RIDER = 9101
+SUBSCRIBERS = range(5000, 5024)
+
+
+class RealClock:
+    """The console's clock is the real one here: imports and announcements run in the background."""
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass
+class Day:
+    console: Console
+    api: LocalBotAPI
+
+    def received(self) -> int:
+        """Subscribers who got the announcement (it carries an unsubscribe button)."""
+        return sum(1 for rider in SUBSCRIBERS for message in self.api.bot_messages(rider) if message.buttons)
 
 
 @pytest.fixture
-async def console(sqlite_settings: Settings, tmp_path: Path) -> AsyncIterator[Console]:
+async def day(sqlite_settings: Settings, tmp_path: Path, region_lookup: Any) -> AsyncIterator[Day]:
+    """The console, and on the same database a broadcaster sending through a local Bot API server to
+    Guangzhou's subscribers, as the bot or `yizhan worker` would in another process."""
     settings = sqlite_settings.model_copy(update={"console_import_dir": tmp_path / "imports"})
     async for site in make_console(settings):
         site.core.imports.directory = tmp_path / "imports"
-        # The console's clock is the real one here: imports and announcements run in the background.
+        site.core.stations.regions = region_lookup
         site.clock.at = datetime.now(UTC)
-        yield site
+        for sub in _subapps(site.server.app):
+            if CONSOLE in sub:
+                sub[CONSOLE].clock = RealClock()
+        async with LocalBotAPI() as api:
+            for rider in SUBSCRIBERS:
+                await api.send_text(rider, "/start", language_code="zh-hans")
+                await site.core.subscriptions.subscribe_region(rider, "440106", site.clock.at)
+            bot = build_bot(api.token, api.url)
+            broadcaster = Broadcaster(
+                site.core.sessions,
+                TelegramTransport(bot, site.core, build_i18n()),
+                LocalRateLimiter(20.0),
+                20.0,
+                clock=lambda: datetime.now(UTC),
+                idle_poll=0.05,
+            )
+            stop = asyncio.Event()
+            task = asyncio.create_task(broadcaster.run(stop))
+            try:
+                yield Day(site, api)
+            finally:
+                stop.set()
+                await asyncio.wait_for(task, 10)
+                await bot.session.close()
 
 
 async def text(page: Page, selector: str) -> str:
     return str(await page.evaluate(f"document.querySelector({selector!r}).textContent.trim()"))
 
 
-async def test_a_clerks_day_in_the_console(console: Console, tmp_path: Path) -> None:
+async def test_a_clerks_day_in_the_console(day: Day, tmp_path: Path) -> None:
+    console = day.console
     core = console.core
     await add_account(core, "clerk", "staff", "4401")
     station = await core.stations.get("GZ1")
@@ -49,6 +102,8 @@ async def test_a_clerks_day_in_the_console(console: Console, tmp_path: Path) -> 
     async with Chromium(require_chromium(), width=1366, height=900, scale=1, mobile=False) as browser:
         page = await browser.new_page()
         await page.send("Network.setUserAgentOverride", {"userAgent": "yizhan-test", "acceptLanguage": "en"})
+        await page.send("Network.enable")
+        await page.send("Network.setBlockedURLs", {"urls": ["*tile.openstreetmap.org*"]})  # no map tiles here
 
         # Morning: log in; the dashboard shows Guangzhou's stations and the open case.
         await page.goto(console.url("/console/"))
@@ -102,6 +157,45 @@ async def test_a_clerks_day_in_the_console(console: Console, tmp_path: Path) -> 
         assert (await core.stations.get_cached("GZ1")).status is StationStatus.TEMPORARILY_CLOSED
         status = await page.evaluate("fetch('/api/v1/stations/GZ1').then(r => r.json()).then(j => j.status)")
         assert status == "temporarily_closed"
+
+        # A station's hours changed: edited on its page, checked like an import, saved for riders at once.
+        await page.click('[data-nav="stations"]')
+        await page.wait_for("!!document.querySelector('#results tr[data-code=GZ2] a')")
+        await page.click("#results tr[data-code=GZ2] a")
+        await page.wait_for("!!document.querySelector('[data-testid=field-opening_hours]')")
+        hours = "document.querySelector('[data-testid=field-opening_hours]')"
+        await page.evaluate(f"{hours}.value = ''")
+        await page.type("[data-testid=field-opening_hours]", "Mo-Fr 25:00-18:00")
+        await page.click("[data-testid=save]")
+        await page.wait_for("!!document.querySelector('[data-testid=error-opening_hours]')")
+        assert (await core.stations.get("GZ2")).opening_hours == "Mo-Fr 08:00-18:00"  # nothing saved
+        await page.evaluate(f"{hours}.value = ''")
+        await page.type("[data-testid=field-opening_hours]", "Mo-Sa 07:30-19:30")
+        await page.click("[data-testid=save]")
+        await page.wait_for("!!document.querySelector('[data-testid=saved]')")
+        assert (await core.stations.get_cached("GZ2")).opening_hours == "Mo-Sa 07:30-19:30"
+        api_hours = await page.evaluate(
+            "fetch('/api/v1/stations/GZ2').then(r => r.json()).then(j => j.opening_hours)"
+        )
+        assert api_hours == "Mo-Sa 07:30-19:30"
+
+        # An announcement to Guangzhou's subscribers: composed with its preview and audience, sent,
+        # watched until the final report.
+        await page.click('[data-nav="announcements"]')
+        await page.click('[data-testid="new"]')
+        await page.wait_for("document.querySelector('[data-testid=text]') !== null")
+        await page.type('[data-testid="text"]', "<b>夏季送清凉</b>：驿站免费绿豆汤")
+        await page.wait_for(
+            f"document.querySelector('[data-testid=audience-size]')?.textContent === '{len(SUBSCRIBERS)}'",
+            timeout=15,
+        )
+        await page.wait_for("document.querySelector('[data-testid=preview-en] .tg-text b') !== null")
+        await page.click('[data-testid="send"]')
+        await page.wait_for("/^[/]console[/]announcements[/][0-9]+$/.test(location.pathname)")
+        await page.wait_for("document.querySelector('[data-testid=report]') !== null", timeout=30)
+        assert await text(page, "[data-testid=sent]") == str(len(SUBSCRIBERS))
+        assert await text(page, "[data-testid=left]") == "0"
+        assert day.received() == len(SUBSCRIBERS)
 
         # Evening: the dashboard counts the new stations, the closed one, and no open case.
         await page.click('[data-nav="dashboard"]')
