@@ -26,7 +26,7 @@ from bot.config import Settings
 from bot.services.roles import Access, Role
 from bot.services.station_console import StationQuery
 from storage.db import create_engine
-from storage.stations_repo import _filtered
+from storage.stations_repo import _filtered, search_statement
 
 ADMIN = Access(1, ((Role.ADMIN, ""),))
 GUANGZHOU = Access(2, ((Role.STAFF, "4401"),))
@@ -59,9 +59,7 @@ async def _plan(core: Core, access: Access, params: dict[str, str]) -> str:
     from storage.models import StationRow
 
     selection = core.station_console.selection(access, StationQuery.parse(params))
-    stmt = (
-        _filtered(select(StationRow.__table__), selection, "postgresql").order_by(StationRow.code).limit(51)
-    )
+    stmt = search_statement(selection, "postgresql", limit=51)
     count = _filtered(select(func.count()).select_from(StationRow), selection, "postgresql")
     names = set()
     async with core.engine.connect() as conn:
@@ -97,7 +95,8 @@ async def measure(url: str, rows: int, runs: int, backend: str) -> None:
             page = await service.search(access, query)
             ms = await _median(runs, lambda access=access, query=query: service.search(access, query))
             plan = await _plan(core, access, params) if backend == "postgresql" else ""
-            print(f"| {label} | {ms:.1f} | {page.total:,} | {plan} |", flush=True)
+            found = f"{page.total:,}" + ("+" if page.more_than else "")
+            print(f"| {label} | {ms:.1f} | {found} | {plan} |", flush=True)
         # The last page of everything, reached by its key: as cheap as the first.
         last = (await service.search(ADMIN, StationQuery(), before="\uffff", limit=50)).stations
         ms = await _median(runs, lambda: service.search(ADMIN, StationQuery(), after=last[0].code))

@@ -163,6 +163,32 @@ def _filtered(stmt: Any, selection: StationFilter, dialect: str) -> Any:
     return stmt
 
 
+def search_statement(
+    selection: StationFilter,
+    dialect: str,
+    *,
+    after: str | None = None,
+    before: str | None = None,
+    limit: int = 50,
+) -> Any:
+    """The query of `StationRepository.search_page` (bench.console_stations explains it)."""
+    table = StationRow.__table__
+    stmt = _filtered(select(table), selection, dialect)
+    order: Any = table.c.code
+    if dialect == "postgresql" and "" not in selection.regions:
+        # PostgreSQL otherwise walks the whole code index in order, testing each row's region, until it
+        # has a page: 0.1 s for Guangzhou's 3,730 of 186,100 stations (bench.console_stations). Ordered by
+        # an expression, it reads the region's rows through the region index and sorts them.
+        order = table.c.code.concat("")
+    if before is not None:
+        stmt = stmt.where(table.c.code < before).order_by(order.desc())
+    else:
+        if after is not None:
+            stmt = stmt.where(table.c.code > after)
+        stmt = stmt.order_by(order)
+    return stmt.limit(limit)
+
+
 def row_to_station(row: StationRow | Row[Any]) -> Station:
     """A Station from an ORM row or a plain result row of the stations table (same attribute names)."""
     return Station(
@@ -325,15 +351,8 @@ class StationRepository:
         code `after`, or right before the code `before` (keyset paging on the unique code index: a page
         costs the same at the end of 186,100 stations as at the start, and no row is skipped or repeated
         when stations are added meanwhile)."""
-        table = StationRow.__table__
-        stmt = _filtered(select(table), selection, self._dialect())
-        if before is not None:
-            stmt = stmt.where(table.c.code < before).order_by(table.c.code.desc())
-        else:
-            if after is not None:
-                stmt = stmt.where(table.c.code > after)
-            stmt = stmt.order_by(table.c.code)
-        stations = [row_to_station(row) for row in await self.session.execute(stmt.limit(limit))]
+        stmt = search_statement(selection, self._dialect(), after=after, before=before, limit=limit)
+        stations = [row_to_station(row) for row in await self.session.execute(stmt)]
         if before is not None:
             stations.reverse()
         return stations

@@ -20,6 +20,7 @@ import pytest
 from aiohttp import ClientSession, CookieJar
 from aiohttp.test_utils import TestServer
 from argon2 import PasswordHasher
+from sqlalchemy import select
 
 from bot.app import Core, open_core
 from bot.config import Settings
@@ -27,6 +28,7 @@ from bot.services.roles import Access, Role
 from bot.web import build_web_app
 from bot.web.console.base import CONSOLE
 from domain.values import GeoPoint, StationRecord, StationStatus
+from storage.models import ConsoleEventRow
 from storage.regions import RegionLookup
 
 PASSWORD = "correct horse battery"
@@ -247,6 +249,12 @@ async def test_a_saved_edit_is_in_the_api_and_the_nearby_search_at_once(site: Si
     assert account is not None
     assert [(e.action, e.actor_id) for e in trail] == [("edit", account.actor_id)]
     assert trail[0].after["opening_hours"] == "Mo-Fr 09:00-17:00"
+    # And in the console's own record of privileged actions.
+    async with core.sessions() as session:
+        events = (
+            await session.scalars(select(ConsoleEventRow).where(ConsoleEventRow.target == "GZ002"))
+        ).all()
+    assert [(e.action, e.username) for e in events] == [("station_edit", "gz")]
 
 
 async def test_lifecycle_actions_from_the_page(site: Site) -> None:
