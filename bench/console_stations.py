@@ -12,7 +12,7 @@ import asyncio
 import statistics
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -123,13 +123,13 @@ async def _admin(url: str, sql: str) -> None:
         await engine.dispose()
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=186_100)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--postgres", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print_machine(f"console station search, {args.rows:,} stations, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     OUT.mkdir(parents=True, exist_ok=True)
     if args.backend in ("sqlite", "both"):
@@ -148,7 +148,8 @@ def main() -> None:
         finally:
             asyncio.run(_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     print_load("end")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -94,3 +94,12 @@ def test_analytics_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
     expected = ("# bench.analytics", "search path over 300 queries", "2,000 searches", "suggest -n 2")
     for line in expected:
         assert line in out
+
+
+def test_console_stations_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import console_stations
+
+    assert console_stations.main(["--rows", "2000", "--runs", "1", "--backend", "sqlite"]) == 0
+    out = capsys.readouterr().out
+    assert "| sqlite search | page (50) + total, ms |" in out
+    assert "export CSV, the whole network" in out and "export XLSX, staff 4401" in out
