@@ -142,7 +142,7 @@ async def cluster(postgres_url: str) -> AsyncIterator[Cluster]:
     try:
         async with aiohttp.ClientSession() as http:
             for replica in replicas:
-                for _ in range(300):
+                for _ in range(1200):  # 2 minutes: importing aiogram alone takes ~10 s of CPU
                     try:
                         async with http.get(replica + "/healthz") as response:
                             if response.status == 200:
