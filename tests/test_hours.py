@@ -408,3 +408,19 @@ def test_day_intervals_include_unknown_time() -> None:
         (time(9), time(12), OPEN),
         (time(14), time(17), UNKNOWN),
     ]
+
+
+def test_a_week_is_built_once_per_hours_and_local_day_and_shared() -> None:
+    from bot.services.stations import week_json
+
+    hours = compile_hours("Mo-Fr 09:00-17:00", "Asia/Shanghai")
+    wednesday = datetime(2025, 6, 18, 2, 30, tzinfo=UTC)  # 10:30 in Beijing
+    same_day = datetime(2025, 6, 18, 15, 59, tzinfo=UTC)  # 23:59 in Beijing
+    next_day = datetime(2025, 6, 18, 16, 0, tzinfo=UTC)  # Thursday 00:00 in Beijing
+    week = week_json(hours, wednesday)
+    assert week_json(hours, same_day) is week  # one dict for every station with these hours today
+    assert week["today"] == "2025-06-18"
+    thursday = week_json(hours, next_day)
+    assert thursday["today"] == "2025-06-19"
+    assert thursday["days"] == week["days"]  # the same week, another today
+    assert week_json(compile_hours("Mo-Fr 09:00-17:00", "Asia/Urumqi"), same_day)["today"] == "2025-06-18"
