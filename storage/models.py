@@ -84,7 +84,10 @@ class StationRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
 
-    __table_args__ = (Index("ix_stations_updated_at_id", "updated_at", "id"),)
+    __table_args__ = (
+        Index("ix_stations_updated_at_id", "updated_at", "id"),
+        Index("ix_stations_status_code", "status", "code"),
+    )
 
 
 class UserRow(Base):
