@@ -4,19 +4,22 @@ uPlot charts, the suggested sites and the station evaluation table."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
+import h3
 import pytest
 from cdp import Chromium, require_chromium  # tests/ is on sys.path (rootdir conftest)
 from test_console import Console, add_account, make_console
-from test_evaluation_console import count_searches
+from test_evaluation_console import GZ_CELL, count_searches
 
 from bot.config import Settings
+from domain.coords import wgs84_to_gcj02
 
 
-@pytest.fixture
-async def console(sqlite_settings: Settings) -> AsyncIterator[Console]:
-    async for site in make_console(sqlite_settings):
+@pytest.fixture(params=["osm", "amap"])
+async def console(sqlite_settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[Console]:
+    async for site in make_console(sqlite_settings.model_copy(update={"map_tiles": request.param})):
         yield site
 
 
@@ -34,9 +37,16 @@ async def test_the_analytics_page_draws_hexagons_charts_and_tables(console: Cons
         await page.type("input[name=username]", "planner")
         await page.type("input[name=password]", "correct horse battery")
         await page.click("[data-testid=login]")
-        await page.wait_for("location.pathname === '/console/analytics'")
-        await page.wait_for("document.body.dataset.analyticsReady === '1'", timeout=20)
+        await page.wait_for("location.pathname === '/console/analytics' && document.body !== null")
+        await page.wait_for("document.body && document.body.dataset.analyticsReady === '1'", timeout=20)
         assert await page.evaluate("document.body.dataset.hexagons") == "1"
+        # On Amap's GCJ-02 tiles the hexagon is shifted as the H5 page shifts its markers.
+        vertex = json.loads(await page.evaluate("document.body.dataset.firstVertex"))
+        cell = h3.latlng_to_cell(*GZ_CELL, 8)
+        lat, lon = h3.cell_to_boundary(cell)[0]
+        if console.core.settings.map_tiles == "amap":
+            lat, lon = wgs84_to_gcj02(lat, lon)
+        assert (vertex["lat"], vertex["lng"]) == (pytest.approx(lat, abs=1e-7), pytest.approx(lon, abs=1e-7))
         assert await page.evaluate("document.querySelectorAll('path.hexagon').length") == 1
         # A hexagon's outline: six corners (h3-js), closed by Leaflet's SVG path.
         outline = await page.evaluate("document.querySelector('path.hexagon').getAttribute('d')")

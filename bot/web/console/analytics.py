@@ -15,6 +15,7 @@ import io
 import re
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -295,8 +296,19 @@ async def analytics_page(request: web.Request) -> web.StreamResponse:
     )
 
 
+#: The H5 page's WGS-84 → GCJ-02 transform (a port of domain/coords.py): on Amap's tiles the hexagons are
+#: shifted by it, as the H5 page shifts its markers.
+COORDS_JS = Path(__file__).resolve().parent.parent / "static" / "coords.js"
+
+
+@console_page
+async def coords_script(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(COORDS_JS, headers={"Content-Type": "text/javascript; charset=utf-8"})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/analytics", analytics_page, name="analytics")
+    app.router.add_get("/analytics/coords.js", coords_script, name="analytics_coords")
     app.router.add_get(f"{API}/stations", api_handler(station_evaluation), name="analytics_stations")
     app.router.add_get(f"{API}/demand", api_handler(demand_cells), name="analytics_demand")
     app.router.add_get(f"{API}/gaps", api_handler(gap_cells), name="analytics_gaps")

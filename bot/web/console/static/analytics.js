@@ -69,6 +69,14 @@
     return map;
   }
 
+  // Where a WGS-84 point is drawn: shifted to GCJ-02 on Amap's tiles (coords.js, the H5 page's port of
+  // domain/coords.py), as is on any other.
+  function onMap(point) {
+    var coords = window.yizhanCoords;
+    if (config.tiles.datum === "gcj02" && coords) return coords.wgs84ToGcj02(point[0], point[1]);
+    return point;
+  }
+
   function colour(share) {
     // Pale yellow to deep red as a cell's value nears the largest one.
     var light = Math.round(88 - 50 * share);
@@ -90,7 +98,7 @@
     list.forEach(function (c) {
       var value = valueOf(c);
       if (!value) return;
-      var polygon = L.polygon(h3.cellToBoundary(c.cell), {
+      var polygon = L.polygon(h3.cellToBoundary(c.cell).map(onMap), {
         weight: 1,
         color: "#7a2e0e",
         fillColor: colour(largest ? value / largest : 0),
@@ -99,6 +107,7 @@
       });
       polygon.bindTooltip((name === "demand" ? S.cell : S.gap_cell) + " " + c.cell + ": " + value);
       hexagons.addLayer(polygon);
+      if (!drawn) body.setAttribute("data-first-vertex", JSON.stringify(polygon.getLatLngs()[0][0]));
       drawn += 1;
     });
     body.setAttribute("data-hexagons", String(drawn));
@@ -132,6 +141,10 @@
   // Charts
   // -------------------------------------------------------------------------------------------------
 
+  function fromZero(u, min, max) {
+    return [0, Math.max(1, max)];
+  }
+
   function chartWidth(node) {
     return Math.max(280, Math.min(960, node.clientWidth || 600));
   }
@@ -145,7 +158,7 @@
       new uPlot({
         width: chartWidth(node),
         height: 220,
-        scales: { x: { time: false } },
+        scales: { x: { time: false }, y: { range: fromZero } },
         axes: [
           {
             values: function (u, splits) {
@@ -161,7 +174,15 @@
           },
           {},
         ],
-        series: [{}, { label: S.searches, stroke: "#b4441c", fill: "rgba(180, 68, 28, 0.15)" }],
+        series: [
+          {
+            label: S.hour,
+            value: function (u, hour) {
+              return hour === null ? "–" : S.weekdays[Math.floor(hour / 24) % 7] + " " + (hour % 24) + ":00";
+            },
+          },
+          { label: S.searches, stroke: "#b4441c", fill: "rgba(180, 68, 28, 0.15)" },
+        ],
       }, [xs, ys], node);
       body.setAttribute("data-hours-chart", "1");
     }).catch(function () { failed(node); });
@@ -177,15 +198,21 @@
       node.appendChild(el("p", S.no_cells, "muted"));
       return;
     }
-    var bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.4, 40] }) : undefined;
+    // Day bars wide, night bars narrow in front of them: both stay readable without stacking.
+    var wide = uPlot.paths.bars({ size: [0.7, 48] });
+    var narrow = uPlot.paths.bars({ size: [0.35, 24] });
     new uPlot({
       width: chartWidth(node),
       height: 220,
-      scales: { x: { time: false } },
+      scales: { x: { time: false, range: [0.5, xs.length + 0.5] }, y: { range: fromZero } },
+      axes: [{ splits: function () { return xs; } }, {}],
       series: [
-        {},
-        { label: S.unmet_day, stroke: "#d08c1a", fill: "rgba(208, 140, 26, 0.5)", paths: bars },
-        { label: S.unmet_night, stroke: "#2c3e7a", fill: "rgba(44, 62, 122, 0.5)", paths: bars },
+        {
+          label: S.gap_cell,
+          value: function (u, i) { return i === null ? "–" : top[i - 1] ? top[i - 1].cell : "–"; },
+        },
+        { label: S.unmet_day, stroke: "#d08c1a", fill: "rgba(208, 140, 26, 0.6)", paths: wide },
+        { label: S.unmet_night, stroke: "#2c3e7a", fill: "rgba(44, 62, 122, 0.8)", paths: narrow },
       ],
     }, [xs, day, night], node);
     body.setAttribute("data-gaps-chart", "1");
@@ -207,10 +234,10 @@
         row.setAttribute("data-testid", "suggestion");
         row.appendChild(el("td", s.rank));
         var where = el("td");
-        var link = el("a", s.name || s.lat.toFixed(5) + ", " + s.lon.toFixed(5));
+        var link = el("a", (s.name && s.name !== s.cell ? s.name + " · " : "") + s.lat.toFixed(5) + ", " + s.lon.toFixed(5));
         link.href = "#analytics-map";
         link.addEventListener("click", function () {
-          if (ensureMap()) map.setView([s.lat, s.lon], 15);
+          if (ensureMap()) map.setView(onMap([s.lat, s.lon]), 15);
         });
         where.appendChild(link);
         row.appendChild(where);
