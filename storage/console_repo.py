@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, false, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.statuses import CaseStatus
@@ -22,10 +22,19 @@ LOGIN_OK = "login"
 
 
 def region_filter(column: Any, prefixes: Sequence[str]) -> Any:
-    """Rows whose region starts with one of `prefixes` ("" is everywhere; none is nowhere)."""
+    """Rows whose region starts with one of `prefixes` ("" is everywhere; none is nowhere), as ranges
+    (`'4401' <= region < '4402'`) that the region index serves on SQLite and PostgreSQL alike, where a
+    LIKE would scan SQLite's table."""
     if "" in prefixes:
-        return True
-    return or_(*(column.like(prefix + "%") for prefix in prefixes)) if prefixes else False
+        return true()
+    if not prefixes:
+        return false()
+    return or_(*(and_(column >= prefix, column < _after(prefix)) for prefix in prefixes))
+
+
+def _after(prefix: str) -> str:
+    """The least string greater than every string starting with `prefix` (adcode prefixes are digits)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 class ConsoleAccountRepository:
@@ -175,39 +184,29 @@ class DashboardRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def stations_by_status(self, prefixes: Sequence[str]) -> dict[str, int]:
+    async def station_counts(
+        self, prefixes: Sequence[str], stale_before: datetime
+    ) -> list[tuple[str, int, int, int]]:
+        """Per status: the stations, those open around the clock (`24/7`) and those nobody verified since
+        `stale_before` (or ever), in one pass over the regions' stations."""
         rows = await self.session.execute(
-            select(StationRow.status, func.count())
+            select(
+                StationRow.status,
+                func.count(),
+                func.sum(case((func.trim(StationRow.opening_hours) == "24/7", 1), else_=0)),
+                func.sum(
+                    case(
+                        (or_(StationRow.verified_at.is_(None), StationRow.verified_at < stale_before), 1),
+                        else_=0,
+                    )
+                ),
+            )
             .where(region_filter(StationRow.region, prefixes))
             .group_by(StationRow.status)
         )
-        return {status: int(count) for status, count in rows.all()}
-
-    async def always_open(self, prefixes: Sequence[str]) -> int:
-        """Stations open around the clock (`24/7`), closed ones aside."""
-        return int(
-            await self.session.scalar(
-                select(func.count()).where(
-                    region_filter(StationRow.region, prefixes),
-                    StationRow.status != "closed",
-                    func.trim(StationRow.opening_hours) == "24/7",
-                )
-            )
-            or 0
-        )
-
-    async def stale(self, prefixes: Sequence[str], before: datetime) -> int:
-        """Stations not closed for good whose details nobody verified since `before` (or ever)."""
-        return int(
-            await self.session.scalar(
-                select(func.count()).where(
-                    region_filter(StationRow.region, prefixes),
-                    StationRow.status != "closed",
-                    or_(StationRow.verified_at.is_(None), and_(StationRow.verified_at < before)),
-                )
-            )
-            or 0
-        )
+        return [
+            (status, int(n), int(always or 0), int(stale or 0)) for status, n, always, stale in rows.all()
+        ]
 
     async def open_cases(self, prefixes: Sequence[str]) -> int:
         return int(

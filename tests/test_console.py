@@ -141,6 +141,8 @@ async def test_staff_logs_in_and_sees_the_dashboard_of_their_region(console: Con
     # Guangzhou's staff count Guangzhou's stations only (two, one around the clock), not Shenzhen's.
     assert re.search(r'data-testid="status-active">\s*<span class="figure">2<', html)
     assert re.search(r'data-testid="always-open">\s*<span class="figure">1<', html)
+    assert re.search(r'data-testid="stale">\s*<span class="figure">2<', html)  # never verified
+    assert re.search(r'data-testid="open-cases">\s*<span class="figure">0<', html)
     assert 'href="/console/stations?status=active"' in html
     assert 'href="/console/moderation"' in html
     assert "Futian" not in html

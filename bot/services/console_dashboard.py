@@ -51,16 +51,18 @@ class DashboardService:
         regions = access.regions
         async with self.sessions() as session:
             repo = DashboardRepository(session)
-            counts = await repo.stations_by_status(regions)
-            always_open = await repo.always_open(regions)
-            stale = await repo.stale(regions, at - STALE_AFTER)
+            counts = {
+                status: (n, always, stale)
+                for status, n, always, stale in await repo.station_counts(regions, at - STALE_AFTER)
+            }
             cases = await repo.open_cases(regions)
             audit = await repo.recent_audit(regions, IMPORT_ACTION, imports)
         return RegionDashboard(
             regions=regions,
-            by_status=tuple((status, counts.get(status.value, 0)) for status in StationStatus),
-            always_open=always_open,
-            stale=stale,
+            by_status=tuple((status, counts.get(status.value, (0, 0, 0))[0]) for status in StationStatus),
+            # Closed stations are no longer anyone's concern: neither open around the clock nor stale.
+            always_open=sum(n for status, (_, n, _) in counts.items() if status != StationStatus.CLOSED),
+            stale=sum(n for status, (_, _, n) in counts.items() if status != StationStatus.CLOSED),
             open_cases=cases,
             recent_imports=tuple(
                 ImportEntry(row.created_at, row.actor_id, row.action, code, name) for row, code, name in audit
