@@ -9,8 +9,8 @@ replicas' transactions take row locks in the same order and cannot deadlock each
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 from sqlalchemy import case, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,15 +25,14 @@ BATCH_ROWS = 2000
 DemandKey = tuple[date, int, int, str, str, int]
 
 
-@dataclass(frozen=True, slots=True)
-class DemandSum:
-    """Searches of one cell in a period with the same night flag, channel, amenity key and band."""
+class DemandSum(NamedTuple):
+    """Searches of one cell in a period with the same night flag, amenity key, band and channel."""
 
     cell: int
     night: bool
-    channel: str
     amenities: str
     band: int
+    channel: str
     count: int
 
 
@@ -72,25 +71,30 @@ class AnalyticsRepository:
             await self.session.execute(statement, rows[start : start + BATCH_ROWS])
         return len(rows)
 
-    async def sums(self, since: date, until: date) -> Sequence[DemandSum]:
-        """Searches per cell, night flag, channel, amenity key and band, days `since`..`until` inclusive."""
+    async def sums(self, since: date, until: date, by_channel: bool = False) -> list[DemandSum]:
+        """Searches per cell, night flag, amenity key and band (and channel, `by_channel`; "" otherwise),
+        days `since`..`until` inclusive."""
         night = case(((SearchDemandRow.hour_of_week % 24).in_(sorted(NIGHT_HOURS)), 1), else_=0)
-        columns = (
+        columns = [
             SearchDemandRow.cell,
             night.label("night"),
-            SearchDemandRow.channel,
             SearchDemandRow.amenities,
             SearchDemandRow.band,
-        )
-        result = await self.session.execute(
+        ]
+        if by_channel:
+            columns.append(SearchDemandRow.channel)
+        statement = (
             select(*columns, func.sum(SearchDemandRow.count))
             .where(SearchDemandRow.day >= since, SearchDemandRow.day <= until)
             .group_by(*columns)
         )
-        return [
-            DemandSum(int(cell), bool(is_night), channel, amenities, int(band), int(count))
-            for cell, is_night, channel, amenities, band, count in result
-        ]
+        # Through the connection: rows as tuples, without the ORM's per-row work (32,000 rows for a
+        # city's month of 200,000 searches).
+        connection = await self.session.connection()
+        result = await connection.execute(statement)
+        if by_channel:
+            return [DemandSum(c, bool(n), a, b, ch, int(k)) for c, n, a, b, ch, k in result]
+        return [DemandSum(c, bool(n), a, b, "", int(k)) for c, n, a, b, k in result]
 
     async def hourly_sums(self, since: date, until: date) -> Sequence[tuple[int, int, int]]:
         """(cell, hour of the week, searches) over the days `since`..`until` inclusive."""

@@ -533,30 +533,34 @@ class DemandService:
             )
         return Period(since, until)
 
-    async def cells(self, region: str, period: Period) -> tuple[list[CellDemand], int]:
-        """The cells of the region (an adcode prefix; "" for all) with their searches in the period, and
-        how many cells were left out for having fewer than K_ANONYMITY searches. Every report reads the
-        counters through here: no cell below the threshold leaves this method."""
+    async def cells(
+        self, region: str, period: Period, by_channel: bool = False
+    ) -> tuple[list[CellDemand], int]:
+        """The cells of the region (an adcode prefix; "" for all) with their searches in the period
+        (split by channel too with `by_channel`), and how many cells were left out for having fewer than
+        K_ANONYMITY searches. Every report reads the counters through here: no cell below the threshold
+        leaves this method."""
         region = validate_region(region)
         async with self.sessions() as session:
-            sums = await AnalyticsRepository(session).sums(period.since, period.until)
+            sums = await AnalyticsRepository(session).sums(period.since, period.until, by_channel)
         unmet = set(unmet_bands(self.walkable_m))
         by_cell: dict[int, CellDemand] = {}
-        for row in sums:
-            cell = by_cell.get(row.cell)
+        for cell_id, night, amenities, band, channel, count in sums:
+            cell = by_cell.get(cell_id)
             if cell is None:
-                cell = by_cell[row.cell] = CellDemand(row.cell, 0.0, 0.0, "")
-            cell.searches += row.count
-            cell.by_channel[row.channel] = cell.by_channel.get(row.channel, 0) + row.count
-            cell.by_band[row.band] += row.count
-            if row.night:
-                cell.night += row.count
-            if row.band in unmet:
-                cell.unmet += row.count
-                if row.night:
-                    cell.unmet_night += row.count
-                for key in row.amenities.split(",") if row.amenities else ():
-                    cell.unmet_by_amenity[key] = cell.unmet_by_amenity.get(key, 0) + row.count
+                cell = by_cell[cell_id] = CellDemand(cell_id, 0.0, 0.0, "")
+            cell.searches += count
+            if by_channel:
+                cell.by_channel[channel] = cell.by_channel.get(channel, 0) + count
+            cell.by_band[band] += count
+            if night:
+                cell.night += count
+            if band in unmet:
+                cell.unmet += count
+                if night:
+                    cell.unmet_night += count
+                for key in amenities.split(",") if amenities else ():
+                    cell.unmet_by_amenity[key] = cell.unmet_by_amenity.get(key, 0) + count
         kept = [c for c in by_cell.values() if c.searches >= K_ANONYMITY]
         hidden = len(by_cell) - len(kept)
         await self._locate(kept)
@@ -600,7 +604,7 @@ class DemandService:
         return self.regions.index().name_of(adcode) or ""
 
     async def demand(self, region: str, period: Period) -> DemandReport:
-        cells, hidden = await self.cells(region, period)
+        cells, hidden = await self.cells(region, period, by_channel=True)
         return DemandReport(region, period, cells, hidden)
 
     async def by_hour_of_week(self, region: str, period: Period) -> list[int]:
