@@ -275,6 +275,18 @@ async def send_digests(bot: Bot, core: Core, i18n: I18n, at: datetime) -> int:
     return sent
 
 
+async def tell_outcomes(bot: Bot, core: Core, i18n: I18n) -> int:
+    """The reporters of cases decided in the staff console hear the outcome as if it had been decided in
+    the bot (each case taken by one replica only). Returns the cases told."""
+    from handlers.moderation import tell_reporters
+
+    results = await core.reports.outcomes_to_tell()
+    for result in results:
+        async with core.sessions() as session:
+            await tell_reporters(result, bot, i18n, UserService(session))
+    return len(results)
+
+
 async def digest_loop(bot: Bot, core: Core, i18n: I18n, clock: Callable[[], datetime]) -> None:
     while True:
         try:
@@ -283,6 +295,12 @@ async def digest_loop(bot: Bot, core: Core, i18n: I18n, clock: Callable[[], date
             raise
         except Exception:
             log.exception("staff digest round failed")
+        try:
+            await tell_outcomes(bot, core, i18n)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("telling the outcomes of console decisions failed")
         await asyncio.sleep(DIGEST_POLL_S)
 
 

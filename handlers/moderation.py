@@ -175,10 +175,10 @@ async def case_decided(
     if message is not None:
         keyboard = case_keyboard(result.case.id) if decision is Decision.ASK else None
         await safe_edit(message, case_text(result.case, default_tz) + "\n\n" + outcome, keyboard)
-    await _tell_reporters(result, bot, i18n, users)
+    await tell_reporters(result, bot, i18n, users)
 
 
-async def _tell_reporters(result: DecisionResult, bot: Bot, i18n: I18n, users: UserService) -> None:
+async def tell_reporters(result: DecisionResult, bot: Bot, i18n: I18n, users: UserService) -> None:
     """Each reporter hears the outcome in their own language."""
 
     def outcome() -> str:

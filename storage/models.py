@@ -142,6 +142,8 @@ class CaseRow(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    #: Decided outside the bot (the console): the bot tells the reporters, then clears it.
+    outcome_pending: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ReportRow(Base):

@@ -305,6 +305,25 @@ class ReportRepository:
         )
         return result.rowcount == 1  # type: ignore[attr-defined]
 
+    async def mark_outcome_pending(self, case_id: int) -> None:
+        await self.session.execute(update(CaseRow).where(CaseRow.id == case_id).values(outcome_pending=True))
+
+    async def outcomes_pending(self, limit: int) -> list[CaseRow]:
+        return list(
+            await self.session.scalars(
+                select(CaseRow).where(CaseRow.outcome_pending.is_(True)).order_by(CaseRow.id).limit(limit)
+            )
+        )
+
+    async def claim_outcome(self, case_id: int) -> bool:
+        """Take the telling of a case's outcome; True for exactly one of several concurrent callers."""
+        result = await self.session.execute(
+            update(CaseRow)
+            .where(CaseRow.id == case_id, CaseRow.outcome_pending.is_(True))
+            .values(outcome_pending=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined]
+
     async def reporters_of(self, case_id: int) -> list[int]:
         rows = await self.session.scalars(
             select(ReportRow.reporter_id)

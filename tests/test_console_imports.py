@@ -239,7 +239,15 @@ async def test_case_context_lists_the_stations_earlier_cases(core: Core) -> None
     assert [(c.id, c.status) for c in context.earlier] == [(first.case_id, CaseStatus.REJECTED)]
     with pytest.raises(NotAllowed):
         await core.reports.context(second.case_id, await core.roles.access(STAFF_SZ), at)
-    await core.reports.decide(second.case_id, Decision.APPROVE, gz, at)
+    await core.reports.decide(second.case_id, Decision.APPROVE, gz, at, tell_later=True)
+    # The bot tells the reporter of the console's decision; of a decision made in the bot, nothing waits.
+    (pending,) = await core.reports.outcomes_to_tell()
+    assert (pending.case.id, pending.decision, pending.reporters) == (
+        second.case_id,
+        Decision.APPROVE,
+        (RIDER,),
+    )
+    assert await core.reports.outcomes_to_tell() == []
     with pytest.raises(AlreadyDecided):
         await core.reports.decide(second.case_id, Decision.REJECT, gz, at)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -325,3 +326,25 @@ async def test_staff_get_a_digest_of_new_cases(env: Env) -> None:
     digest = env.api.last_bot_message(STAFF)
     assert digest is not None and "New reports in your region: 1" in digest.text
     assert not any("New reports" in m.text for m in env.api.bot_messages(OTHER_STAFF))
+
+
+async def test_reporters_hear_a_decision_made_in_the_console_from_the_bot_once(env: Env) -> None:
+    from bot.services.reports import Decision
+    from bot.telegram import build_bot, build_i18n, tell_outcomes
+
+    await grant_roles(env)
+    await send_report(env, 501, await report(env, 501, "closed_now"))
+    cases, _ = await env.core.reports.open_cases(await env.core.roles.access(STAFF))
+    # Decided in the console (no Telegram there): the bot tells the reporter afterwards.
+    await env.core.reports.decide(
+        cases[0].id, Decision.APPROVE, await env.core.roles.access(STAFF), datetime.now(UTC), tell_later=True
+    )
+    sender = build_bot(env.api.token, env.api.url)
+    try:
+        told = await asyncio.gather(*(tell_outcomes(sender, env.core, build_i18n()) for _ in range(3)))
+        assert sorted(told) == [0, 0, 1]  # one replica tells, once
+        assert await tell_outcomes(sender, env.core, build_i18n()) == 0
+    finally:
+        await sender.session.close()
+    outcome = env.api.last_bot_message(501)
+    assert outcome is not None and outcome.text.startswith("✅ Thank you! Your report about")

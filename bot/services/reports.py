@@ -149,6 +149,8 @@ _DECIDED_STATUS: dict[Decision, CaseStatus] = {
     Decision.REJECT: CaseStatus.REJECTED,
     Decision.ASK: CaseStatus.NEEDS_INFO,
 }
+#: The decision that left a case in a status.
+_DECISION_OF: dict[CaseStatus, Decision] = {status: decision for decision, status in _DECIDED_STATUS.items()}
 
 
 class InvalidReport(YizhanError):
@@ -605,9 +607,10 @@ class ReportService:
         )
 
     async def decide(
-        self, case_id: int, decision: Decision | str, access: Access, at: datetime
+        self, case_id: int, decision: Decision | str, access: Access, at: datetime, tell_later: bool = False
     ) -> DecisionResult:
-        """Approve, reject or ask for details; of concurrent deciders exactly one succeeds."""
+        """Approve, reject or ask for details; of concurrent deciders exactly one succeeds. `tell_later`
+        (a decision outside the bot): the bot tells the reporters (`outcomes_to_tell`)."""
         decision = Decision(decision)
         changed: Station | None = None
         changes: dict[str, Any] = {}
@@ -665,6 +668,8 @@ class ReportService:
                 # The proposed points are where reporters stood: kept only while staff need them.
                 await PrivacyRepository(session).forget_location_proposals(case_id)
             reporters = tuple(await reports.reporters_of(case_id))
+            if tell_later and reporters:
+                await reports.mark_outcome_pending(case_id)
             if decision is not Decision.ASK:
                 # Staff's verdict moves the reporters' weight; a wrong automatic hiding suspends them.
                 suspend = row.auto_hidden and decision is Decision.REJECT
@@ -681,6 +686,25 @@ class ReportService:
         if kind in CLOSURE_KINDS and decision is not Decision.ASK:
             await self.stations.closure_reports_changed(view.station.id)
         return DecisionResult(view, decision, reporters, changed, changes)
+
+    async def outcomes_to_tell(self, limit: int = 50) -> list[DecisionResult]:
+        """Decisions made outside the bot whose reporters were not told yet, each taken by this caller
+        alone (a reporter is told at most once, whichever bot replica asks)."""
+        results: list[DecisionResult] = []
+        async with self.sessions() as session:
+            pending = await ReportRepository(session).outcomes_pending(limit)
+        for row in pending:
+            async with self.sessions() as session, session.begin():
+                reports = ReportRepository(session)
+                if not await reports.claim_outcome(row.id):
+                    continue
+                station = await StationRepository(session).get(row.station_id)
+                if station is None:
+                    continue
+                view = await self._view(reports, row, station)
+                reporters = tuple(await reports.reporters_of(row.id))
+            results.append(DecisionResult(view, _DECISION_OF[view.status], reporters))
+        return results
 
     @staticmethod
     def _changes_for(kind: ReportKind, topic: str, proposal: str, station: Station) -> dict[str, Any]:

@@ -204,7 +204,8 @@ async def decide_case(request: web.Request) -> web.StreamResponse:
     except ValueError:
         raise web.HTTPBadRequest(reason="unknown decision") from None
     try:
-        result = await core.reports.decide(case_id, decision, user.access, now(request))
+        # The bot tells the reporters (its digest loop), in their own language.
+        result = await core.reports.decide(case_id, decision, user.access, now(request), tell_later=True)
     except CaseNotFound:
         raise web.HTTPNotFound() from None
     except AlreadyDecided:
