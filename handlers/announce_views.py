@@ -16,7 +16,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import lazy_gettext as __
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.services.announcements import AnnouncementView, Audience
+from bot.services.announcements import AnnouncementView, Audience, rider_message
 from bot.services.stations import province_name
 from domain.clock import DEFAULT_TZ
 from domain.statuses import AnnouncementStatus
@@ -27,7 +27,6 @@ from handlers.callbacks import (
     ComposeCb,
     SubscribeAction,
     SubscribeCb,
-    UnsubscribeCb,
     round_point,
 )
 from handlers.views import listed
@@ -101,10 +100,13 @@ def province_keyboard(provinces: list[tuple[str, str]]) -> InlineKeyboardMarkup:
 
 
 def unsubscribe_keyboard() -> InlineKeyboardMarkup:
-    """The button every announcement carries (see bot/broadcast.py), for the staff's preview."""
+    """The buttons every announcement carries (`rider_message`, which bot/broadcast.py sends), for the
+    staff's preview."""
+    message = rider_message("", None, _)
     return InlineKeyboardMarkup(
         inline_keyboard=[
-            [InlineKeyboardButton(text=_("🔕 Unsubscribe"), callback_data=UnsubscribeCb().pack())]
+            [InlineKeyboardButton(text=b.text, callback_data=b.callback_data) for b in row]
+            for row in message.keyboard
         ]
     )
 

@@ -73,6 +73,18 @@ class AnnouncementRepository:
             stmt = stmt.where(SubscriptionRow.region.like(region_prefix + "%"))
         return [(user_id, cell) for user_id, cell in (await self.session.execute(stmt)).all()]
 
+    async def subscribers_per_cell(self, region_prefix: str) -> dict[str, int]:
+        """How many `subscribers` there are in each cell ("" for those without one)."""
+        blocked = select(BotBlockRow.user_id)
+        stmt = (
+            select(SubscriptionRow.cell, func.count())
+            .where(SubscriptionRow.active.is_(True), SubscriptionRow.user_id.not_in(blocked))
+            .group_by(SubscriptionRow.cell)
+        )
+        if region_prefix:
+            stmt = stmt.where(SubscriptionRow.region.like(region_prefix + "%"))
+        return {cell: int(count) for cell, count in (await self.session.execute(stmt)).all()}
+
     async def block(self, user_id: int, at: datetime) -> None:
         stmt = _insert(self.session)(BotBlockRow).values(user_id=user_id, blocked_at=at)
         await self.session.execute(stmt.on_conflict_do_nothing(index_elements=["user_id"]))

@@ -211,6 +211,17 @@ async def test_an_audience_around_a_station_by_district_and_its_size(core: Core)
     assert await core.announcements.recipients(staff, Audience(district)) == (
         [301, 303] if district == "440106" else [301]
     )
+    # The size the console shows as the form is typed is the number of recipients a send would queue.
+    for audience in (
+        around,
+        Audience("4401"),
+        Audience(district),
+        Audience("4401", near, 50.0),
+        Audience("4401", far, 1.0),
+    ):
+        assert await core.announcements.audience_size(staff, audience) == len(
+            await core.announcements.recipients(staff, audience)
+        ), audience
     assert [code for code, _ in await core.announcements.districts(staff)] == ["440104", "440106"]
     admin = await core.roles.access(ADMIN)
     assert [code for code, _ in await core.announcements.districts(admin)] == [

@@ -8,7 +8,8 @@ from html.parser import HTMLParser
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.web.message_preview import buttons_html, message_html
+from bot.services.announcements import rider_message
+from bot.web.message_preview import buttons_html, message_html, rider_message_html
 from domain.telegram_html import parse_html
 
 ALLOWED = {"b", "i", "u", "s", "span", "code", "pre", "blockquote", "a"}
@@ -97,3 +98,13 @@ def test_any_entities_give_well_nested_safe_html_with_the_text_intact(
     checker = check(html)
     assert "".join(checker.text) == text
     assert all(href.startswith("https://") for href in checker.hrefs)
+
+
+def test_a_photo_has_its_place_before_the_caption() -> None:
+    message = rider_message("<b>法律援助日</b>", "AgACAgIAAx0", lambda msgid: msgid)
+    html = rider_message_html(message)
+    assert html.startswith(
+        '<div class="tg-message"><div class="tg-photo">🖼</div><div class="tg-text"><b>法律援助日'
+    )
+    assert "AgACAgIAAx0" not in html  # the file id stays on the server
+    assert 'data-callback="unsub">🔕 Unsubscribe<' in html

@@ -265,6 +265,17 @@ def _counts(raw: dict[str, int], total: int) -> Counts:
     )
 
 
+def _cells_within(audience: Audience, cells: set[str]) -> set[str]:
+    """The cells whose centre lies within the audience's radius; each distinct cell is measured once."""
+    if not cells or audience.point is None or audience.radius_km is None:
+        return set()
+    ordered = sorted(cells)
+    centres = np.array([geohash_centre(cell) for cell in ordered])
+    distances = geodesic_distances(audience.point.lat, audience.point.lon, centres[:, 0], centres[:, 1])
+    limit = audience.radius_km * 1000
+    return {cell for cell, distance in zip(ordered, distances, strict=True) if distance <= limit}
+
+
 # -- subscriptions --------------------------------------------------------------------------------------
 class SubscriptionService:
     def __init__(
@@ -355,16 +366,18 @@ class AnnouncementService:
             subscribers = await AnnouncementRepository(session).subscribers(audience.region)
         if audience.point is None or audience.radius_km is None:
             return sorted(user_id for user_id, _ in subscribers)
-        with_cell = [(user_id, cell) for user_id, cell in subscribers if cell]
-        if not with_cell:
-            return []
-        centres = np.array([geohash_centre(cell) for _, cell in with_cell])
-        distances = geodesic_distances(audience.point.lat, audience.point.lon, centres[:, 0], centres[:, 1])
-        limit = audience.radius_km * 1000
-        return sorted(user_id for (user_id, _), d in zip(with_cell, distances, strict=True) if d <= limit)
+        near = _cells_within(audience, {cell for _, cell in subscribers if cell})
+        return sorted(user_id for user_id, cell in subscribers if cell in near)
 
     async def audience_size(self, access: Access, audience: Audience) -> int:
-        return len(await self.recipients(access, audience))
+        """How many `recipients` there are, from a count per cell: the console asks as the form is typed."""
+        self.check_audience(access, audience)
+        async with self.sessions() as session:
+            per_cell = await AnnouncementRepository(session).subscribers_per_cell(audience.region)
+        if audience.point is None or audience.radius_km is None:
+            return sum(per_cell.values())
+        near = _cells_within(audience, {cell for cell in per_cell if cell})
+        return sum(count for cell, count in per_cell.items() if cell in near)
 
     async def create(
         self,

@@ -115,10 +115,16 @@ def buttons_html(rows: Iterable[Iterable[tuple[str, str]]]) -> str:
 
 
 def telegram_message_html(
-    text: str, entities: Sequence[Mapping[str, Any]], keyboard: Iterable[Iterable[tuple[str, str]]]
+    text: str,
+    entities: Sequence[Mapping[str, Any]],
+    keyboard: Iterable[Iterable[tuple[str, str]]],
+    *,
+    photo: bool = False,
 ) -> str:
-    """A whole message as a chat shows it: the text with its entities, then its buttons."""
-    body = f'<div class="tg-text">{message_html(text, entities)}</div>'
+    """A whole message as a chat shows it: a photo's place (the page cannot fetch Telegram's file), the text
+    (or caption) with its entities, then its buttons."""
+    body = '<div class="tg-photo">🖼</div>' if photo else ""
+    body += f'<div class="tg-text">{message_html(text, entities)}</div>'
     return f'<div class="tg-message">{body}{buttons_html(keyboard)}</div>'
 
 
@@ -126,4 +132,4 @@ def rider_message_html(message: RiderMessage) -> str:
     """What a rider receives, read the way Telegram reads the HTML the broadcaster sends."""
     parsed = parse_html(message.text)
     rows = [[(button.text, button.callback_data) for button in row] for row in message.keyboard]
-    return telegram_message_html(parsed.text, parsed.entities, rows)
+    return telegram_message_html(parsed.text, parsed.entities, rows, photo=bool(message.photo_file_id))

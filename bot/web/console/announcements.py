@@ -172,14 +172,16 @@ async def _audience(
     return None
 
 
-def previews(text: str) -> list[tuple[str, str, Markup]]:
+def previews(text: str, photo_file_id: str | None = None) -> list[tuple[str, str, Markup]]:
     """The announcement as riders of each language will receive it: the same message, the button in their
     language (`rider_message`, which the broadcaster sends), as safe HTML (`bot/web/message_preview.py`)."""
     return [
         (
             language.locale,
             language.name,
-            Markup(rider_message_html(rider_message(text, None, translator(language.locale).gettext))),
+            Markup(
+                rider_message_html(rider_message(text, photo_file_id, translator(language.locale).gettext))
+            ),
         )
         for language in LANGUAGES
     ]
@@ -480,7 +482,7 @@ async def detail_page(request: web.Request) -> web.StreamResponse:
     _ = gettext_for(request)
     context = await _progress_context(request, user, view)
     context.update(
-        previews=previews(view.text),
+        previews=previews(view.text, view.photo_file_id),
         audience=audience_label(view.audience, await _names(core_of(request), user), _),
     )
     return await render(request, "announcements/detail.html", context)
