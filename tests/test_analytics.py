@@ -581,3 +581,54 @@ def test_cli_table_to_the_terminal(city_database: Path, capsys: pytest.CaptureFi
     lines = out.splitlines()
     assert lines[0].split()[:3] == ["cell", "region", "region_name"]
     assert [line.split()[0] for line in lines[1:]] == [cell(C), cell(B), cell(D), cell(A)]
+
+
+def test_yizhan_serve_writes_its_counts_when_stopped(tmp_path: Path) -> None:
+    """The process's lifecycle: a long flush interval, so only the flush at SIGTERM can write them."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    database = tmp_path / "serve.db"
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+        "LANGUAGE": "en",
+        "STATION_CACHE_SIZE": "0",
+        "ANALYTICS_FLUSH_S": "300",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve", "--port", "0"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        lines = [server.stdout.readline() for _ in range(3)]
+        api = re.search(r"API:\s+(http://\S+)", "".join(lines))
+        assert api, lines
+        for i in range(7):
+            request = urllib.request.Request(
+                f"{api.group(1)}stations/nearby?lat={B[0]}&lon={B[1]}",
+                headers={"X-Yizhan-Channel": "h5"} if i < 2 else {},
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert response.status == 200
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(30) == 0
+
+    async def written() -> list[tuple[Any, ...]]:
+        async with open_core(sqlite_settings_at(database), load_index=False) as core:
+            return await table_rows(core)
+
+    rows = run_in_thread(written)
+    assert sorted((r[3], r[1], r[-1]) for r in rows) == [
+        ("api", int(cell(B), 16), 5),
+        ("h5", int(cell(B), 16), 2),
+    ]
