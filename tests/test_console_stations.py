@@ -527,3 +527,39 @@ async def test_an_edit_reaches_the_api_and_nearby_search_here_and_in_another_pro
             finally:
                 for client in clients:
                     await client.close()
+
+
+async def test_a_bulk_write_on_sqlite_rebuilds_the_search_table_and_keeps_its_triggers(
+    sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import text
+
+    from storage import stations_repo
+
+    monkeypatch.setattr(stations_repo, "SEARCH_REBUILD_FROM", 10)
+    async with open_core(sqlite_settings) as core:
+
+        async def triggers() -> dict[str, str]:
+            async with core.engine.connect() as conn:
+                rows = await conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))
+                return {name: sql for name, sql in rows if name.startswith("stations_search")}
+
+        # The migration's triggers are the ones a bulk write puts back.
+        assert await triggers() == stations_repo.SEARCH_TRIGGERS
+        await core.stations.save_records([gz(n) for n in range(1, 26)])  # bulk: rebuilt
+        assert await triggers() == stations_repo.SEARCH_TRIGGERS
+        await core.stations.save_records(
+            [gz(1, name="越秀新站"), gz(30, name="新河驿站")]
+        )  # through triggers
+        async with core.engine.begin() as conn:
+            await conn.execute(
+                text("INSERT INTO stations_search(stations_search) VALUES ('integrity-check')")
+            )
+        service = core.station_console
+        assert [
+            s.code for s in (await service.search(ADMIN, StationQuery.parse({"q": "越秀新"}))).stations
+        ] == ["GZ0001"]
+        assert [
+            s.code for s in (await service.search(ADMIN, StationQuery.parse({"q": "新河驿"}))).stations
+        ] == ["GZ0030"]
+        assert (await service.search(ADMIN, StationQuery.parse({"q": "天河驿站2"}))).total == 7  # 2, 20-25
