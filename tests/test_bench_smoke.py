@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import coldstart, importing, regions, search
+from bench import coldstart, console_dashboard, importing, regions, search
 
 
 def test_search_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -103,3 +103,11 @@ def test_console_stations_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr().out
     assert "| sqlite search | page (50) + total, ms |" in out
     assert "export CSV, the whole network" in out and "export XLSX, staff 4401" in out
+
+
+def test_console_dashboard_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert console_dashboard.main(["--rows", "2000", "--runs", "1"]) == 0
+    out = capsys.readouterr().out
+    for heading in ("# bench.console_dashboard", "## dashboard summary", "## Argon2id verify"):
+        assert heading in out
+    assert "staff of 4401" in out
