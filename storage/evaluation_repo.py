@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -133,7 +133,12 @@ class UsageRepository:
 
 
 def _in_region(column: Any, region: str) -> Any:
-    return column.like(f"{region}%") if region else column.is_not(None)
+    """Rows whose region starts with `region` ("" is everywhere), as a range (`'4401' <= region <
+    '4402'`) that the region index serves on SQLite and PostgreSQL alike, where a LIKE would scan."""
+    if not region:
+        return column.is_not(None)
+    after = region[:-1] + chr(ord(region[-1]) + 1)  # adcode prefixes are digits
+    return and_(column >= region, column < after)
 
 
 class EvaluationRepository:
