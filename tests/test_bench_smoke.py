@@ -111,3 +111,11 @@ def test_console_dashboard_benchmark_runs(capsys: pytest.CaptureFixture[str]) ->
     for heading in ("# bench.console_dashboard", "## dashboard summary", "## Argon2id verify"):
         assert heading in out
     assert "staff of 4401" in out
+
+
+def test_audience_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import audience
+
+    assert audience.main(["--subscribers", "500", "--runs", "1", "--backend", "sqlite"]) == 0
+    out = capsys.readouterr().out
+    assert "| region 4401 | 500 |" in out and "| within 5 km of a point |" in out
