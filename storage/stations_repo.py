@@ -199,11 +199,13 @@ def search_statement(
     table = StationRow.__table__
     stmt = _filtered(select(table), selection, dialect)
     order: Any = table.c.code
-    if dialect == "postgresql" and selection != StationFilter(regions=("",)):
-        # A selection of some stations: PostgreSQL would otherwise walk the whole code index in order,
-        # testing each row, until it has a page (0.1 s for Guangzhou's 3,730 of 186,100 stations, 0.33 s
-        # for a code's 238; bench.console_stations). Ordered by an expression it reads the matching rows
-        # through their own index (region, trigrams, status) and sorts them.
+    if dialect == "postgresql" and ("" not in selection.regions or len(selection.text) >= _TRIGRAM):
+        # A region's stations, or a text of three characters or more, have an index of their own (region,
+        # trigrams): read the few matching rows through it and sort them. Ordered by the column itself,
+        # PostgreSQL would walk the whole code index testing each row until it has a page (0.1 s for
+        # Guangzhou's 3,730 of 186,100 stations, 0.33 s for a code's 238; bench.console_stations). Other
+        # selections (all, a status: its index is in code order; an amenity or a short text, which match
+        # many) fill a page fastest in code order.
         order = table.c.code.concat("")
     if before is not None:
         stmt = stmt.where(table.c.code < before).order_by(order.desc())
