@@ -256,6 +256,11 @@ async def open_core(
                     lock=timedelta(minutes=settings.console_lock_minutes),
                     address_max_failures=settings.console_address_max_failures,
                 ),
+                events_retention=(
+                    timedelta(days=settings.console_events_retention_days)
+                    if settings.console_events_retention_days
+                    else None
+                ),
             ),
             dashboard=DashboardService(sessions),
             broadcast_limiter=LocalRateLimiter(settings.broadcast_rate),
@@ -287,6 +292,8 @@ async def open_core(
             metrics=metrics,
         )
         core.privacy.also_purge(core.demand.purge_expired)
+        if core.console.events_retention is not None:
+            core.privacy.also_purge(core.console.purge_expired_events, "console events")
         core.api_stations = stations.reader(session_factory(api_engine)) if api_engine else stations
         core.api_engine = api_engine
         metrics.track_pool("main", engine.sync_engine.pool)

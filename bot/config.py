@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     console_max_in_flight: int = Field(default=16, gt=0)
     #: The console's address as staff reach it, for the setup links `yizhan admin add-user` prints.
     console_url: str = "http://127.0.0.1:8080/console/"
+    #: Days the console's audit events (logins, failures, privileged actions) are kept; the hourly
+    #: retention job deletes older ones. 0 keeps them for ever.
+    console_events_retention_days: int = Field(default=400, ge=0)
     #: Count searches per coarse cell for `yizhan analytics` (no user, no point; bot/services/analytics.py).
     analytics_enabled: bool = True
     #: Seconds between moves of the in-memory search counters into the database (what a crash can lose).

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, false, func, or_, select, true, update
+from sqlalchemy import and_, case, delete, false, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.statuses import CaseStatus
@@ -176,6 +176,11 @@ class ConsoleEventRepository:
         if account_id is not None:
             stmt = stmt.where(ConsoleEventRow.account_id == account_id)
         return list(await self.session.scalars(stmt))
+
+    async def purge_before(self, before: datetime) -> int:
+        """Delete the events older than `before` (served by the `at` index); returns how many went."""
+        result = await self.session.execute(delete(ConsoleEventRow).where(ConsoleEventRow.at < before))
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 class DashboardRepository:

@@ -530,3 +530,35 @@ async def test_the_console_has_a_lane_of_its_own_apart_from_the_public_api(conso
     finally:
         admission.public.in_flight = 0
         admission.console.in_flight = 0
+
+
+async def _events_left_after_a_retention_round(core: Core) -> list[str]:
+    await core.privacy.retention_round(lambda: T0)
+    async with core.sessions() as session:
+        return list(await session.scalars(select(ConsoleEventRow.target).order_by(ConsoleEventRow.at)))
+
+
+async def test_the_retention_job_deletes_console_events_past_their_time(settings: Settings) -> None:
+    settings = settings.model_copy(update={"console_events_retention_days": 30})
+    async with open_core(settings, load_index=False) as core:
+        for days, target in ((31, "old"), (29, "recent"), (0, "today")):
+            await core.console.record(
+                T0 - timedelta(days=days), "station.verify", account_id=1, target=target
+            )
+        assert await _events_left_after_a_retention_round(core) == ["recent", "today"]
+
+
+async def test_console_events_are_kept_for_ever_when_their_retention_is_zero(settings: Settings) -> None:
+    settings = settings.model_copy(update={"console_events_retention_days": 0})
+    async with open_core(settings, load_index=False) as core:
+        await core.console.record(T0 - timedelta(days=3000), "station.verify", account_id=1, target="old")
+        assert await core.console.purge_expired_events(T0) == 0
+        assert await _events_left_after_a_retention_round(core) == ["old"]
+
+
+def test_a_negative_console_events_retention_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONSOLE_EVENTS_RETENTION_DAYS", "-1")
+    with pytest.raises(ValueError, match="console_events_retention_days"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    monkeypatch.setenv("CONSOLE_EVENTS_RETENTION_DAYS", "0")
+    assert Settings(_env_file=None).console_events_retention_days == 0  # type: ignore[call-arg]

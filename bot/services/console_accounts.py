@@ -170,8 +170,11 @@ class ConsoleAccountService:
         roles: RoleService,
         policy: LoginPolicy | None = None,
         hasher: PasswordHasher | None = None,
+        events_retention: timedelta | None = None,
     ) -> None:
         self.sessions = sessions
+        #: How long audit events are kept (CONSOLE_EVENTS_RETENTION_DAYS); None keeps them for ever.
+        self.events_retention = events_retention
         self.roles = roles
         self.policy = policy or LoginPolicy()
         self.hasher = hasher or PasswordHasher()
@@ -566,3 +569,11 @@ class ConsoleAccountService:
             )
             for r in rows
         ]
+
+    async def purge_expired_events(self, at: datetime) -> int:
+        """Delete the audit events older than the retention period (none when it is unset); returns how
+        many went. The login limits read only the last `policy.lock` of events, far inside any period."""
+        if self.events_retention is None:
+            return 0
+        async with self.sessions() as session, session.begin():
+            return await ConsoleEventRepository(session).purge_before(at - self.events_retention)

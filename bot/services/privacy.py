@@ -4,7 +4,7 @@ Positions never reach this service: searches keep none, on-site checks keep a di
 ~5 km cell. What is left to forget is the person (their rows, unlinked reports and ratings) and what they
 wrote or photographed in reports, which is kept `retention` long (REPORT_RETENTION_DAYS). The hourly
 retention job also runs the purges other services hand it (`also_purge`): the search counters' days past
-ANALYTICS_RETENTION_DAYS.
+ANALYTICS_RETENTION_DAYS and the console's audit events past CONSOLE_EVENTS_RETENTION_DAYS.
 """
 
 from __future__ import annotations
@@ -46,22 +46,27 @@ class PrivacyService:
         async with self.sessions() as session, session.begin():
             return await PrivacyRepository(session).purge_report_contents(at - self.retention)
 
+    async def retention_round(self, clock: Callable[[], datetime]) -> None:
+        """One round of the retention job: report contents, then every purge handed over; a failed purge
+        is logged and does not keep the others from running."""
+        try:
+            purged = await self.purge_expired(clock())
+            if purged:
+                log.info("retention: emptied the comments and photos of %d old reports", purged)
+        except Exception:
+            log.exception("retention round failed")
+        for what, purge in self._purges:
+            try:
+                deleted = await purge(clock())
+                if deleted:
+                    log.info("retention: deleted %d %s past their time", deleted, what)
+            except Exception:
+                log.exception("retention round failed for %s", what)
+
     async def run_retention(self, clock: Callable[[], datetime], stop: asyncio.Event) -> None:
         """Purge now, then every hour until `stop`; a failed round is logged and tried next time."""
         while not stop.is_set():
-            try:
-                purged = await self.purge_expired(clock())
-                if purged:
-                    log.info("retention: emptied the comments and photos of %d old reports", purged)
-            except Exception:
-                log.exception("retention round failed")
-            for what, purge in self._purges:
-                try:
-                    deleted = await purge(clock())
-                    if deleted:
-                        log.info("retention: deleted %d %s past their time", deleted, what)
-                except Exception:
-                    log.exception("retention round failed for %s", what)
+            await self.retention_round(clock)
             try:
                 await asyncio.wait_for(stop.wait(), RETENTION_POLL_S)
             except TimeoutError:
