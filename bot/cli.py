@@ -11,6 +11,7 @@ import asyncio
 import errno
 import json
 import logging
+import os
 import re
 import socket
 import sys
@@ -1032,7 +1033,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.app import install_event_loop_policy
 
         install_event_loop_policy()
-        return int(asyncio.run(handler(args)) or 0)
+        code = int(asyncio.run(handler(args)) or 0)
+        # Flushed here so that a reader gone early (`| head`) is met below, not at interpreter exit.
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # The reader closed the pipe (`yizhan stations export | head`): as Python's documentation advises
+        # ("Note on SIGPIPE"), point stdout at devnull so that the exit flush cannot fail again, and end
+        # with 1, without a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except YizhanError as exc:
         print(_("error: {message}").format(message=exc), file=sys.stderr)
         return 1

@@ -151,3 +151,38 @@ def test_a_port_taken_while_loading_is_one_line_of_error_too(
     assert not [line for line in err.splitlines() if line.startswith("Traceback")], err
     last = err.splitlines()[-1]
     assert f"127.0.0.1:{busy_port}" in last and "--port" in last, err
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`yizhan stations export | head -1`: the reader closes the pipe long before the export is written
+    (it is larger than a pipe's buffer), and the command ends with status 1 and no traceback."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'pipe.db'}",
+        "LANGUAGE": "en",
+        "STATION_CACHE_SIZE": "0",
+    }
+    yizhan = [sys.executable, "-m", "bot"]
+    seeded = subprocess.run(
+        [*yizhan, "stations", "seed", "--count", "1500"], env=env, capture_output=True, timeout=120
+    )
+    assert seeded.returncode == 0, seeded.stderr.decode()
+    whole = subprocess.run([*yizhan, "stations", "export"], env=env, capture_output=True, timeout=120)
+    assert whole.returncode == 0 and len(whole.stdout) > 4 * 65536  # more than a pipe holds
+    writer = subprocess.Popen(
+        [*yizhan, "stations", "export"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert writer.stdout is not None and writer.stderr is not None
+    reader = subprocess.run(
+        [sys.executable, "-c", "import sys; print(sys.stdin.readline(), end='')"],
+        stdin=writer.stdout,
+        capture_output=True,
+        timeout=120,
+    )
+    writer.stdout.close()  # the reader's end is the only one left: it has closed it
+    errors = writer.stderr.read().decode()
+    status = writer.wait(timeout=120)
+    writer.stderr.close()
+    assert reader.stdout.decode().lstrip("\ufeff").startswith("code,name,")
+    assert status == 1
+    assert errors == ""
