@@ -18,6 +18,8 @@ from test_console import Console, add_account, login, make_console
 from bot.config import Settings
 from bot.i18n import translator
 from bot.services.evaluation import UsageKind
+from bot.web.console.analytics import EVALUATION_PAGE, MAX_EVALUATION_PAGE
+from domain.values import StationRecord
 
 API = "/console/api/analytics"
 
@@ -105,6 +107,65 @@ async def test_exports_carry_the_table_in_the_staff_members_language(console: Co
     assert sorted(row[1] for row in rows[1:]) == ["GZ1", "GZ2"]
     assert [str(cell) for cell in sheet[0]] == rows[0]
     assert sorted(row[1] for row in sheet[1:]) == ["GZ1", "GZ2"]
+
+
+async def add_many_stations(console: Console, count: int) -> set[str]:
+    """`count` more stations in Guangzhou's Tianhe district, a few of them used."""
+    records = [
+        StationRecord(
+            code=f"GZX{i:04d}",
+            name=f"Tianhe {i}",
+            lat=23.10 + i * 0.0001,
+            lon=113.30 + i * 0.0001,
+            region="440106",
+            opening_hours="24/7",
+        )
+        for i in range(count)
+    ]
+    await console.core.stations.save_records(records)
+    for i in range(0, count, 7):
+        station = await console.core.stations.get(f"GZX{i:04d}")
+        console.core.evaluation.record(station.id, UsageKind.VIEW, console.clock())
+    return {record.code for record in records} | {"GZ1", "GZ2"}
+
+
+async def test_a_large_region_comes_in_bounded_pages_and_the_exports_stay_whole(console: Console) -> None:
+    codes = await add_many_stations(console, 2 * MAX_EVALUATION_PAGE + 33)
+    url = console.url(f"{API}/stations?region=4401")
+    async with await logged_in(console, "clerk") as client:
+        status, first = await get_json(client, url)
+        assert status == 200
+        assert (first["total"], first["offset"], first["limit"]) == (len(codes), 0, EVALUATION_PAGE)
+        assert [s["rank"] for s in first["stations"]] == list(range(1, EVALUATION_PAGE + 1))
+        # Walking the pages at the largest size gives every station once, in the region's ranking.
+        seen: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            status, page = await get_json(client, f"{url}&offset={offset}&limit={MAX_EVALUATION_PAGE}")
+            assert status == 200 and page["total"] == len(codes)
+            assert len(page["stations"]) <= MAX_EVALUATION_PAGE
+            if not page["stations"]:
+                break
+            seen.extend(page["stations"])
+            offset += len(page["stations"])
+        assert [s["rank"] for s in seen] == list(range(1, len(codes) + 1))
+        assert {s["code"] for s in seen} == codes
+        assert seen[:EVALUATION_PAGE] == first["stations"]
+        # Past the end: no stations, the same total.
+        status, beyond = await get_json(client, f"{url}&offset={len(codes) + 5}")
+        assert (status, beyond["stations"], beyond["total"]) == (200, [], len(codes))
+        for query in (f"limit={MAX_EVALUATION_PAGE + 1}", "limit=0", "limit=x", "offset=-1", "offset=1e3"):
+            status, body = await get_json(client, f"{url}&{query}")
+            assert status == 400 and body["error"]["parameter"] == query.split("=")[0], query
+            assert "stations" not in body
+        async with client.get(console.url("/console/analytics/stations.csv?region=4401")) as r:
+            text = (await r.read()).decode("utf-8")
+        async with client.get(console.url("/console/analytics/stations.xlsx?region=4401")) as r:
+            workbook = openpyxl.load_workbook(io.BytesIO(await r.read()))
+    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))[1:]
+    ranked = [s["code"] for s in seen]
+    assert [row[1] for row in rows] == ranked
+    assert [row[1] for row in list(workbook.active.iter_rows(values_only=True))[1:]] == ranked
 
 
 # -- demand, gaps, suggestions ----------------------------------------------------------------------------

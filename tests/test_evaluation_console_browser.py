@@ -11,9 +11,10 @@ import h3
 import pytest
 from cdp import Chromium, require_chromium  # tests/ is on sys.path (rootdir conftest)
 from test_console import Console, add_account, make_console
-from test_evaluation_console import GZ_CELL, count_searches
+from test_evaluation_console import GZ_CELL, add_many_stations, count_searches
 
 from bot.config import Settings
+from bot.web.console.analytics import EVALUATION_PAGE
 from domain.coords import wgs84_to_gcj02
 
 
@@ -68,3 +69,36 @@ async def test_the_analytics_page_draws_hexagons_charts_and_tables(console: Cons
             "document.querySelector('[data-testid=export-xlsx]').href.includes('region=4401')"
         )
         assert page.errors == []
+
+
+@pytest.mark.browser
+async def test_the_station_evaluation_table_pages_through_a_large_region(sqlite_settings: Settings) -> None:
+    async for console in make_console(sqlite_settings):
+        codes = await add_many_stations(console, EVALUATION_PAGE + 10)
+        await add_account(console.core, "planner")
+        async with Chromium(require_chromium()) as browser:
+            page = await browser.new_page()
+            await page.send("Network.enable")
+            await page.send("Network.setBlockedURLs", {"urls": ["*tile.openstreetmap.org*"]})
+            await page.goto(console.url("/console/login?next=/console/analytics"))
+            await page.type("input[name=username]", "planner")
+            await page.type("input[name=password]", "correct horse battery")
+            await page.click("[data-testid=login]")
+            await page.wait_for("document.body && document.body.dataset.analyticsReady === '1'", timeout=20)
+            rows = "[...document.querySelectorAll('[data-testid=evaluation-row]')].map(r => r.dataset.code)"
+            first = await page.evaluate(rows)
+            assert len(first) == EVALUATION_PAGE
+            assert await page.evaluate("document.querySelector('[data-testid=evaluation-previous]').hidden")
+            count = "document.querySelector('[data-testid=evaluation-count]').textContent"
+            assert await page.evaluate(count) == f"Stations 1–{EVALUATION_PAGE} of {len(codes)}"
+            await page.click("[data-testid=evaluation-next]")
+            await page.wait_for(f"document.body.dataset.evaluationOffset === '{EVALUATION_PAGE}'")
+            second = await page.evaluate(rows)
+            assert set(first) | set(second) == codes and not set(first) & set(second)
+            last = len(codes)
+            assert await page.evaluate(count) == f"Stations {EVALUATION_PAGE + 1}–{last} of {last}"
+            assert await page.evaluate("document.querySelector('[data-testid=evaluation-next]').hidden")
+            await page.click("[data-testid=evaluation-previous]")
+            await page.wait_for("document.body.dataset.evaluationOffset === '0'")
+            assert await page.evaluate(rows) == first
+            assert page.errors == []

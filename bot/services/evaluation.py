@@ -254,12 +254,17 @@ class RegionEvaluation:
     until: date
     stations: tuple[StationEvaluation, ...]
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
+        """The report, or with `offset`/`limit` one page of its ranked stations and how many there are."""
+        end = None if limit is None else offset + limit
         return {
             "region": self.region,
             "since": self.since.isoformat(),
             "until": self.until.isoformat(),
-            "stations": [station.as_json() for station in self.stations],
+            "total": len(self.stations),
+            "offset": offset,
+            "limit": limit,
+            "stations": [station.as_json() for station in self.stations[offset:end]],
         }
 
 

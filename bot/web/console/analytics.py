@@ -231,10 +231,31 @@ async def _evaluation(request: web.Request, user: ConsoleUser) -> RegionEvaluati
     )
 
 
+#: Rows of the station evaluation one answer carries: by default, and at most (a province has thousands of
+#: stations; the CSV and XLSX exports carry them all).
+EVALUATION_PAGE = 50
+MAX_EVALUATION_PAGE = 200
+#: Largest offset asked for: far beyond any region's stations, small enough to stay a plain number.
+MAX_OFFSET = 1_000_000
+
+
+def count_of(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or len(raw) > 7 or not low <= int(raw) <= high:
+        raise BadRequest(name, f"{name} is a whole number from {low} to {high}")
+    return int(raw)
+
+
 async def station_evaluation(request: web.Request, user: ConsoleUser) -> dict[str, Any]:
+    """One page of the region's ranked stations (`offset`, `limit` up to MAX_EVALUATION_PAGE) with the
+    total; the ranks are the whole region's, so a page reads the same as the export's rows."""
+    limit = count_of(request, "limit", EVALUATION_PAGE, 1, MAX_EVALUATION_PAGE)
+    offset = count_of(request, "offset", 0, 0, MAX_OFFSET)
     evaluation = await _evaluation(request, user)
     _ = gettext_for(request)
-    body = evaluation.as_json()
+    body = evaluation.as_json(offset, limit)
     body["concern_labels"] = {concern.value: _(CONCERN_LABELS[concern]) for concern in Concern}
     return body
 
@@ -292,6 +313,7 @@ async def analytics_page(request: web.Request) -> web.StreamResponse:
             "until": request.query.get("until", ""),
             "tiles": tiles,
             "columns": columns,
+            "page_size": EVALUATION_PAGE,
         },
     )
 

@@ -259,10 +259,21 @@
   // Station evaluation
   // -------------------------------------------------------------------------------------------------
 
+  var evaluationOffset = 0;
+  var previousPage = document.getElementById("evaluation-previous");
+  var nextPage = document.getElementById("evaluation-next");
+
   function loadEvaluation() {
     var rows = document.getElementById("evaluation");
-    return get("stations").then(function (answer) {
+    var paging = ["offset=" + evaluationOffset, "limit=" + config.page_size];
+    return get("stations", paging).then(function (answer) {
       rows.textContent = "";
+      var shown = answer.stations.length;
+      document.getElementById("evaluation-count").textContent = shown ? fill(S.evaluation_count, {
+        first: answer.offset + 1, last: answer.offset + shown, total: answer.total,
+      }) : "";
+      previousPage.hidden = answer.offset === 0;
+      nextPage.hidden = answer.offset + shown >= answer.total;
       document.getElementById("evaluation-period").textContent = fill(S.period, { since: answer.since, until: answer.until });
       answer.stations.forEach(function (station) {
         var row = el("tr");
@@ -281,8 +292,18 @@
         rows.appendChild(row);
       });
       body.setAttribute("data-evaluation", String(answer.stations.length));
+      body.setAttribute("data-evaluation-offset", String(answer.offset));
     }).catch(function () { failed(rows); });
   }
+
+  previousPage.addEventListener("click", function () {
+    evaluationOffset = Math.max(0, evaluationOffset - config.page_size);
+    loadEvaluation();
+  });
+  nextPage.addEventListener("click", function () {
+    evaluationOffset += config.page_size;
+    loadEvaluation();
+  });
 
   ensureMap();
   Promise.all([loadCells(), drawHoursChart(), loadSuggestions(), loadEvaluation()]).then(function () {
