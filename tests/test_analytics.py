@@ -161,6 +161,35 @@ def test_a_disabled_counter_counts_nothing() -> None:
     assert counter.take() == {}
 
 
+def test_the_search_paths_one_call_counts_what_count_counts() -> None:
+    """`count_nearest` (the usual search's hits, nearest first) keys every search as `count` does: each
+    band edge, no hits, a filter, another quarter hour and day, an unknown channel, a disabled counter."""
+    from types import SimpleNamespace
+
+    searches = []
+    for i, metres in enumerate([0.0, 499.9, 500.0, 999.0, 1000.0, 1499.0, 1500.0, 2999.0, 3000.0, 9e9, None]):
+        point = SimpleNamespace(lat=23.13 + i / 200, lon=113.26 - i / 300)
+        hits = [] if metres is None else [SimpleNamespace(distance_m=metres), SimpleNamespace(distance_m=9e9)]
+        at = NOON + timedelta(minutes=37 * i)
+        amenities = ("toilet", "drinking_water") if i % 3 == 0 else ()
+        searches.append((point, at, ("bot", "api", "h5", "fax")[i % 4], amenities, hits, metres))
+    one, two = DemandCounter("Asia/Shanghai"), DemandCounter("Asia/Shanghai")
+    for _round in range(2):
+        for point, at, channel, amenities, hits, metres in searches:
+            one.count_nearest(point, at, channel, amenities, hits)
+            two.count(point.lat, point.lon, at, channel, amenities, metres)
+    counted = one.take()
+    assert counted == two.take()
+    assert sum(counted.values()) == 2 * 9  # two of the eleven are by "fax", not a channel
+    assert {key[5] for key in counted} == {0, 1, 2, 3, FAR_BAND}
+    off = DemandCounter(enabled=False)
+    off.count_nearest(*searches[1][:5])
+    assert off.take() == {} and off.pending == 0
+    off.enabled = True
+    off.count_nearest(*searches[1][:5])
+    assert off.pending == 1
+
+
 async def test_the_bot_counts_a_search_once_and_not_its_other_pages(env: Env) -> None:
     from botkit import HOME, button_data, is_results
 

@@ -46,6 +46,7 @@ from domain.demand import (
     K_ANONYMITY,
     Channel,
     amenity_key,
+    band_of,
     unmet_bands,
 )
 from domain.text import N_
@@ -90,57 +91,70 @@ class AnalyticsError(YizhanError):
 # ------------------------------------------------------------------------------------------------ counting
 
 
-#: Packed keys of the in-memory counters: the cell's 64 bits, and above them the slot (local day and hour
-#: of the week), the channel, the amenity filter's number in this process and the band. An int key is
-#: hashed for free; a 6-tuple is hashed again at each of the two dict operations.
-_CELL_BITS = 64
-_CELL_MASK = (1 << _CELL_BITS) - 1
+#: The in-memory counters are one dict per lane (the local day and hour, the channel, the amenity filter and
+#: the band) keyed by the bare cell: the search path indexes its lane in a list by band and increments one
+#: entry keyed by the int h3 returns (no key built, hashed or allocated; see bench/README-analytics.md).
+#: A lane's code packs slot, channel, the filter's number in this process and band into one int.
 _BANDS = 8
 _AMENITY_IDS = 1 << 20
 _CHANNELS = tuple(c.value for c in Channel)
-_CHANNEL_IDS = {name: i for i, name in enumerate(_CHANNELS)}
 #: Distinct amenity filters one process numbers (every combination of today's amenities fits).
 MAX_AMENITY_FILTERS = 100_000
+_NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 class DemandCounter:
-    """The process's counters since the last flush. `count` runs on the search path (the event loop's
-    thread): no lock, no I/O; `take` swaps the dict out for the flusher and unpacks its keys."""
+    """The process's counters since the last flush. `count` and `count_nearest` run on the search path
+    (the event loop's thread): no lock, no I/O; `take` swaps the lanes out for the flusher."""
 
     __slots__ = (
         "_amenity_ids",
         "_amenity_names",
         "_amenity_numbers",
-        "_bases",
-        "_counts",
+        "_enabled",
         "_from",
+        "_lanes",
+        "_plain",
         "_returned",
+        "_size",
         "_slot_code",
         "_tz",
         "_until",
         "dropped",
-        "enabled",
     )
 
     def __init__(self, default_tz: str = DEFAULT_TZ, *, enabled: bool = True) -> None:
-        self._counts: dict[int, int] = {}
+        #: Lane code -> {cell: searches}.
+        self._lanes: dict[int, dict[int, int]] = {}
+        #: Cells counted in all lanes (bounded by MAX_PENDING_KEYS).
+        self._size = 0
         #: Counts a failed flush gave back, already unpacked.
         self._returned: dict[DemandKey, int] = {}
         self._tz = ZoneInfo(default_tz)
         # The quarter hour of the last search, [from, until) in UTC: every real UTC offset is a multiple
         # of 15 minutes, so one local day and hour serve it all. Compared with a UTC `at` (the bot's and
-        # the API's clock) by fields, which is cheaper than converting `at` each time.
-        self._from = self._until = datetime.min.replace(tzinfo=UTC)
+        # the API's clock) by fields, which is cheaper than converting `at` each time. A disabled counter
+        # keeps an empty quarter, so that the one comparison also tells it is disabled.
+        self._from = self._until = _NEVER
         self._slot_code = 0
-        #: Per channel, the packed slot and channel of the current quarter, shifted above the cell.
-        self._bases: dict[str, int] = {}
+        #: Per channel, the current quarter's lanes without an amenity filter, by band.
+        self._plain: dict[str, list[dict[int, int]]] = {}
         self._amenity_ids: dict[tuple[str, ...], int] = {(): 0}
         self._amenity_names: list[str] = [""]
         self._amenity_numbers: dict[str, int] = {"": 0}
-        self.enabled = enabled
+        self._enabled = enabled
         #: Searches not counted: the pending counters were full (the database away for long), or too many
         #: distinct amenity filters.
         self.dropped = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        self._enabled = value
+        self._from = self._until = _NEVER
 
     def count(
         self,
@@ -153,56 +167,114 @@ class DemandCounter:
     ) -> None:
         """One search at (lat, lon) at the instant `at`, whose nearest open station (with the amenities
         asked for) was `nearest_open_m` metres away, or None when none was open."""
-        if not self.enabled:
+        if not self._from <= at < self._until and not self._enter_quarter(at):
             return
-        if not self._from <= at < self._until:
-            self._enter_quarter(at)
-        base = self._bases.get(channel)
-        if base is None:
-            return  # not a channel (the edges pass `Channel` values)
         if amenities:
-            wanted = amenities if type(amenities) is tuple else tuple(amenities)
-            amenity = self._amenity_ids.get(wanted)
-            if amenity is None:
-                amenity = self._number_amenities(wanted)
-                if amenity is None:
-                    self.dropped += 1
-                    return
-        else:
-            amenity = 0
-        if nearest_open_m is None:
-            band = FAR_BAND
-        elif nearest_open_m < 1000:
-            band = 0 if nearest_open_m < 500 else 1
-        elif nearest_open_m < 1500:
-            band = 2
-        else:
-            band = 3 if nearest_open_m < 3000 else FAR_BAND
+            self._count_filtered(lat, lon, channel, amenities, band_of(nearest_open_m))
+            return
+        plain = self._plain.get(channel)
+        if plain is None:
+            return  # not a channel (the edges pass `Channel` values)
         try:
             cell = _cell_of(lat, lon, RESOLUTION)
         except Exception:  # a point h3 refuses (the search validated it): nothing to count
             return
-        key = cell | base | ((amenity * _BANDS + band) << _CELL_BITS)
-        counts = self._counts
-        n = counts.get(key)
+        cells = plain[band_of(nearest_open_m)]
+        n = cells.get(cell)
         if n is not None:
-            counts[key] = n + 1
-        elif len(counts) < MAX_PENDING_KEYS:
-            counts[key] = 1
+            cells[cell] = n + 1
+        elif self._size < MAX_PENDING_KEYS:
+            cells[cell] = 1
+            self._size += 1
         else:
             self.dropped += 1
 
-    def _enter_quarter(self, at: datetime) -> None:
+    def count_nearest(
+        self, point: Any, at: datetime, channel: str, amenities: Sequence[str], hits: Sequence[Any]
+    ) -> None:
+        """`count` for the usual search: `hits` are open stations (with the amenities), nearest first, and
+        `point` has `lat` and `lon`. The whole of the search path's counting in one call, inlined (each
+        call, attribute and comparison shows in the bench right after a search)."""
+        if not self._from <= at < self._until and not self._enter_quarter(at):
+            return
+        if amenities:
+            distance = hits[0].distance_m if hits else None
+            self._count_filtered(point.lat, point.lon, channel, amenities, band_of(distance))
+            return
+        plain = self._plain.get(channel)
+        if plain is None:
+            return
+        try:
+            cell = _cell_of(point.lat, point.lon, RESOLUTION)
+        except Exception:
+            return
+        if hits:
+            distance = hits[0].distance_m
+            if distance < 1000:
+                cells = plain[0 if distance < 500 else 1]
+            elif distance < 1500:
+                cells = plain[2]
+            else:
+                cells = plain[3 if distance < 3000 else FAR_BAND]
+        else:
+            cells = plain[FAR_BAND]
+        n = cells.get(cell)
+        if n is not None:
+            cells[cell] = n + 1
+        elif self._size < MAX_PENDING_KEYS:
+            cells[cell] = 1
+            self._size += 1
+        else:
+            self.dropped += 1
+
+    def _count_filtered(
+        self, lat: float, lon: float, channel: str, amenities: Sequence[str], band: int
+    ) -> None:
+        if channel not in self._plain:
+            return
+        wanted = amenities if type(amenities) is tuple else tuple(amenities)
+        amenity = self._amenity_ids.get(wanted)
+        if amenity is None:
+            amenity = self._number_amenities(wanted)
+            if amenity is None:
+                self.dropped += 1
+                return
+        try:
+            cell = _cell_of(lat, lon, RESOLUTION)
+        except Exception:
+            return
+        self._add(self._lane(_CHANNELS.index(channel), amenity, band), cell)
+
+    def _add(self, cells: dict[int, int], cell: int) -> None:
+        n = cells.get(cell)
+        if n is not None:
+            cells[cell] = n + 1
+        elif self._size < MAX_PENDING_KEYS:
+            cells[cell] = 1
+            self._size += 1
+        else:
+            self.dropped += 1
+
+    def _lane(self, channel: int, amenity: int, band: int) -> dict[int, int]:
+        code = ((self._slot_code * len(_CHANNELS) + channel) * _AMENITY_IDS + amenity) * _BANDS + band
+        cells = self._lanes.get(code)
+        if cells is None:
+            cells = self._lanes[code] = {}
+        return cells
+
+    def _enter_quarter(self, at: datetime) -> bool:
+        """Make the quarter hour of `at` the current one; False when the counter is disabled."""
+        if not self._enabled:
+            return False
         utc = at.astimezone(UTC)
         start = utc.replace(minute=utc.minute - utc.minute % 15, second=0, microsecond=0)
         local = start.astimezone(self._tz)
-        slot = local.toordinal() * HOURS_A_WEEK + local.weekday() * 24 + local.hour
+        self._slot_code = local.toordinal() * HOURS_A_WEEK + local.weekday() * 24 + local.hour
         self._from, self._until = start, start + timedelta(minutes=15)
-        self._slot_code = slot
-        self._bases = {
-            name: ((slot * len(_CHANNELS) + i) * _AMENITY_IDS * _BANDS) << _CELL_BITS
-            for i, name in enumerate(_CHANNELS)
+        self._plain = {
+            name: [self._lane(i, 0, band) for band in range(FAR_BAND + 1)] for i, name in enumerate(_CHANNELS)
         }
+        return True
 
     def _number_amenities(self, wanted: tuple[str, ...]) -> int | None:
         key = amenity_key(wanted)
@@ -216,31 +288,29 @@ class DemandCounter:
             self._amenity_ids[wanted] = number
         return number
 
-    def _unpack(self, key: int) -> DemandKey:
-        cell = key & _CELL_MASK
-        code = key >> _CELL_BITS
+    def _unpack(self, code: int) -> tuple[date, int, str, str, int]:
         code, band = divmod(code, _BANDS)
         code, amenity = divmod(code, _AMENITY_IDS)
         slot, channel = divmod(code, len(_CHANNELS))
         day, hour_of_week = divmod(slot, HOURS_A_WEEK)
         # `slot` was made from the local day's ordinal and the hour of the week.
-        return (
-            date.fromordinal(day),
-            cell,
-            hour_of_week,
-            _CHANNELS[channel],
-            self._amenity_names[amenity],
-            band,
-        )
+        return date.fromordinal(day), hour_of_week, _CHANNELS[channel], self._amenity_names[amenity], band
 
     def take(self) -> dict[DemandKey, int]:
         """The counts so far, by (day, cell, hour of week, channel, amenity key, band); the counter starts
         again from nothing."""
-        packed, self._counts = self._counts, {}
+        lanes, self._lanes = self._lanes, {}
+        self._size = 0
+        # The next search makes the current quarter's lanes again, in the new dict.
+        self._from = self._until = _NEVER
         counts, self._returned = self._returned, {}
-        for key, n in packed.items():
-            unpacked = self._unpack(key)
-            counts[unpacked] = counts.get(unpacked, 0) + n
+        for code, cells in lanes.items():
+            if not cells:
+                continue
+            day, hour_of_week, channel, amenity, band = self._unpack(code)
+            for cell, n in cells.items():
+                key = (day, cell, hour_of_week, channel, amenity, band)
+                counts[key] = counts.get(key, 0) + n
         return counts
 
     def give_back(self, counts: dict[DemandKey, int]) -> None:
@@ -251,7 +321,7 @@ class DemandCounter:
 
     @property
     def pending(self) -> int:
-        return sum(self._counts.values()) + sum(self._returned.values())
+        return sum(sum(cells.values()) for cells in self._lanes.values()) + sum(self._returned.values())
 
 
 def nearest_open_distance(hits: Sequence[Any], include_closed: bool) -> tuple[bool, float | None]:

@@ -98,10 +98,10 @@ class NearbyService:
         demand = self.demand
         if demand is None:
             return
-        if not include_closed:  # the usual search, answered inline (a call costs a tenth of the budget)
-            known, distance = True, (hits[0].distance_m if hits else None)
-        else:
-            known, distance = nearest_open_distance(hits, include_closed)
+        if not include_closed:  # the usual search: one call does it all (bench/README-analytics.md)
+            demand.count_nearest(point, at, channel or self.channel, amenities, hits)
+            return
+        known, distance = nearest_open_distance(hits, include_closed)
         if not known:
             # Only closed stations among the hits: where the nearest open one is takes a search of its own.
             nearest = self.search.find_nearest_open(point, 1, amenities, at)
