@@ -279,7 +279,7 @@ async def open_core(
                     retention_days=settings.evaluation_retention_days,
                 ),
                 settings.default_tz,
-                find_station_id=stations.cache.id_of,
+                find_station=stations.cache.id_and_timezone,
             ),
             demand=DemandService(
                 sessions,

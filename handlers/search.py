@@ -262,7 +262,7 @@ async def station_opened(
     except StationNotFound:
         await query.answer(_("This station is no longer listed."), show_alert=True)
         return
-    evaluation.record(station.id, UsageKind.VIEW, clock())
+    evaluation.record(station.id, UsageKind.VIEW, clock(), station.timezone)
     tz = ZoneInfo(station.timezone or default_tz)
     hours = hours_of(station, default_tz)
     distance: float | None = None
@@ -308,7 +308,7 @@ async def call_tapped(
     if not station.phone:
         await query.answer(_("This station has no phone number."), show_alert=True)
         return
-    evaluation.record(station.id, UsageKind.CALL, clock())
+    evaluation.record(station.id, UsageKind.CALL, clock(), station.timezone)
     await query.answer()
     await message.answer(
         _("📞 {name}: {phone}").format(name=escape(station.name), phone=escape(station.phone))

@@ -100,16 +100,17 @@ class UsageRepository:
             )
         return len(items)
 
-    async def station_ids(self, codes: Sequence[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
+    async def stations_by_code(self, codes: Sequence[str]) -> dict[str, tuple[int, str | None]]:
+        """The id and timezone of each code that names a station."""
+        found: dict[str, tuple[int, str | None]] = {}
         unique = sorted(set(codes))
         for start in range(0, len(unique), CODES_CHUNK):
             rows = await self.session.execute(
-                select(StationRow.code, StationRow.id).where(
+                select(StationRow.code, StationRow.id, StationRow.timezone).where(
                     StationRow.code.in_(unique[start : start + CODES_CHUNK])
                 )
             )
-            found.update({code: station_id for code, station_id in rows.all()})
+            found.update({code: (station_id, tz) for code, station_id, tz in rows.all()})
         return found
 
     async def prune(self, before: date) -> int:

@@ -12,9 +12,10 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp import ClientSession
@@ -24,7 +25,7 @@ from sqlalchemy import inspect, select, text
 
 from bot.app import Core, open_core
 from bot.config import Settings
-from bot.services.evaluation import Concern, UsageKind
+from bot.services.evaluation import Concern, UsageCounter, UsageKind
 from bot.services.roles import Access, NotAllowed, Role
 from bot.telegram import build_bot, build_dispatcher
 from bot.web import build_web_app
@@ -200,6 +201,40 @@ async def test_h5_beacons_count_each_station_and_kind_once_per_beacon(settings: 
         assert (status, body) == (202, {"counted": 1})
         await core.evaluation.counter.flush()
         assert await usage_rows(core) == {("GZA", CHINA_DAY): (2, 1, 1), ("GZB", CHINA_DAY): (1, 0, 0)}
+
+
+def test_a_use_is_counted_on_the_day_of_the_stations_own_timezone() -> None:
+    counter = UsageCounter(None, "Asia/Shanghai")  # type: ignore[arg-type]  # never flushed here
+    late = datetime(
+        2026, 12, 5, 17, 30, tzinfo=UTC
+    )  # 01:30 on the 6th in Beijing, 23:30 on the 5th in Ürümqi
+    counter.record(1, UsageKind.VIEW, late)
+    counter.record(2, UsageKind.VIEW, late, "Asia/Urumqi")
+    counter.record(1, UsageKind.CALL, late + timedelta(minutes=1))  # the same quarter hour, the default zone
+    counter.record(3, UsageKind.VIEW, late, "Not/A_Zone")  # unknown: DEFAULT_TZ, with a warning
+    assert counter.pending == {
+        (1, date(2026, 12, 6)): [1, 0, 1],
+        (2, date(2026, 12, 5)): [1, 0, 0],
+        (3, date(2026, 12, 6)): [1, 0, 0],
+    }
+
+
+async def test_beacons_count_on_the_stations_own_day_from_memory_or_the_database(settings: Settings) -> None:
+    async with web(settings) as (core, _http, _base):
+        await core.stations.save_records([record("XJA", "650102", 43.8, 87.6, timezone="Asia/Urumqi")])
+        # Past midnight in Beijing, still the evening before in Ürümqi.
+        late = datetime.combine(CHINA_DAY, time(1, 30), ZoneInfo("Asia/Shanghai"))
+        core.stations.cache.clear()
+        assert (
+            await core.evaluation.record_codes([("XJA", UsageKind.VIEW), ("GZA", UsageKind.VIEW)], late) == 2
+        )
+        await core.stations.get_cached("XJA")  # now from memory, timezone and all
+        assert await core.evaluation.record_codes([("XJA", UsageKind.CALL)], late) == 1
+        await core.evaluation.counter.flush()
+        assert await usage_rows(core) == {
+            ("XJA", CHINA_DAY - timedelta(days=1)): (1, 0, 1),
+            ("GZA", CHINA_DAY): (1, 0, 0),
+        }
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,9 @@
 """Station evaluation: how riders use each station, and a region's report for the yearly evaluation.
 
 The bot's station card and its navigation and call buttons, and the H5 page's cards and links (through a
-small beacon), each add one to a station's count for the day. Counting is a dictionary increment in
+small beacon), each add one to a station's count for the day, the day of the station's own timezone
+(DEFAULT_TZ when it has none; every caller holds the station, or the cache or the beacon's one query gives
+its timezone with its id, so this costs nothing). Counting is a dictionary increment in
 memory (`UsageCounter.record`); a background task adds the counts to the database in batches every
 EVALUATION_FLUSH_S seconds, with an additive upsert, so replicas share the totals and a crash loses at
 most one interval. A clean stop flushes what is left (`close`, called by `open_core`). Nothing about
@@ -23,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, BinaryIO, TextIO
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -105,9 +107,9 @@ class UsageCounter:
         self.clock = clock
         #: (station id, day) → [views, navigations, calls] not written yet.
         self.pending: dict[tuple[int, date], list[int]] = {}
-        # The local day of the last quarter hour seen (every real UTC offset is a multiple of 15 minutes).
-        self._quarter = -1
-        self._day = date.min
+        # Per station timezone (None: DEFAULT_TZ), the local day of the last quarter hour seen (every real
+        # UTC offset is a multiple of 15 minutes), so that a count rarely converts a time.
+        self._days: dict[str | None, tuple[int, date]] = {}
         self.dropped = 0
         self.flushed = 0
         self._task: asyncio.Task[None] | None = None
@@ -116,13 +118,17 @@ class UsageCounter:
         self._pruned_at: datetime | None = None
         self._closed = False
 
-    def record(self, station_id: int, kind: UsageKind, at: datetime) -> bool:
-        """Count one use of a station on the day of `at` (DEFAULT_TZ's calendar). False when dropped."""
+    def record(self, station_id: int, kind: UsageKind, at: datetime, tz: str | None = None) -> bool:
+        """Count one use of a station on the day of `at` in the station's timezone `tz` (DEFAULT_TZ when
+        it has none). False when dropped."""
         quarter = int(at.timestamp() // 900)
-        if quarter != self._quarter:
-            self._day = at.astimezone(self.tz).date()
-            self._quarter = quarter
-        key = (station_id, self._day)
+        seen = self._days.get(tz)
+        if seen is not None and seen[0] == quarter:
+            day = seen[1]
+        else:
+            day = at.astimezone(self._zone(tz)).date()
+            self._days[tz] = (quarter, day)
+        key = (station_id, day)
         current = self.pending.get(key)
         if current is None:
             if len(self.pending) >= self.max_pending:
@@ -138,6 +144,15 @@ class UsageCounter:
         if self._task is None and not self._closed:
             self._start()
         return True
+
+    def _zone(self, tz: str | None) -> ZoneInfo:
+        if tz is None:
+            return self.tz
+        try:
+            return ZoneInfo(tz)  # ZoneInfo keeps the zones it has loaded
+        except (ValueError, ZoneInfoNotFoundError):
+            log.warning("station usage: unknown timezone %r, counted in %s", tz[:64], self.tz.key)
+            return self.tz
 
     def _start(self) -> None:
         try:
@@ -338,36 +353,37 @@ class EvaluationService:
         sessions: async_sessionmaker[AsyncSession],
         counter: UsageCounter,
         tz: str,
-        find_station_id: Callable[[str], int | None] | None = None,
+        find_station: Callable[[str], tuple[int, str | None] | None] | None = None,
     ) -> None:
         self.sessions = sessions
         self.counter = counter
         self.tz = ZoneInfo(tz)
-        #: A station's id by code from memory (the station cache), before the database is asked.
-        self.find_station_id = find_station_id
+        #: A station's id and timezone by code from memory (the station cache), before the database is asked.
+        self.find_station = find_station
 
-    def record(self, station_id: int, kind: UsageKind, at: datetime) -> bool:
-        return self.counter.record(station_id, kind, at)
+    def record(self, station_id: int, kind: UsageKind, at: datetime, tz: str | None = None) -> bool:
+        """Count one use of a station on its own calendar (`tz`, the station's timezone; None: DEFAULT_TZ)."""
+        return self.counter.record(station_id, kind, at, tz)
 
     async def record_codes(self, events: Sequence[tuple[str, UsageKind]], at: datetime) -> int:
         """Count the events of one beacon (station code and kind; the same pair counts once), codes not
         in memory looked up together. Unknown codes are ignored. Returns how many were counted."""
         unique = list(dict.fromkeys(events))[:MAX_BEACON_EVENTS]
-        ids: dict[str, int] = {}
+        found: dict[str, tuple[int, str | None]] = {}
         missing = []
         for code, _kind in unique:
-            found = self.find_station_id(code) if self.find_station_id is not None else None
-            if found is not None:
-                ids[code] = found
-            elif code not in ids:
+            known = self.find_station(code) if self.find_station is not None else None
+            if known is not None:
+                found[code] = known
+            elif code not in found:
                 missing.append(code)
         if missing:
             async with self.sessions() as session:
-                ids.update(await UsageRepository(session).station_ids(missing))
+                found.update(await UsageRepository(session).stations_by_code(missing))
         counted = 0
         for code, kind in unique:
-            station_id = ids.get(code)
-            if station_id is not None and self.counter.record(station_id, kind, at):
+            station = found.get(code)
+            if station is not None and self.counter.record(station[0], kind, at, station[1]):
                 counted += 1
         return counted
 

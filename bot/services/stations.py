@@ -290,9 +290,10 @@ class StationCache(TtlCache[int, Station]):
         station = self.get(station_id)
         return station if station is not None and station.code == code else None
 
-    def id_of(self, code: str) -> int | None:
-        """The id of a code this cache has seen (codes never change, so it stays true)."""
-        return self._ids.get(code)
+    def id_and_timezone(self, code: str) -> tuple[int, str | None] | None:
+        """The id and timezone of a station held here (None when its details have left the cache)."""
+        station = self.by_code(code)
+        return (station.id, station.timezone) if station is not None else None
 
     def clear(self) -> None:
         super().clear()

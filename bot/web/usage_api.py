@@ -83,7 +83,7 @@ async def counted_navigation(request: web.Request) -> web.Response:
         station = await app[STATIONS].get_cached(code)
     except StationNotFound:
         raise NotFound(f"no station with code {code!r}") from None
-    app[CORE].evaluation.record(station.id, UsageKind.NAVIGATE, app[CLOCK]())
+    app[CORE].evaluation.record(station.id, UsageKind.NAVIGATE, app[CLOCK](), station.timezone)
     # Not cached: every tap is counted.
     raise web.HTTPFound(map_url(station, map_app), headers={"Cache-Control": "no-store"})
 
