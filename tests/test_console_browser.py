@@ -127,6 +127,8 @@ async def test_an_expired_session_asks_to_log_in_again_and_keeps_the_typed_form(
         site.clock.at += timedelta(minutes=31)
         await page.click("#new-account button[type=submit]")
         await page.wait_for("location.pathname === '/console/login'")
+        # The address changes before the login page's document is parsed: wait for its notice.
+        await page.wait_for("document.querySelector('[data-testid=notice]') !== null")
         assert "session has ended" in await page.evaluate(
             "document.querySelector('[data-testid=notice]').textContent"
         )
