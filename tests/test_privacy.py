@@ -343,7 +343,8 @@ B_SEARCH = (23.1293, 113.2583)
 B_AT_STATION = (23.1329, 113.2593)  # rider B's abandoned report
 JOURNEY = (SEARCH, MOVED, AT_STATION, PROPOSED, SUBSCRIBED_AT, B_SEARCH, B_AT_STATION)
 
-_NUMBER = re.compile(r"(?<![\d.])-?\d{1,3}\.\d{3,}")
+# A clock's seconds ("02:20:23.126Z" in a log line) are not a coordinate.
+_NUMBER = re.compile(r"(?<![\d.:])-?\d{1,3}\.\d{3,}")
 
 
 def positions_in(text: str, points: tuple[tuple[float, float], ...] = JOURNEY) -> list[str]:
@@ -365,6 +366,7 @@ def test_the_position_scanner_finds_positions_in_any_spelling() -> None:
     assert positions_in("x 113.2519 y")
     assert not positions_in("23.13, 113.26 and 23.131802 and 1748923200.123 and 12.1336")
     assert not positions_in("ws0e9 440104 23.1")
+    assert not positions_in('{"time": "2026-12-05T02:20:23.126Z"}')
 
 
 async def dump_database(core: Core) -> str:
