@@ -198,6 +198,33 @@ async def test_new_requests_beyond_the_turns_budget_are_refused_as_they_are_read
     )
 
 
+async def test_requests_the_connection_cannot_refuse_as_read_still_count_against_the_turns_budget(
+    tmp_path: Path,
+) -> None:
+    """Requests that reach the app without the read-time check (pipelined ones; one that arrives while its
+    connection is still finishing the answer before, which a client resending at once does under a flood)
+    are refused by the app's own count of the turn, with the same 503: no way around the budget."""
+    async with core_with(make_settings(tmp_path)) as core, served(core) as server:
+        server.app[ADMISSION].max_new_per_turn = 0
+        port = int(server.url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        request = f"GET {NEARBY} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        writer.write(request * 3)
+        answers = [await read_answer(reader) for _ in range(3)]
+        assert [status for status, _, _ in answers] == [503, 503, 503]
+        for _, headers, body in answers:
+            assert headers["Retry-After"] == "1"
+            assert json.loads(body)["error"]["code"] == "overloaded"
+        # Probes are never refused by the budget.
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
+        assert [(await read_answer(reader))[0] for _ in range(2)] == [200, 200]
+        writer.close()
+        async with aiohttp.ClientSession() as http:
+            counted = await metrics_of(http, server.url)
+    assert counted[("yizhan_http_refused_total", (("reason", "overloaded"),))] == 3
+    assert counted[("yizhan_errors_total", (("where", "web"),))] == 0
+
+
 async def test_a_database_wait_ends_in_a_503_while_cached_answers_need_no_database(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, db_pool_timeout=0.2)
     async with core_with(settings, api_pool=True) as core, served(core) as server, AsyncExitStack() as stack:
