@@ -10,8 +10,8 @@ as soon as it would wait):
   after the other, so the later ones would be answered too late to be worth the work. Those beyond the
   turn's budget are refused by the connection itself as their bytes arrive, with a prepared answer, at a
   fraction of the cost of a request through aiohttp (`bot/web/server.py`); those the connection cannot
-  refuse as read (pipelined, or sent before the answer before was done with) are counted again as they
-  enter the app, against the same budget, and refused there;
+  check as read (pipelined, or sent before the answer before was done with) take their slot of the turn
+  as they enter the app, and are refused there;
 - `503 database_busy`: no pooled database connection within `DB_POOL_TIMEOUT` (a second, not 30);
 - `408 body_timeout` (not a load refusal, but the same concern): a request body (a POST's) that has not
   arrived `HTTP_BODY_TIMEOUT` seconds after its headers; a slow client cannot hold a slot for longer;
@@ -131,6 +131,16 @@ def client_address(request: web.Request, trusted: tuple[Network, ...]) -> str:
     return peer
 
 
+def counted_at_read(request: web.BaseRequest) -> bool:
+    """Whether `request` took its slot of the turn as its connection read it (bot/web/server.py), once:
+    the mark is cleared, so that the next request on the connection is counted on its own."""
+    protocol = request.protocol
+    if getattr(protocol, "counted", False):
+        protocol.counted = False  # type: ignore[attr-defined]
+        return True
+    return False
+
+
 def _is_trusted(peer: str, trusted: tuple[Network, ...]) -> bool:
     try:
         address = ip_address(peer)
@@ -160,39 +170,26 @@ class Admission:
     trusted: tuple[Network, ...] = ()
     bot_paths: frozenset[str] = frozenset()
     metrics: Metrics | None = None
-    #: New requests read in this turn of the loop, guarded ones that entered the app in it, and whether
+    #: New requests read (or, not counted then, entering the app) in this turn of the loop, and whether
     #: the turn's reset is scheduled.
     _taken: int = 0
-    _entered: int = 0
     _turn_open: bool = False
     #: Requests refused as they were read in this turn, counted into the metrics once the turn ends.
     refused_as_read: int = 0
 
     def take_turn_slot(self) -> bool:
-        """Count one new request read in this turn of the loop; False once the turn's budget is spent."""
-        self._open_turn()
-        self._taken += 1
-        return self._taken <= self.max_new_per_turn
-
-    def take_app_slot(self) -> bool:
-        """Count one guarded request entering the app in this turn; False once the turn's budget is spent.
-        The connection refuses what it can as it reads (`take_turn_slot`); this catches the rest: pipelined
-        requests, and a request that arrives while its connection is still finishing the answer before (a
-        client that resends at once, under a flood), which the connection hands to aiohttp unchecked."""
-        self._open_turn()
-        self._entered += 1
-        return self._entered <= self.max_new_per_turn
-
-    def _open_turn(self) -> None:
+        """Count one new request read (or entering the app) in this turn of the loop; False once the
+        turn's budget is spent."""
         if not self._turn_open:
             self._turn_open = True
             # Runs after every read of this turn: the next turn starts with a full budget.
             asyncio.get_running_loop().call_soon(self._close_turn)
+        self._taken += 1
+        return self._taken <= self.max_new_per_turn
 
     def _close_turn(self) -> None:
         self._turn_open = False
         self._taken = 0
-        self._entered = 0
         if self.refused_as_read:
             if self.metrics is not None:
                 self.metrics.refused(Overloaded.code, self.refused_as_read)
@@ -215,9 +212,13 @@ class Admission:
             return self.console
         return self.public
 
-    def admit(self, lane: Lane) -> None:
-        """Take a slot of `lane` or raise `Overloaded` (the caller gives it back: `lane.in_flight -= 1`);
-        a public request also takes one of the turn's (`take_app_slot`)."""
-        if lane.in_flight >= lane.limit or (lane is self.public and not self.take_app_slot()):
+    def admit(self, lane: Lane, counted: bool = False) -> None:
+        """Take a slot of `lane` or raise `Overloaded` (the caller gives it back: `lane.in_flight -= 1`).
+        A public request not `counted` as it was read takes its slot of the turn now: pipelined requests,
+        and one that arrives while its connection is still finishing the answer before (a client that
+        resends at once, under a flood), which the connection hands to aiohttp unchecked."""
+        if lane.in_flight >= lane.limit:
+            raise Overloaded()
+        if lane is self.public and not counted and not self.take_turn_slot():
             raise Overloaded()
         lane.in_flight += 1

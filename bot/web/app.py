@@ -32,6 +32,7 @@ from bot.web.admission import (
     Lane,
     RateLimited,
     client_address,
+    counted_at_read,
     is_console_path,
     rate_headers,
     trusted_networks,
@@ -89,6 +90,7 @@ def edge_middleware(
 
     @web.middleware
     async def edges(request: web.Request, handler: Handler) -> web.StreamResponse:
+        counted = counted_at_read(request)
         path = request.path
         api = path.startswith(API_PATH)
         if (
@@ -102,7 +104,7 @@ def edge_middleware(
         try:
             if admission is not None and path not in UNGUARDED_PATHS:
                 candidate = admission.lane_of(path)
-                admission.admit(candidate)
+                admission.admit(candidate, counted)
                 lane = candidate
                 if api and admission.limiter is not None and lane is admission.public:
                     decision = await admission.limiter.check(client_address(request, admission.trusted))

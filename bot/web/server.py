@@ -49,24 +49,23 @@ _HEAD_END = b"\r\n\r\n"
 
 
 class _AdmittingRequestHandler(RequestHandler):  # type: ignore[misc]
-    __slots__ = ("admission",)
+    __slots__ = ("admission", "counted")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.admission: Admission | None = None
+        #: The request being read took its slot of the turn here (`bot.web.admission.counted_at_read`).
+        self.counted = False
 
     def data_received(self, data: bytes) -> None:
         admission = self.admission
-        # A new request on an idle connection (none queued, the handler waiting for one) in a turn whose
-        # budget is spent: answered here, before aiohttp builds anything for it.
-        if (
-            admission is not None
-            and self._waiter is not None
-            and not self._messages
-            and not admission.take_turn_slot()
-            and self._refuse(admission, data)
-        ):
-            return
+        # A new request on an idle connection (none queued, the handler waiting for one) takes a slot of
+        # the turn; if the turn's budget is spent, it is answered here, before aiohttp builds anything.
+        if admission is not None and self._waiter is not None and not self._messages:
+            if admission.take_turn_slot():
+                self.counted = True
+            elif self._refuse(admission, data):
+                return
         super().data_received(data)
 
     def _refuse(self, admission: Admission, data: bytes) -> bool:
