@@ -1,8 +1,8 @@
 """The console's station pages through a real aiohttp server and a logged-in browser session: the list keeps
 to the clerk's regions (pages, htmx fragments, exports), a station of another region is a 404 to a crafted
 URL or POST and stays unchanged, an edit the importer would refuse comes back with each field's problem in
-the clerk's language, a saved edit is in the API and the nearby search at once, lifecycle actions need
-what they need."""
+the clerk's language, a saved edit is in the API and the nearby search at once, two clerks editing one
+station neither undo each other's saves nor overwrite them unseen, lifecycle actions need what they need."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -290,3 +291,74 @@ async def test_lifecycle_actions_from_the_page(site: Site) -> None:
         "Closed temporarily",
         "Verified",
     ]
+
+
+class _StationForm(HTMLParser):
+    """The fields of the page's station form as a browser would send them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside = False
+        self.fields: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "form":
+            self.inside = attributes.get("id") == "station-form"
+        elif tag == "input" and self.inside and attributes.get("name"):
+            if attributes.get("type") == "checkbox" and "checked" not in attributes:
+                return
+            self.fields.append((attributes["name"] or "", attributes.get("value") or ""))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self.inside = False
+
+
+async def station_form(client: ClientSession, url: str) -> list[tuple[str, str]]:
+    async with client.get(url) as response:
+        parser = _StationForm()
+        parser.feed(await response.text())
+    assert any(name == "base_name" for name, _ in parser.fields)
+    return parser.fields
+
+
+def typed(fields: list[tuple[str, str]], **values: str) -> list[tuple[str, str]]:
+    return [(name, values.get(name, value)) for name, value in fields]
+
+
+async def test_two_clerks_editing_one_station_neither_undo_nor_silently_overwrite_each_other(
+    site: Site,
+) -> None:
+    core = site.core
+    await core.console.create("gz2", "staff", "4401", T0, password=PASSWORD)
+    url = site.url("/console/stations/GZ004")
+    async with await site.client("gz") as first, await site.client("gz2") as second:
+        # Both open the station's page; the first changes the hours and saves.
+        seen_first, seen_second = await station_form(first, url), await station_form(second, url)
+        form = typed(seen_first, opening_hours="周一至周五 9:00-17:00")
+        async with first.post(url, data=form, allow_redirects=False) as response:
+            assert response.status == 303
+        # The second, from the page opened before, changes the phone only: saved, the hours stay the first's.
+        form = typed(seen_second, phone="020-8888 0000")
+        async with second.post(url, data=form, allow_redirects=False) as response:
+            assert response.status == 303
+        station = await core.stations.get("GZ004")
+        assert (station.opening_hours, station.phone) == ("Mo-Fr 09:00-17:00", "020-8888 0000")
+        # The second also changes the hours from that page: refused, the first's value shown, theirs kept.
+        form = typed(seen_second, opening_hours="周六 10:00-12:00")
+        async with second.post(url, data=form) as response:
+            assert response.status == 409
+            html = await response.text()
+        assert 'data-testid="form-conflict"' in html
+        error = re.search(r'data-testid="error-opening_hours">([^<]+)<', html)
+        assert error and "周一至周五 9:00-17:00" in error.group(1)
+        assert 'value="周六 10:00-12:00"' in html
+        assert (await core.stations.get("GZ004")).opening_hours == "Mo-Fr 09:00-17:00"
+        # Saving the form as it came back replaces the first's hours on purpose, and keeps the phone.
+        parser = _StationForm()
+        parser.feed(html)
+        async with second.post(url, data=parser.fields, allow_redirects=False) as response:
+            assert response.status == 303
+        station = await core.stations.get("GZ004")
+        assert (station.opening_hours, station.phone) == ("Sa 10:00-12:00", "020-8888 0000")

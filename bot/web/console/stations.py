@@ -230,6 +230,53 @@ def _form_of(station: Station) -> dict[str, Any]:
     }
 
 
+def _same(field: str, a: Any, b: Any) -> bool:
+    if field == "amenities":
+        return sorted(a) == sorted(b)
+    return str(a).strip() == str(b).strip()
+
+
+def _base_of(posted: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The values the form showed when it was opened (its `base_*` fields); None for a form without them."""
+    if "base_name" not in posted:
+        return None
+    base: dict[str, Any] = {name: str(posted.get(f"base_{name}", "")) for name in EDIT_FIELDS}
+    base["amenities"] = [key for key in base["amenities"].split(",") if key]
+    return base
+
+
+def merge_edit(
+    base: Mapping[str, Any], mine: Mapping[str, Any], current: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """Three-way merge of a station form: `base` as the form was opened, `mine` as it was posted, `current`
+    as the station is now. A field the clerk did not touch takes the current value (a save never undoes
+    what someone else saved meanwhile); a field both changed, to different values, is a conflict."""
+    merged: dict[str, Any] = {}
+    conflicts: list[str] = []
+    for name in EDIT_FIELDS:
+        if _same(name, mine[name], base[name]):
+            merged[name] = current[name]
+        else:
+            merged[name] = mine[name]
+            if not _same(name, current[name], base[name]) and not _same(name, current[name], mine[name]):
+                conflicts.append(name)
+    return merged, conflicts
+
+
+def _conflict_errors(conflicts: list[str], current: Mapping[str, Any], _: Any) -> dict[str, list[str]]:
+    labels = {a.key: _(a.label) for a in AMENITIES}
+    errors: dict[str, list[str]] = {}
+    for name in conflicts:
+        value = current[name]
+        if name == "amenities":
+            value = "、".join(labels.get(key, key) for key in value) or "—"
+        message = _("Saved meanwhile by someone else as “{value}”. Save again to replace it with yours.")
+        errors.setdefault("position" if name in ("lat", "lon") else name, []).append(
+            message.format(value=value or "—")
+        )
+    return errors
+
+
 def _map_of(request: web.Request, station: Station) -> dict[str, Any]:
     settings = core_of(request).settings
     try:
@@ -258,11 +305,14 @@ async def _station_page(
     station: Station,
     *,
     form: Mapping[str, Any] | None = None,
+    base: Mapping[str, Any] | None = None,
     errors: Mapping[str, list[str]] | None = None,
+    conflict: bool = False,
     lifecycle_error: str = "",
     status: int = 200,
 ) -> web.Response:
     file = await core_of(request).station_console.station_file(station.code, user.access)
+    base = base if base is not None else _form_of(file.station)
     return await render(
         request,
         "stations/station.html",
@@ -271,7 +321,10 @@ async def _station_page(
             "file": file,
             "station": file.station,
             "form": form if form is not None else _form_of(file.station),
+            # What the form showed when it was opened: a save merges against it (`merge_edit`).
+            "base": {**base, "amenities": ",".join(base["amenities"])},
             "errors": errors or {},
+            "conflict": conflict,
             "lifecycle_error": lifecycle_error,
             "saved": request.query.get("saved", ""),
             "fields": FIELD_LABELS,
@@ -302,13 +355,24 @@ async def edit_station(request: web.Request) -> web.StreamResponse:
     form: dict[str, Any] = {name: str(posted.get(name, "")) for name in EDIT_FIELDS if name != "amenities"}
     form["amenities"] = [str(value) for value in posted.getall("amenities", [])]
     _ = gettext_for(request)
+    base = _base_of(posted)
+    if base is not None:
+        current = _form_of(station)
+        form, conflicts = merge_edit(base, form, current)
+        if conflicts:
+            # Nothing is saved: the clerk sees the other's values, keeps theirs in the form, and saving
+            # again (now against the current values) replaces them on purpose.
+            errors = _conflict_errors(conflicts, current, _)
+            return await _station_page(
+                request, user, station, form=form, base=current, errors=errors, conflict=True, status=409
+            )
     try:
         updated = await core_of(request).station_console.edit(
             station.code, form, user.access, now(request), user.actor_id
         )
     except StationEditRejected as exc:
         errors = {field: [translated(p, _) for p in problems] for field, problems in exc.problems.items()}
-        return await _station_page(request, user, station, form=form, errors=errors, status=422)
+        return await _station_page(request, user, station, form=form, base=base, errors=errors, status=422)
     except NotAllowed:
         raise web.HTTPNotFound() from None
     changed = updated.updated_at != station.updated_at

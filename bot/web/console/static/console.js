@@ -11,8 +11,11 @@
     return PREFIX + location.pathname + location.search + "#" + name;
   }
   function kept(field) {
+    // Hidden fields are the page's own, except a form's `base_*`: the values it showed when it was opened,
+    // which a save merges against; a draft keeps them with what was typed over them.
+    if (field.type === "hidden") return field.name.indexOf("base_") === 0;
     return field.name && field.name !== "csrf_token" && field.type !== "password" && field.type !== "file" &&
-      field.type !== "hidden" && field.type !== "submit" && field.type !== "button";
+      field.type !== "submit" && field.type !== "button";
   }
   function save(form) {
     var values = {};
