@@ -247,6 +247,13 @@ def build_region_index(path: Path) -> None:
 # ------------------------------------------------------------------------------------------------- look-up
 
 
+def adcode_prefix(adcode: str) -> str:
+    """The prefix that selects a division's stations: 440000 → 44, 440100 → 4401, 440106 → 440106."""
+    while len(adcode) > 2 and adcode.endswith("00"):
+        adcode = adcode[:-2]
+    return adcode
+
+
 class RegionIndex:
     """Point → district look-ups over the boundary polygons. Thread-safe: look-ups take turns, since GEOS
     builds a prepared polygon's own index lazily at its first test and that is not safe to race."""
@@ -285,6 +292,16 @@ class RegionIndex:
     def name_of(self, adcode: str) -> str | None:
         """The name of a province, city or district by its adcode (440000, 440100, 440106)."""
         return self._names.get(adcode)
+
+    def prefixes_named(self, text: str) -> tuple[str, ...]:
+        """The adcode prefixes of the provinces, cities and districts called `text`, or whose name starts
+        with it, as people say them: 天河 or 天河区 → 440106, 广州 → 4401, 广东 → 44 (several where a name
+        is shared: 鼓楼区 is in Nanjing, Fuzhou, Xuzhou and Kaifeng)."""
+        text = text.strip()
+        if not text:
+            return ()
+        found = [adcode for adcode, name in self._names.items() if name == text or name.startswith(text)]
+        return tuple(sorted({adcode_prefix(adcode) for adcode in found}))
 
     def _materialise(self, polygon_ids: np.ndarray) -> None:
         """Decode and prepare the polygons not used yet (called with the lock held)."""

@@ -563,3 +563,23 @@ async def test_a_bulk_write_on_sqlite_rebuilds_the_search_table_and_keeps_its_tr
             s.code for s in (await service.search(ADMIN, StationQuery.parse({"q": "新河驿"}))).stations
         ] == ["GZ0030"]
         assert (await service.search(ADMIN, StationQuery.parse({"q": "天河驿站2"}))).total == 7  # 2, 20-25
+
+
+async def test_a_district_may_be_named_as_clerks_say_it(core: Core) -> None:
+    """天河 or 天河区 (a district), 广州 or 广州市 (a city), 广东 (a province): searched as their adcodes;
+    a name outside one's regions, or of no place at all, is explained."""
+    service = core.station_console
+    for name in ("天河", "天河区", "广州市", "广州", "广东"):
+        page = await service.search(GUANGZHOU, StationQuery.parse({"district": name}))
+        assert page.total == 25, name
+    assert (await service.search(ADMIN, StationQuery.parse({"district": "福田区"}))).total == 10
+    assert (await service.search(ADMIN, StationQuery.parse({"district": "越秀"}))).total == 0
+    for name, expected in (("福田", "福田"), ("亚特兰蒂斯", "亚特兰蒂斯")):
+        with pytest.raises(InvalidStationQuery) as caught:
+            await service.search(GUANGZHOU, StationQuery.parse({"district": name}))
+        assert caught.value.field == "district" and expected in caught.value.message
+    # Exports take the same names.
+    text = b"".join(
+        [chunk async for chunk in service.export_csv(ADMIN, StationQuery.parse({"district": "福田"}))]
+    )
+    assert text.decode("utf-8-sig").count("SZ00") == 10 and "GZ00" not in text.decode("utf-8-sig")

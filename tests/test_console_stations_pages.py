@@ -116,12 +116,20 @@ async def test_the_list_shows_the_clerks_region_only_and_pages_through_it(site: 
         async with client.get(site.url("/console/stations?q=天河&status=active")) as response:
             html = await response.text()
         assert 'href="/console/stations/export.csv?q=%E5%A4%A9%E6%B2%B3&amp;status=active"' in html
-        # A district of another region finds nothing; one that is not an adcode is explained.
+        # A district of another region finds nothing; one that is neither a name nor an adcode, or the
+        # name of a place outside the clerk's regions, is explained. A name is searched as its adcode.
         async with client.get(site.url("/console/stations?district=4403")) as response:
             assert codes_in(await response.text()) == []
         async with client.get(site.url("/console/stations?district=44x")) as response:
             assert response.status == 400
-            assert "a district is an adcode" in await response.text()
+            assert "a district is a name, such as 天河区 or 广州, or an adcode" in await response.text()
+        async with client.get(site.url("/console/stations?district=天河")) as response:
+            assert codes_in(await response.text())[:2] == ["GZ001", "GZ002"]
+        async with client.get(site.url("/console/stations?district=福田")) as response:
+            assert response.status == 400
+            assert "no province, city or district called 福田 in your regions" in await response.text()
+        async with client.get(site.url("/console/stations/export.csv?district=福田")) as response:
+            assert response.status == 400
         # htmx gets the results alone; the cursor pages on.
         async with client.get(
             site.url("/console/stations?q=驿站&after=GZ003"), headers={"HX-Request": "true"}

@@ -15,7 +15,7 @@ import asyncio
 import io
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -33,8 +33,10 @@ from storage.importers import XlsxExport, check_station, csv_text
 from storage.reports_repo import RatingRepository, ReportRepository
 from storage.stations_repo import StationFilter, StationRepository, record_from_raw
 
-#: What a clerk types as a district: an adcode prefix (44 Guangdong, 4401 Guangzhou, 440106 Tianhe).
+#: What a clerk types as a district: an adcode prefix (44 Guangdong, 4401 Guangzhou, 440106 Tianhe), or a
+#: name without digits (天河区, 天河, 广州), looked up in the regions (`StationConsoleService.resolve`).
 _DISTRICT = re.compile(r"[0-9]{2,6}")
+_DISTRICT_NAME = re.compile(r"[^\W\d_]{1,20}")
 #: Longest search text (a name or an address fragment; longer is a paste gone wrong).
 MAX_SEARCH_TEXT = 100
 PAGE_SIZE = 50
@@ -137,6 +139,9 @@ class StationQuery:
     always_open: bool = False
     #: Only stations in service not verified for 180 days (`stale=1`, the dashboard's link).
     stale: bool = False
+    #: The adcode prefixes `district` stands for: itself when it is one; those of the places it names once
+    #: resolved (`StationConsoleService.resolve`); None for a name not resolved yet.
+    districts: tuple[str, ...] | None = ()
 
     @classmethod
     def parse(cls, params: Mapping[str, str]) -> StationQuery:
@@ -146,10 +151,20 @@ class StationQuery:
                 "q", Text(N_("search for at most {limit} characters"), limit=MAX_SEARCH_TEXT)
             )
         district = str(params.get("district", "")).strip()
-        if district and not _DISTRICT.fullmatch(district):
+        districts: tuple[str, ...] | None = ()
+        if _DISTRICT.fullmatch(district):
+            districts = (district,)
+        elif _DISTRICT_NAME.fullmatch(district):
+            districts = None
+        elif district:
             raise InvalidStationQuery(
                 "district",
-                Text(N_("a district is an adcode or its start: 2 to 6 digits, such as 44, 4401 or 440106")),
+                Text(
+                    N_(
+                        "a district is a name, such as 天河区 or 广州, or an adcode or its start: 2 to 6 "
+                        "digits, such as 44, 4401 or 440106"
+                    )
+                ),
             )
         status_text = str(params.get("status", "")).strip()
         try:
@@ -165,7 +180,7 @@ class StationQuery:
         stale = str(params.get("stale", "")).strip()
         if stale not in ("", "0", "1"):
             raise InvalidStationQuery("stale", Text(N_("unknown filter")))
-        return cls(text, district, status, amenity, hours == ALWAYS_OPEN, stale == "1")
+        return cls(text, district, status, amenity, hours == ALWAYS_OPEN, stale == "1", districts)
 
     def params(self) -> dict[str, str]:
         out = {"q": self.text, "district": self.district}
@@ -260,15 +275,38 @@ class StationConsoleService:
         self.admin = admin
 
     # -- finding ----------------------------------------------------------------------------------------
+    async def resolve(self, query: StationQuery, access: Access) -> StationQuery:
+        """`query` with the places its district names looked up, within `access`'s regions. Raises
+        `InvalidStationQuery` when no province, city or district of theirs has that name."""
+        if query.districts is not None:
+            return query
+        index = await asyncio.to_thread(self.stations.regions.index)
+        named = index.prefixes_named(query.district)
+        mine = tuple(prefix for prefix in named if scoped_regions(access.regions, prefix))
+        if not mine:
+            raise InvalidStationQuery(
+                "district",
+                Text(N_("no province, city or district called {name} in your regions"), name=query.district),
+            )
+        return replace(query, districts=mine)
+
     @staticmethod
     def selection(access: Access, query: StationQuery, at: datetime | None = None) -> StationFilter:
-        """What `access` may see of `query` (`at`: the instant `stale` counts back from)."""
+        """What `access` may see of `query` (`at`: the instant `stale` counts back from); a district
+        name must be resolved first (`resolve`)."""
         if not access.is_staff:
             raise NotAllowed(f"user {access.user_id} is not staff")
         if query.stale and at is None:
             raise ValueError("a search for stale stations needs the instant")
+        if query.districts is None:
+            raise ValueError("a district name must be resolved first")
+        regions = (
+            tuple(dict.fromkeys(r for d in query.districts for r in scoped_regions(access.regions, d)))
+            if query.districts
+            else tuple(access.regions)
+        )
         return StationFilter(
-            regions=scoped_regions(access.regions, query.district),
+            regions=regions,
             text=query.text,
             status=query.status,
             amenity=query.amenity,
@@ -287,7 +325,7 @@ class StationConsoleService:
         at: datetime | None = None,
     ) -> StationPage:
         """A page of the stations `access` may see that match `query`, in code order."""
-        selection = self.selection(access, query, at)
+        selection = self.selection(access, await self.resolve(query, access), at)
         after, before = _cursor(after), _cursor(before)
         limit = max(1, min(limit, MAX_PAGE_SIZE))
         async with self.sessions() as session:
@@ -314,7 +352,7 @@ class StationConsoleService:
     ) -> AsyncIterator[bytes]:
         """The selection as the CSV of an export (storage/importers.py: columns, BOM, formula guards),
         part by part as it is read: the whole network never sits in memory."""
-        selection = self.selection(access, query, at)
+        selection = self.selection(access, await self.resolve(query, access), at)
         header = True
         async with self.sessions() as session:
             async for rows in StationRepository(session).stream_matching(selection):
@@ -326,7 +364,7 @@ class StationConsoleService:
 
     async def export_xlsx(self, access: Access, query: StationQuery, at: datetime | None = None) -> bytes:
         """The selection as an .xlsx workbook with the export's columns (storage/importers.py: XlsxExport)."""
-        selection = self.selection(access, query, at)
+        selection = self.selection(access, await self.resolve(query, access), at)
         async with self.sessions() as session:
             count = await StationRepository(session).count_matching(selection, XLSX_MAX_ROWS + 1)
         if count > XLSX_MAX_ROWS:

@@ -177,7 +177,9 @@ async def export(request: web.Request) -> web.StreamResponse:
     service = core_of(request).station_console
     at = now(request)
     try:
-        query = StationQuery.parse(request.query)
+        # A district's name is looked up before the answer starts: a name of no place is a 400, not a
+        # broken download.
+        query = await service.resolve(StationQuery.parse(request.query), user.access)
     except InvalidStationQuery as exc:
         raise web.HTTPBadRequest(reason=translated(exc.message, _)) from None
     name = f"stations-{at:%Y%m%d-%H%M}.{fmt}"
