@@ -68,6 +68,7 @@ class LocalBotAPI(ActingUsers, MessageMethods, Uploads, ProfileMethods, Inspecti
             ("sendLocation", self._send_location),
             ("sendVenue", self._send_venue),
             ("sendPhoto", self._send_photo),
+            ("getFile", self._get_file),
             ("sendChatAction", self._send_chat_action),
             ("setMyCommands", self._set_my_commands),
             ("getMyCommands", self._get_my_commands),
@@ -85,6 +86,7 @@ class LocalBotAPI(ActingUsers, MessageMethods, Uploads, ProfileMethods, Inspecti
 
         self.app = web.Application(client_max_size=50 * 1024 * 1024)
         self.app.router.add_route("*", "/bot{token}/{method}", self._handle_http)
+        self.app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         self.demo = DemoChat(
             self, preset_places or [], live_step_seconds=live_step_seconds, chosen_locale=chosen_locale
         )
@@ -138,6 +140,17 @@ class LocalBotAPI(ActingUsers, MessageMethods, Uploads, ProfileMethods, Inspecti
             body, status = error.payload(), error.error_code
             self.errors.append((method, error.description))
         return web.json_response(body, status=status, dumps=json_dumps)
+
+    async def _download(self, request: web.Request) -> web.Response:
+        """A file by the `file_path` getFile gave, as Telegram serves it (`/file/bot<token>/<path>`)."""
+        if request.match_info["token"] != self.token:
+            return web.json_response(
+                {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
+            )
+        data = self.file_at(request.match_info["path"])
+        if data is None:
+            return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
+        return web.Response(body=data, content_type="image/jpeg" if data[:2] == b"\xff\xd8" else "image/png")
 
     async def _read_params(self, request: web.Request) -> tuple[Params, Files]:
         raw: dict[str, Any] = dict(request.query)

@@ -92,6 +92,29 @@ class Uploads(ServerState):
             self._files[entry["file_id"]] = {"sizes": sizes, "bytes": data, "remote": remote}
         return sizes
 
+    async def _get_file(self, params: Params, files: Files) -> Any:
+        file_id = str(params.get("file_id", ""))
+        stored = self._files.get(file_id)
+        if stored is None or not stored["bytes"]:
+            raise bad_request("invalid file_id")
+        entry = next(size for size in stored["sizes"] if size["file_id"] == file_id)
+        return {
+            "file_id": file_id,
+            "file_unique_id": entry["file_unique_id"],
+            "file_size": len(stored["bytes"]),
+            "file_path": f"photos/{file_id}.jpg",
+        }
+
+    def file_at(self, path: str) -> bytes | None:
+        """The bytes of a file by the `file_path` getFile gave (`photos/<file_id>.jpg`)."""
+        name = path.removeprefix("photos/").removesuffix(".jpg")
+        return self.file_bytes(name) if path.startswith("photos/") else None
+
+    def user_photo(self, data: bytes) -> list[dict[str, Any]]:
+        """The PhotoSize list of a photo a user is about to send (`send_content(…, {"photo": sizes})`):
+        its file_ids are known to getFile and downloadable, as a real user's photo is to the bot."""
+        return copy.deepcopy(self._store_upload(data))
+
     def file_bytes(self, file_id: str) -> bytes | None:
         """The bytes a bot uploaded under any of the photo's file_ids (for the demo page)."""
         stored = self._files.get(file_id)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession, FormData
 from cdp import Chromium, require_chromium
+from pydantic import SecretStr
 from sqlalchemy import select
 from test_console import PASSWORD, Console, add_account, csrf_of, login, make_console
 
@@ -23,6 +24,7 @@ from bot.config import Settings
 from bot.i18n import translator
 from bot.services.reports import AlreadyDecided, Decision
 from domain.values import StationStatus
+from localapi import LocalBotAPI
 from storage.importers import ImportLimits
 from storage.models import ConsoleEventRow
 
@@ -347,3 +349,70 @@ async def set_file(page: Any, selector: str, path: Path) -> None:
     await page.wait_for(f"document.querySelector({selector!r}) !== null")
     found = await page.send("Runtime.evaluate", {"expression": f"document.querySelector({selector!r})"})
     await page.send("DOM.setFileInputFiles", {"files": [str(path)], "objectId": found["result"]["objectId"]})
+
+
+async def test_a_reports_photos_are_shown_from_telegram_to_the_clerks_who_may_see_the_case(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A rider's photo lives at Telegram (the report keeps its file_id): the console fetches it through the
+    Bot API with the bot's token, for the clerks of the case's region only; without a token the page says
+    the photos are in the bot."""
+    # A JPEG's bytes as Telegram serves them (the console passes them on; nothing here decodes them).
+    jpeg = (
+        b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+        + bytes(range(256)) * 8
+        + b"\xff\xd9"
+    )
+    async with LocalBotAPI() as api:
+        sizes = api.user_photo(jpeg)
+        with_token = settings.model_copy(
+            update={"bot_token": SecretStr(api.token), "telegram_api_url": api.url}
+        )
+        async for site in make_console(with_token):
+            station = await site.core.stations.get("GZ1")
+            case = await site.core.reports.submit(
+                RIDER, station.id, "other", AT, text="灯坏了", photo_file_id=sizes[-1]["file_id"]
+            )
+            other = await site.core.stations.get("GZ2")
+            unknown = await site.core.reports.submit(
+                RIDER + 1, other.id, "other", AT, text="?", photo_file_id="AgACAgUAAxNOT-A-FILE"
+            )
+            guangzhou, shenzhen = await logged_in(site, "clerk"), await logged_in(site, "sz", "4403")
+            async with guangzhou, shenzhen:
+                async with guangzhou.get(site.url(f"/console/moderation/{case.case_id}")) as response:
+                    html = await response.text()
+                assert re.findall(r'<img src="([^"]+)"', html) == [
+                    f"/console/moderation/{case.case_id}/photos/0"
+                ]
+                async with guangzhou.get(
+                    site.url(f"/console/moderation/{case.case_id}/photos/0")
+                ) as response:
+                    assert response.status == 200 and response.content_type == "image/jpeg"
+                    assert await response.read() == jpeg
+                    assert response.headers["Cache-Control"] == "no-store"  # shared office PCs
+                for path in (
+                    f"/console/moderation/{case.case_id}/photos/1",  # no second photo
+                    f"/console/moderation/{case.case_id}/photos/x",
+                    f"/console/moderation/{unknown.case_id}/photos/0",  # Telegram does not know it
+                ):
+                    async with guangzhou.get(site.url(path)) as response:
+                        assert response.status == 404, path
+                # Another region's clerk is refused the photo as the case itself (403), before Telegram.
+                calls = len(api.calls)
+                async with shenzhen.get(site.url(f"/console/moderation/{case.case_id}/photos/0")) as response:
+                    assert response.status == 403
+                assert len(api.calls) == calls
+            assert api.token not in html  # the token stays on the server
+    # Without a bot token the console cannot fetch photos: the page says where they are.
+    async for site in make_console(settings.model_copy(update={"bot_token": None})):
+        station = await site.core.stations.get("GZ1")
+        case = await site.core.reports.submit(
+            RIDER + 2, station.id, "other", AT, text="灯坏了", photo_file_id="AgACAgUAAxANY"
+        )
+        client = await logged_in(site, "clerk2")
+        async with client:
+            async with client.get(site.url(f"/console/moderation/{case.case_id}")) as response:
+                html = await response.text()
+            assert "<img" not in html and "in the bot" in html
+            async with client.get(site.url(f"/console/moderation/{case.case_id}/photos/0")) as response:
+                assert response.status == 404

@@ -33,6 +33,7 @@ from bot.app import Core
 from bot.i18n import translator
 from bot.web.assets import StaticAssets
 from bot.web.console.base import CONSOLE, PREFIX, ConsoleState, console_middleware, trusted_of
+from bot.web.console.telegram_photos import TelegramPhotos
 from domain.clock import Clock, utc_now
 
 __all__ = ["PAGES", "setup_console"]
@@ -166,6 +167,14 @@ def setup_console(
         trusted=trusted_of(core),
         upload_max_bytes=settings.import_max_bytes + 1024**2,
     )
+    if settings.bot_token is not None and settings.bot_token.get_secret_value():
+        photos = TelegramPhotos(settings.bot_token.get_secret_value(), settings.telegram_api_url)
+        console[CONSOLE].photos = photos
+
+        async def close_photos(_: web.Application) -> None:
+            await photos.close()
+
+        console.on_cleanup.append(close_photos)
     setup_sessions(console, session_storage(core, secure, int(absolute.total_seconds())))
     console.middlewares.append(console_middleware())
     template_environment(console, settings.default_tz)

@@ -46,6 +46,7 @@ from bot.i18n import DEFAULT_LOCALE, LOCALES, translator
 from bot.services.roles import Access, NotAllowed
 from bot.web.admission import client_address, trusted_networks
 from bot.web.assets import StaticAssets
+from bot.web.console.telegram_photos import TelegramPhotos
 from bot.web.h5 import preferred_locale, resolve_locale
 from domain.clock import Clock
 
@@ -85,6 +86,8 @@ class ConsoleState:
     trusted: tuple[Any, ...] = ()
     upload_max_bytes: int = 1024**2
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Report photos from Telegram (`telegram_photos.py`); None without a bot token.
+    photos: TelegramPhotos | None = None
 
 
 CONSOLE: web.AppKey[ConsoleState] = web.AppKey("console", ConsoleState)

@@ -25,6 +25,7 @@ from bot.services.reports import (
 )
 from bot.services.stations import week_json
 from bot.web.console.base import (
+    CONSOLE,
     N_,
     PREFIX,
     client_ip,
@@ -35,6 +36,7 @@ from bot.web.console.base import (
     now,
     render,
 )
+from bot.web.console.telegram_photos import PhotoUnavailable
 from bot.web.tiles import tile_source
 from domain.amenities import AMENITY
 from domain.coords import wgs84_to_gcj02
@@ -168,6 +170,8 @@ async def _case_context(request: web.Request, case_id: int) -> dict[str, Any]:
         "status_labels": CASE_STATUS_LABELS,
         "station_status": STATION_STATUS_LABELS.get(station.status.value, station.status.value),
         "amenities": [AMENITY[a].icon + " " + _(AMENITY[a].label) for a in station.amenities if a in AMENITY],
+        # Without a bot token the console cannot fetch them from Telegram: the page says where they are.
+        "photos_shown": request.app[CONSOLE].photos is not None,
     }
 
 
@@ -225,7 +229,30 @@ async def decide_case(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"{PATH}/{case_id}?done={decision.value}")
 
 
+@console_page
+async def case_photo(request: web.Request) -> web.StreamResponse:
+    """A photo of a case, from Telegram, for a clerk who may see the case (another region's: 404)."""
+    user = await console_user(request)
+    photos = request.app[CONSOLE].photos
+    try:
+        number = int(request.match_info["n"])
+        case = (await core_of(request).reports.context(_case_id(request), user.access, now(request))).case
+        file_id = case.photos[number]
+    except (CaseNotFound, ValueError, IndexError):
+        raise web.HTTPNotFound() from None
+    if photos is None:
+        raise web.HTTPNotFound()
+    try:
+        data, content_type = await photos.fetch(file_id)
+    except PhotoUnavailable as exc:
+        log.info("console: photo %d of case %s unavailable: %s", number, case.id, exc)
+        raise web.HTTPNotFound() from None
+    # Not kept by the browser (the console's `no-store`, as for its pages: union offices share PCs).
+    return web.Response(body=data, content_type=content_type, headers={"X-Content-Type-Options": "nosniff"})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/moderation", queue_page, name="console_moderation")
     app.router.add_get("/moderation/{case}", case_page, name="console_case")
+    app.router.add_get("/moderation/{case}/photos/{n}", case_photo, name="console_case_photo")
     app.router.add_post("/moderation/{case}/decide", decide_case, name="console_case_decide")
