@@ -86,6 +86,24 @@ class ConsoleAccountRepository:
         )
         return (await self.session.scalars(stmt)).first()
 
+    async def usernames_of_actors(self, actor_ids: Sequence[int]) -> dict[int, str]:
+        """The console username behind each actor id that has one: minus an account's id, or the Telegram
+        id an account is linked to."""
+        accounts = [-actor for actor in actor_ids if actor < 0]
+        telegram = [actor for actor in actor_ids if actor > 0]
+        if not accounts and not telegram:
+            return {}
+        stmt = select(ConsoleAccountRow.id, ConsoleAccountRow.username, ConsoleAccountRow.telegram_id).where(
+            or_(ConsoleAccountRow.id.in_(accounts), ConsoleAccountRow.telegram_id.in_(telegram))
+        )
+        names: dict[int, str] = {}
+        for account_id, username, telegram_id in await self.session.execute(stmt):
+            if account_id in accounts:
+                names[-account_id] = username
+            if telegram_id is not None and telegram_id in telegram:
+                names[telegram_id] = username
+        return names
+
     async def all(self) -> list[ConsoleAccountRow]:
         return list(
             await self.session.scalars(select(ConsoleAccountRow).order_by(ConsoleAccountRow.username))

@@ -370,3 +370,7 @@ async def test_two_clerks_editing_one_station_neither_undo_nor_silently_overwrit
             assert response.status == 303
         station = await core.stations.get("GZ004")
         assert (station.opening_hours, station.phone) == ("Sa 10:00-12:00", "020-8888 0000")
+        # The audit trail names the clerks by their console usernames, newest first.
+        async with first.get(url) as response:
+            html = await response.text()
+        assert re.findall(r'data-testid="actor">([^<]+)<', html) == ["gz2", "gz2", "gz"]

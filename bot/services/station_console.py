@@ -29,6 +29,7 @@ from bot.services.stations import StationService
 from domain.messages import N_, Text
 from domain.statuses import CaseStatus
 from domain.values import AMENITY_KEYS, Station, StationStatus, YizhanError
+from storage.console_repo import ConsoleAccountRepository
 from storage.importers import XlsxExport, check_station, csv_text
 from storage.reports_repo import RatingRepository, ReportRepository
 from storage.stations_repo import StationFilter, StationRepository, record_from_raw
@@ -261,6 +262,9 @@ class StationFile:
     history: list[AuditEntry]
     cases: list[CaseSummary]
     ratings: StationRatings
+    #: The console username of each actor of `history` that has one (Telegram staff without an account
+    #: have none).
+    actors: dict[int, str] = field(default_factory=dict)
 
 
 class StationConsoleService:
@@ -401,6 +405,9 @@ class StationConsoleService:
             average, count = await ratings.summary(station.id)
             stars = await ratings.stars_histogram(station.id)
             comment_rows = await ratings.recent_comments(station.id, 10)
+            actors = await ConsoleAccountRepository(session).usernames_of_actors(
+                sorted({entry.actor_id for entry in audit if entry.actor_id is not None})
+            )
         region_name = await asyncio.to_thread(self._region_name, station.region)
         return StationFile(
             station=station,
@@ -425,6 +432,7 @@ class StationConsoleService:
                 stars,
                 [Comment(r.stars, r.comment, r.updated_at) for r in comment_rows],
             ),
+            actors=actors,
         )
 
     def _region_name(self, adcode: str) -> str:
