@@ -91,6 +91,13 @@ class PrivacyRepository:
         await self.session.execute(update(CaseRow).where(CaseRow.id == case_id).values(proposal=""))
         await self.session.execute(update(ReportRow).where(ReportRow.case_id == case_id).values(detail=""))
 
+    async def purge_rating_comments(self, before: datetime) -> int:
+        """Comments of ratings last changed before `before` are emptied; the stars stay."""
+        result = await self.session.execute(
+            update(RatingRow).where(RatingRow.updated_at < before, RatingRow.comment != "").values(comment="")
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
     async def purge_report_contents(self, before: datetime) -> int:
         """Texts and photos of reports made before `before` are emptied; the reports themselves stay."""
         result = await self.session.execute(

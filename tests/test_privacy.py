@@ -265,6 +265,22 @@ async def test_retention_empties_old_comments_and_photos_and_keeps_recent_ones(c
     }
 
 
+async def test_retention_empties_old_rating_comments_too_and_keeps_the_stars(core: Core) -> None:
+    """What a rider wrote about a station is kept as long as what they wrote in a report; the stars stay,
+    they carry no words."""
+    gz1 = (await core.stations.get("GZ1")).id
+    old, recent = AT - timedelta(days=181), AT - timedelta(days=179)
+    await core.ratings.rate(RIDER, gz1, 4, old)
+    await core.ratings.comment(RIDER, gz1, "热水很方便，老板人很好", old)
+    await core.ratings.rate(OTHER, gz1, 2, recent)
+    await core.ratings.comment(OTHER, gz1, "厕所坏了", recent)
+
+    assert await core.privacy.purge_expired(AT) == 1
+    assert await core.privacy.purge_expired(AT) == 0
+    kept = {r.user_id: (r.stars, r.comment) for r in await rows(core, RatingRow)}
+    assert kept == {RIDER: (4, ""), OTHER: (2, "厕所坏了")}
+
+
 async def test_the_retention_job_runs_in_the_background_until_stopped(core: Core) -> None:
     gz1 = (await core.stations.get("GZ1")).id
     await core.reports.submit(RIDER, gz1, "other", AT - timedelta(days=200), text="old words")

@@ -1,10 +1,12 @@
-"""Privacy use cases: a rider's /forget, and the retention of report comments and photos.
+"""Privacy use cases: a rider's /forget, and the retention of report comments and photos and of rating
+comments.
 
 Positions never reach this service: searches keep none, on-site checks keep a distance, subscriptions a
 ~5 km cell. What is left to forget is the person (their rows, unlinked reports and ratings) and what they
-wrote or photographed in reports, which is kept `retention` long (REPORT_RETENTION_DAYS). The hourly
-retention job also runs the purges other services hand it (`also_purge`): the search counters' days past
-ANALYTICS_RETENTION_DAYS and the console's audit events past CONSOLE_EVENTS_RETENTION_DAYS.
+wrote or photographed in reports and wrote about stations they rated, which is kept `retention` long
+(REPORT_RETENTION_DAYS). The hourly retention job also runs the purges other services hand it
+(`also_purge`): the search counters' days past ANALYTICS_RETENTION_DAYS and the console's audit events
+past CONSOLE_EVENTS_RETENTION_DAYS.
 """
 
 from __future__ import annotations
@@ -42,9 +44,12 @@ class PrivacyService:
             return await PrivacyRepository(session).forget(user_id, at)
 
     async def purge_expired(self, at: datetime) -> int:
-        """Empty the comments and photos of reports older than the retention period; returns how many."""
+        """Empty the comments and photos of reports, and the comments of ratings, older than the retention
+        period; returns how many reports and ratings were emptied."""
         async with self.sessions() as session, session.begin():
-            return await PrivacyRepository(session).purge_report_contents(at - self.retention)
+            repo = PrivacyRepository(session)
+            before = at - self.retention
+            return await repo.purge_report_contents(before) + await repo.purge_rating_comments(before)
 
     async def retention_round(self, clock: Callable[[], datetime]) -> None:
         """One round of the retention job: report contents, then every purge handed over; a failed purge
@@ -52,7 +57,7 @@ class PrivacyService:
         try:
             purged = await self.purge_expired(clock())
             if purged:
-                log.info("retention: emptied the comments and photos of %d old reports", purged)
+                log.info("retention: emptied what riders wrote in %d old reports and ratings", purged)
         except Exception:
             log.exception("retention round failed")
         for what, purge in self._purges:
