@@ -22,6 +22,7 @@ from test_console import PASSWORD, Console, add_account, csrf_of, login, make_co
 
 from bot.config import Settings
 from bot.i18n import translator
+from bot.services.announcements import Audience
 from bot.services.reports import AlreadyDecided, Decision
 from domain.values import StationStatus
 from localapi import LocalBotAPI
@@ -397,6 +398,18 @@ async def test_a_reports_photos_are_shown_from_telegram_to_the_clerks_who_may_se
                 ):
                     async with guangzhou.get(site.url(path)) as response:
                         assert response.status == 404, path
+                # An announcement's photo shows in its preview, from the same place.
+                staff = await site.core.roles.access(-(await site.core.console.by_username("clerk")).id)
+                announcement = await site.core.announcements.create(
+                    staff, "高温补给", Audience("4401"), AT, photo_file_id=sizes[-1]["file_id"]
+                )
+                detail = f"/console/announcements/{announcement.id}"
+                async with guangzhou.get(site.url(detail)) as response:
+                    assert f'<img src="{detail}/photo"' in await response.text()
+                async with guangzhou.get(site.url(f"{detail}/photo")) as response:
+                    assert response.status == 200 and await response.read() == jpeg
+                async with shenzhen.get(site.url(f"{detail}/photo")) as response:
+                    assert response.status in (403, 404)
                 # Another region's clerk is refused the photo as the case itself (403), before Telegram.
                 calls = len(api.calls)
                 async with shenzhen.get(site.url(f"/console/moderation/{case.case_id}/photos/0")) as response:

@@ -120,16 +120,23 @@ def telegram_message_html(
     keyboard: Iterable[Iterable[tuple[str, str]]],
     *,
     photo: bool = False,
+    photo_url: str | None = None,
 ) -> str:
-    """A whole message as a chat shows it: a photo's place (the page cannot fetch Telegram's file), the text
-    (or caption) with its entities, then its buttons."""
-    body = '<div class="tg-photo">🖼</div>' if photo else ""
+    """A whole message as a chat shows it: its photo (from `photo_url`, or a photo's place where the page
+    cannot fetch Telegram's file), the text (or caption) with its entities, then its buttons."""
+    if photo and photo_url:
+        body = f'<div class="tg-photo"><img src="{escape(photo_url)}" alt="" loading="lazy"></div>'
+    else:
+        body = '<div class="tg-photo">🖼</div>' if photo else ""
     body += f'<div class="tg-text">{message_html(text, entities)}</div>'
     return f'<div class="tg-message">{body}{buttons_html(keyboard)}</div>'
 
 
-def rider_message_html(message: RiderMessage) -> str:
-    """What a rider receives, read the way Telegram reads the HTML the broadcaster sends."""
+def rider_message_html(message: RiderMessage, photo_url: str | None = None) -> str:
+    """What a rider receives, read the way Telegram reads the HTML the broadcaster sends (its photo from
+    `photo_url` when the page can show it)."""
     parsed = parse_html(message.text)
     rows = [[(button.text, button.callback_data) for button in row] for row in message.keyboard]
-    return telegram_message_html(parsed.text, parsed.entities, rows, photo=bool(message.photo_file_id))
+    return telegram_message_html(
+        parsed.text, parsed.entities, rows, photo=bool(message.photo_file_id), photo_url=photo_url
+    )

@@ -37,7 +37,9 @@ from bot.services.announcements import (
 )
 from bot.services.roles import Access, NotAllowed
 from bot.web.console.base import (
+    CONSOLE,
     N_,
+    PREFIX,
     ConsoleUser,
     client_ip,
     console_page,
@@ -45,6 +47,7 @@ from bot.web.console.base import (
     core_of,
     gettext_for,
     now,
+    photo_response,
     render,
     state_of,
 )
@@ -172,15 +175,20 @@ async def _audience(
     return None
 
 
-def previews(text: str, photo_file_id: str | None = None) -> list[tuple[str, str, Markup]]:
+def previews(
+    text: str, photo_file_id: str | None = None, photo_url: str | None = None
+) -> list[tuple[str, str, Markup]]:
     """The announcement as riders of each language will receive it: the same message, the button in their
-    language (`rider_message`, which the broadcaster sends), as safe HTML (`bot/web/message_preview.py`)."""
+    language (`rider_message`, which the broadcaster sends), as safe HTML (`bot/web/message_preview.py`);
+    its photo from `photo_url` when the console can fetch it."""
     return [
         (
             language.locale,
             language.name,
             Markup(
-                rider_message_html(rider_message(text, photo_file_id, translator(language.locale).gettext))
+                rider_message_html(
+                    rider_message(text, photo_file_id, translator(language.locale).gettext), photo_url
+                )
             ),
         )
         for language in LANGUAGES
@@ -481,8 +489,11 @@ async def detail_page(request: web.Request) -> web.StreamResponse:
     view = await _get(request, user)
     _ = gettext_for(request)
     context = await _progress_context(request, user, view)
+    shown = view.photo_file_id is not None and request.app[CONSOLE].photos is not None
     context.update(
-        previews=previews(view.text, view.photo_file_id),
+        previews=previews(
+            view.text, view.photo_file_id, f"{PREFIX}/announcements/{view.id}/photo" if shown else None
+        ),
         audience=audience_label(view.audience, await _names(core_of(request), user), _),
     )
     return await render(request, "announcements/detail.html", context)
@@ -520,8 +531,19 @@ async def change(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/console/announcements/{announcement_id}?done={outcome}")
 
 
+@console_page
+async def photo(request: web.Request) -> web.StreamResponse:
+    """An announcement's photo, from Telegram, for staff who may see the announcement."""
+    user = await console_user(request)
+    view = await _get(request, user)
+    if view.photo_file_id is None:
+        raise web.HTTPNotFound()
+    return await photo_response(request, view.photo_file_id, f"announcement {view.id}")
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/announcements", list_page, name="announcements")
+    app.router.add_get(r"/announcements/{id:\d+}/photo", photo, name="announcement_photo")
     app.router.add_get("/announcements/new", compose_page, name="announcement_new")
     app.router.add_post("/announcements/preview", preview_fragment, name="announcement_preview")
     app.router.add_post("/announcements", create, name="announcement_create")

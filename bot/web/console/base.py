@@ -46,7 +46,7 @@ from bot.i18n import DEFAULT_LOCALE, LOCALES, translator
 from bot.services.roles import Access, NotAllowed
 from bot.web.admission import client_address, trusted_networks
 from bot.web.assets import StaticAssets
-from bot.web.console.telegram_photos import TelegramPhotos
+from bot.web.console.telegram_photos import PhotoUnavailable, TelegramPhotos
 from bot.web.h5 import preferred_locale, resolve_locale
 from domain.clock import Clock
 
@@ -412,3 +412,18 @@ async def _csrf_ok(request: web.Request, session: Any) -> bool:
 
 def trusted_of(core: Core) -> tuple[Any, ...]:
     return trusted_networks(core.settings.trusted_proxies)
+
+
+async def photo_response(request: web.Request, file_id: str, what: str) -> web.Response:
+    """A photo riders or staff sent the bot, fetched from Telegram (`telegram_photos.py`), for a page
+    whose handler has already checked the user may see `what` owns it; 404 without a bot token or when
+    Telegram has no such file. Not kept by the browser (the console's `no-store`: union offices share PCs)."""
+    photos = request.app[CONSOLE].photos
+    if photos is None:
+        raise web.HTTPNotFound()
+    try:
+        data, content_type = await photos.fetch(file_id)
+    except PhotoUnavailable as exc:
+        log.info("console: the photo of %s is unavailable: %s", what, exc)
+        raise web.HTTPNotFound() from None
+    return web.Response(body=data, content_type=content_type, headers={"X-Content-Type-Options": "nosniff"})

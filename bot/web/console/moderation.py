@@ -34,9 +34,9 @@ from bot.web.console.base import (
     core_of,
     gettext_for,
     now,
+    photo_response,
     render,
 )
-from bot.web.console.telegram_photos import PhotoUnavailable
 from bot.web.tiles import tile_source
 from domain.amenities import AMENITY
 from domain.coords import wgs84_to_gcj02
@@ -231,24 +231,15 @@ async def decide_case(request: web.Request) -> web.StreamResponse:
 
 @console_page
 async def case_photo(request: web.Request) -> web.StreamResponse:
-    """A photo of a case, from Telegram, for a clerk who may see the case (another region's: 404)."""
+    """A photo of a case, from Telegram, for a clerk who may see the case (another region's: 403)."""
     user = await console_user(request)
-    photos = request.app[CONSOLE].photos
     try:
         number = int(request.match_info["n"])
         case = (await core_of(request).reports.context(_case_id(request), user.access, now(request))).case
         file_id = case.photos[number]
     except (CaseNotFound, ValueError, IndexError):
         raise web.HTTPNotFound() from None
-    if photos is None:
-        raise web.HTTPNotFound()
-    try:
-        data, content_type = await photos.fetch(file_id)
-    except PhotoUnavailable as exc:
-        log.info("console: photo %d of case %s unavailable: %s", number, case.id, exc)
-        raise web.HTTPNotFound() from None
-    # Not kept by the browser (the console's `no-store`, as for its pages: union offices share PCs).
-    return web.Response(body=data, content_type=content_type, headers={"X-Content-Type-Options": "nosniff"})
+    return await photo_response(request, file_id, f"case {case.id}")
 
 
 def add_routes(app: web.Application) -> None:
