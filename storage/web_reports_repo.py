@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import CaseRow, ReportRow, StationRow, WebDeviceRow
@@ -36,6 +36,15 @@ class WebDeviceRepository:
 
     async def by_token_hash(self, token_hash: str) -> WebDeviceRow | None:
         return await self.session.scalar(select(WebDeviceRow).where(WebDeviceRow.token_hash == token_hash))
+
+    async def forget(self, device_id: int) -> int:
+        """Unlink the device's reports (they stay, as a forgotten rider's do) and delete the device; returns
+        how many reports were unlinked."""
+        result = await self.session.execute(
+            update(ReportRow).where(ReportRow.device_id == device_id).values(device_id=None)
+        )
+        await self.session.execute(delete(WebDeviceRow).where(WebDeviceRow.id == device_id))
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def first_seen(self, device_id: int) -> datetime | None:
         return await self.session.scalar(select(WebDeviceRow.created_at).where(WebDeviceRow.id == device_id))

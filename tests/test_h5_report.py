@@ -162,6 +162,18 @@ async def test_rider_reports_a_closure_staff_decide_and_the_page_shows_it(site: 
         # A reload keeps the token and shows the decided report again.
         page = await open_page(browser, site, page)
         await wait_until(page, lambda: texts(page, "[data-testid=my-report-status]"), [zh("status_approved")])
+
+        # The rider forgets their reports on this phone (the bot's /forget): staff keep the case, nothing
+        # ties it to this browser any more, and the page stops following it.
+        await page.evaluate("window.confirm = function () { return true; }")
+        await page.click("[data-testid=my-reports-forget]")
+        await wait_until(page, lambda: texts(page, "[data-testid=my-reports-note]"), [zh("forgotten")])
+        assert await page.evaluate("document.querySelector('[data-testid=my-reports]').hidden")
+        assert await page.evaluate("localStorage.getItem('yizhan.device')") is None
+        async with site.core.sessions() as session:
+            report = await session.scalar(select(ReportRow))
+        assert report is not None and report.device_id is None
+        assert (await site.core.reports.case(case.id, staff)).status.value == "approved"
         assert page.errors == []
 
 

@@ -383,6 +383,38 @@ async def test_one_address_may_send_a_few_reports_an_hour(settings: Settings, sc
         assert (await page.call("GET", REPORTS, params={"device": "A" * 43}))[0] == 200
 
 
+async def test_a_browser_forgets_its_reports_as_a_rider_does_with_forget(page: Page, schema_of: Any) -> None:
+    """DELETE /reports?device=: the reports stay with staff as cases, nothing ties them to the browser any
+    more, and the token is gone; an unknown or malformed token is a clear 4xx."""
+    _, _, first = await page.report(station="GZ1", kind="amenity_broken", detail="toilet")
+    token = first["device"]
+    _, _, second = await page.report(station="GZ2", kind="closed_now", device=token)
+    assert second["device"] is None  # the same browser
+    _, _, other = await page.report(station="GZ1", kind="closed_now")  # another browser
+
+    status, _, body = await page.call("DELETE", REPORTS, params={"device": token})
+    assert status == 200
+    schema_of("Forgotten").validate(body)
+    assert body == {"forgotten": 2}
+    async with page.core.sessions() as session:
+        reports = list(await session.scalars(select(ReportRow)))
+        devices = list(await session.scalars(select(WebDeviceRow)))
+    assert len(reports) == 3 and sorted(r.device_id is None for r in reports) == [False, True, True]
+    assert len(devices) == 1  # the other browser's
+    status, _, listed = await page.call("GET", REPORTS, params={"device": token})
+    assert (status, listed) == (200, {"reports": []})
+    status, _, body = await page.call("DELETE", REPORTS, params={"device": token})
+    refused(status, body, schema_of, "not_found", 404)
+    status, _, body = await page.call("DELETE", REPORTS, params={"device": "x"})
+    assert status == 400
+    # The other browser keeps its report; staff keep all three as cases.
+    status, _, listed = await page.call("GET", REPORTS, params={"device": other["device"]})
+    assert len(listed["reports"]) == 1
+    staff = await page.core.roles.access(STAFF_GZ)
+    cases, _ = await page.core.reports.open_cases(staff)
+    assert len(cases) == 3
+
+
 @pytest.mark.parametrize(
     ("path", "params", "status", "code"),
     [

@@ -112,6 +112,16 @@ class WebReportService:
             device = await repo.by_token_hash(hashed)
             return await repo.reports(device.id, limit) if device is not None else []
 
+    async def forget(self, token: str) -> int | None:
+        """The browser's /forget: its reports are unlinked from it (staff keep the cases) and its token
+        is deleted, so nothing ties them to this browser any more. Returns how many reports were unlinked,
+        or None for an unknown token."""
+        hashed = token_hash(token)
+        async with self.sessions() as session, session.begin():
+            repo = WebDeviceRepository(session)
+            device = await repo.by_token_hash(hashed)
+            return await repo.forget(device.id) if device is not None else None
+
     async def report(self, token: str, report_id: int) -> DeviceReport | None:
         """One of the browser's reports; None when it is not one of this browser's."""
         hashed = token_hash(token)

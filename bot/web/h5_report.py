@@ -41,6 +41,13 @@ REPORT_STRINGS: dict[str, str] = {
     "report_rate_limited": N_("Too many reports from this connection. Please try again later."),
     "my_reports": N_("Your reports"),
     "refresh": N_("Refresh"),
+    "forget_reports": N_("Forget them on this phone"),
+    "forget_confirm": N_(
+        "Forget your reports on this phone? Union staff keep them, but nothing will tie them to you any more "
+        "and this page will stop following them."
+    ),
+    "forgotten": N_("Forgotten. Nothing ties those reports to you any more."),
+    "forget_failed": N_("They could not be forgotten just now. Please try again."),
     "status_open": N_("Waiting for union staff"),
     "status_needs_info": N_("Union staff need more details"),
     "status_approved": N_("Confirmed: the station was updated"),

@@ -132,6 +132,22 @@ def h5_paths() -> dict[str, Any]:
                     "400": _ERROR,
                 },
             },
+            "delete": {
+                "tags": ["h5"],
+                "operationId": "forgetDevice",
+                "summary": "Forget a browser: its reports are unlinked from its token, which is deleted",
+                "description": (
+                    "What the bot's /forget does for a rider, for a browser: the reports stay with staff "
+                    "as cases, but nothing ties them to this browser any more, and the token no longer "
+                    "lists them. A later report starts a new token."
+                ),
+                "parameters": [_DEVICE],
+                "responses": {
+                    "200": _json("Forgotten", "Forgotten"),
+                    "400": _ERROR,
+                    "404": _json("Error", "No such device (`not_found`): nothing is kept for this token"),
+                },
+            },
         },
         f"{API_PREFIX}/reports/{{id}}": {
             "get": {
@@ -216,6 +232,15 @@ def h5_schemas() -> dict[str, Any]:
         ),
         "DeviceReports": _object({"reports": {"type": "array", "items": _ref("DeviceReport")}}),
         "DeviceReportAnswer": _object({"report": _ref("DeviceReport")}),
+        "Forgotten": _object(
+            {
+                "forgotten": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Reports unlinked from the browser",
+                }
+            }
+        ),
         "Notices": _object(
             {
                 "notices": {

@@ -193,6 +193,18 @@ async def device_reports(request: web.Request) -> web.Response:
     return json_response({"reports": [report_json(report) for report in reports]})
 
 
+async def forget_device(request: web.Request) -> web.Response:
+    """The page's "forget": the browser's reports are unlinked from its token, which is deleted."""
+    token = _device(request.query.get("device"))
+    try:
+        unlinked = await request.app[WEB_REPORTS].forget(token)
+    except InvalidDeviceToken as exc:
+        raise BadParameter("device", str(exc)) from None
+    if unlinked is None:
+        raise NotFound("no such device: nothing is kept for this token")
+    return json_response({"forgotten": unlinked})
+
+
 async def device_report(request: web.Request) -> web.Response:
     raw_id = request.match_info["id"]
     token = _device(request.query.get("device"))
@@ -227,5 +239,6 @@ def add_routes(app: web.Application) -> None:
     app[NOTICES] = NoticeService(core.sessions, core.stations.regions)
     app.router.add_post(f"{API_PREFIX}/reports", submit_report, name="report_submit")
     app.router.add_get(f"{API_PREFIX}/reports", device_reports, name="device_reports")
+    app.router.add_delete(f"{API_PREFIX}/reports", forget_device, name="device_forget")
     app.router.add_get(f"{API_PREFIX}/reports/{{id}}", device_report, name="device_report")
     app.router.add_get(f"{API_PREFIX}/notices", notices, name="notices")

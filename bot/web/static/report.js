@@ -295,11 +295,21 @@
   section.appendChild(heading);
   var list = el("ol", "my-reports-list");
   section.appendChild(list);
+  // The bot's /forget, for this browser: the reports stay with staff, the token that ties them to it goes.
+  var forget = el("button", "link-button", t("forget_reports"));
+  forget.type = "button";
+  forget.setAttribute("data-testid", "my-reports-forget");
+  section.appendChild(forget);
+  var forgetNote = el("p", "my-reports-note");
+  forgetNote.setAttribute("data-testid", "my-reports-note");
+  forgetNote.setAttribute("role", "status");
+  forgetNote.hidden = true;
   var reports = [];
 
   function renderReports() {
     title.textContent = t("my_reports");
     refresh.textContent = t("refresh");
+    forget.textContent = t("forget_reports");
     list.textContent = "";
     section.hidden = !reports.length;
     reports.forEach(function (report) {
@@ -332,6 +342,32 @@
       });
   }
 
+  function forgetReports() {
+    var device = load(DEVICE_KEY);
+    if (!device || !window.confirm(t("forget_confirm"))) return Promise.resolve();
+    forget.disabled = true;
+    return fetch("/api/v1/reports?device=" + encodeURIComponent(device), {
+      method: "DELETE",
+      headers: { Accept: "application/json" }
+    })
+      .then(function (response) {
+        // 404: the server keeps nothing for this token (forgotten elsewhere already): forgotten all the same.
+        if (!response.ok && response.status !== 404) throw new Error("HTTP " + response.status);
+        try { window.localStorage.removeItem(DEVICE_KEY); } catch (e) { /* storage off: nothing kept */ }
+        reports = [];
+        renderReports();
+        forgetNote.textContent = t("forgotten");
+      })
+      .catch(function (error) {
+        if (window.console) console.warn("reports not forgotten", error);
+        forgetNote.textContent = t("forget_failed");
+      })
+      .then(function () {
+        forget.disabled = false;
+        forgetNote.hidden = false;
+      });
+  }
+
   function relabel() {
     var buttons = document.querySelectorAll("[data-testid=report-open]");
     for (var i = 0; i < buttons.length; i++) buttons[i].textContent = t("report");
@@ -344,7 +380,9 @@
     var main = document.querySelector("main");
     if (!results || !main) return;
     main.insertBefore(section, document.getElementById("map"));
+    main.insertBefore(forgetNote, document.getElementById("map"));
     refresh.addEventListener("click", refreshReports);
+    forget.addEventListener("click", forgetReports);
     new MutationObserver(addButtons).observe(results, { childList: true });
     addButtons();
     onLocale(relabel);
