@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, or_, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.statuses import DeliveryStatus
@@ -29,6 +29,7 @@ from storage.models import (
     SubscriptionOfferRow,
     SubscriptionRow,
     UserRow,
+    WebDeviceRow,
 )
 
 #: Rows that are about one person only, deleted by /forget: (table, its user id column).
@@ -90,6 +91,27 @@ class PrivacyRepository:
         """A wrong-location case is decided: the proposed points (the reporters' positions) go."""
         await self.session.execute(update(CaseRow).where(CaseRow.id == case_id).values(proposal=""))
         await self.session.execute(update(ReportRow).where(ReportRow.case_id == case_id).values(detail=""))
+
+    async def purge_idle_devices(self, before: datetime, limit: int = 10_000) -> int:
+        """H5 browsers with no report since `before` (and first seen before it) are deleted and their
+        reports unlinked, as if they had asked to be forgotten; a browser that comes back gets a new token
+        with its next report. At most `limit` a round. Returns how many went."""
+        recent = select(ReportRow.device_id).where(
+            ReportRow.device_id.is_not(None), ReportRow.created_at >= before
+        )
+        idle = list(
+            await self.session.scalars(
+                select(WebDeviceRow.id)
+                .where(WebDeviceRow.created_at < before, WebDeviceRow.id.not_in(recent))
+                .limit(limit)
+            )
+        )
+        if idle:
+            await self.session.execute(
+                update(ReportRow).where(ReportRow.device_id.in_(idle)).values(device_id=None)
+            )
+            await self.session.execute(delete(WebDeviceRow).where(WebDeviceRow.id.in_(idle)))
+        return len(idle)
 
     async def purge_rating_comments(self, before: datetime) -> int:
         """Comments of ratings last changed before `before` are emptied; the stars stay."""

@@ -281,6 +281,28 @@ async def test_retention_empties_old_rating_comments_too_and_keeps_the_stars(cor
     assert kept == {RIDER: (4, ""), OTHER: (2, "厕所坏了")}
 
 
+async def test_retention_forgets_browsers_that_sent_no_report_within_it(core: Core) -> None:
+    """An H5 browser's token ties its reports together; one that sent nothing for the retention period is
+    forgotten as if it had asked (reports unlinked, token deleted), one still in use is not."""
+    from bot.services.web_reports import WebReportService
+    from storage.models import WebDeviceRow
+
+    web = WebReportService(core.sessions, core.reports, core.stations)
+    old, recent = AT - timedelta(days=200), AT - timedelta(days=10)
+    gone = (await web.submit(None, "GZ1", "closed_now", old)).new_token
+    kept = (await web.submit(None, "GZ1", "closed_now", recent)).new_token
+    back = (await web.submit(None, "GZ2", "closed_now", old)).new_token
+    await web.submit(back, "GZ1", "other", recent, text="又来了")
+    assert gone and kept and back
+
+    await core.privacy.purge_expired(AT)
+    assert await web.reports_of(gone) == []
+    assert len(await web.reports_of(kept)) == 1 and len(await web.reports_of(back)) == 2
+    assert len(await rows(core, WebDeviceRow)) == 2
+    assert len(await rows(core, ReportRow)) == 4  # the reports stay with staff
+    assert sum(r.device_id is None for r in await rows(core, ReportRow)) == 1
+
+
 async def test_the_retention_job_runs_in_the_background_until_stopped(core: Core) -> None:
     gz1 = (await core.stations.get("GZ1")).id
     await core.reports.submit(RIDER, gz1, "other", AT - timedelta(days=200), text="old words")

@@ -45,11 +45,16 @@ class PrivacyService:
 
     async def purge_expired(self, at: datetime) -> int:
         """Empty the comments and photos of reports, and the comments of ratings, older than the retention
-        period; returns how many reports and ratings were emptied."""
+        period, and forget the H5 browsers that sent no report within it; returns how many reports and
+        ratings were emptied."""
         async with self.sessions() as session, session.begin():
             repo = PrivacyRepository(session)
             before = at - self.retention
-            return await repo.purge_report_contents(before) + await repo.purge_rating_comments(before)
+            emptied = await repo.purge_report_contents(before) + await repo.purge_rating_comments(before)
+            forgotten = await repo.purge_idle_devices(before)
+        if forgotten:
+            log.info("retention: forgot %d H5 browsers without a report since %s", forgotten, before.date())
+        return emptied
 
     async def retention_round(self, clock: Callable[[], datetime]) -> None:
         """One round of the retention job: report contents, then every purge handed over; a failed purge
