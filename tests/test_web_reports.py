@@ -7,6 +7,7 @@ position. Every answer is checked against the served OpenAPI document, every ref
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -481,6 +482,40 @@ async def test_notices_cover_the_positions_in_their_audience(
     # (aiohttp's test server logs query strings; `yizhan serve` logs paths only, see test_privacy.py.)
     logged = " ".join(r.getMessage() for r in caplog.records if r.name != "aiohttp.access")
     assert "23.13" not in logged and "113.26" not in logged
+
+
+async def test_a_crowd_asking_for_notices_reads_the_announcements_once_per_few_seconds(page: Page) -> None:
+    """Every H5 page with a position asks for notices: within NOTICES_CACHE_S of a read the next ones come
+    from memory, a crowd arriving together shares one read, and a new announcement shows after it."""
+    from sqlalchemy import event
+
+    from bot.services.notices import NoticeService
+
+    core = page.core
+    reads: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM announcements" in statement:
+            reads.append(statement)
+
+    event.listen(core.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        clock = [100.0]
+        service = NoticeService(core.sessions, core.stations.regions, monotonic=lambda: clock[0])
+        first = await announce(core, "广州送清凉活动", Audience("4401"), AT - timedelta(hours=2))
+        point = GeoPoint(*GZ)
+        crowd = await asyncio.gather(*(service.covering(point, AT) for _ in range(50)))
+        assert all([n.id for n in notices] == [first] for notices in crowd)
+        assert len(reads) == 1
+        second = await announce(core, "天河义诊", Audience("4401"), AT - timedelta(hours=1))
+        clock[0] += 4.9
+        assert [n.id for n in await service.covering(point, AT)] == [first]  # from memory
+        assert len(reads) == 1
+        clock[0] += 0.2
+        assert [n.id for n in await service.covering(point, AT)] == [second, first]
+        assert len(reads) == 2
+    finally:
+        event.remove(core.engine.sync_engine, "before_cursor_execute", count)
 
 
 @pytest.mark.parametrize(

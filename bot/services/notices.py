@@ -13,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -47,6 +50,12 @@ def plain_text(telegram_html: str) -> str:
     return html.unescape(_TAG.sub("", telegram_html)).strip()
 
 
+#: Seconds the sent announcements read for one request serve the next ones: every H5 page with a position
+#: asks, so a crowd would otherwise read the database per page (the overload issue: answers the memory can
+#: give do not touch it). A new announcement, a pause or a cancel shows within this long.
+NOTICES_CACHE_S = 5.0
+
+
 class NoticeService:
     def __init__(
         self,
@@ -54,11 +63,32 @@ class NoticeService:
         regions: RegionLookup,
         window: timedelta = NOTICE_WINDOW,
         limit: int = MAX_NOTICES,
+        cache_s: float = NOTICES_CACHE_S,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sessions = sessions
         self.regions = regions
         self.window = window
         self.limit = limit
+        self.cache_s = cache_s
+        self._monotonic = monotonic
+        self._cached: tuple[float, list[Any]] | None = None
+        self._reading = asyncio.Lock()
+
+    async def _sent(self, at: datetime) -> list[Any]:
+        """The announcements sent within the window, newest first: from memory for `cache_s` seconds after
+        a read, and one read at a time (a crowd arriving together waits for the same read)."""
+        cached = self._cached
+        if cached is not None and self._monotonic() - cached[0] < self.cache_s:
+            return cached[1]
+        async with self._reading:
+            cached = self._cached
+            if cached is not None and self._monotonic() - cached[0] < self.cache_s:
+                return cached[1]
+            async with self.sessions() as session:
+                rows = await AnnouncementRepository(session).sent_since(at - self.window, at, _CANDIDATES)
+            self._cached = (self._monotonic(), rows)
+            return rows
 
     def _district_of(self, point: GeoPoint) -> str:
         region = self.regions.index().lookup(point.lat, point.lon)
@@ -66,8 +96,7 @@ class NoticeService:
 
     async def covering(self, point: GeoPoint, at: datetime) -> list[Notice]:
         """Announcements sent within the window whose audience covers `point`, newest first."""
-        async with self.sessions() as session:
-            rows = await AnnouncementRepository(session).sent_since(at - self.window, at, _CANDIDATES)
+        rows = await self._sent(at)
         if not rows:
             return []
         district = await asyncio.to_thread(self._district_of, point)
