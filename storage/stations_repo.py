@@ -312,8 +312,10 @@ class StationRepository:
         row = await self.session.scalar(select(StationRow).where(StationRow.code == code))
         return row_to_station(row) if row else None
 
-    async def get(self, station_id: int) -> Station | None:
-        row = await self.session.get(StationRow, station_id)
+    async def get(self, station_id: int, *, for_update: bool = False) -> Station | None:
+        """A station by id; `for_update` locks its row until the transaction ends (PostgreSQL; SQLite's
+        writers take turns anyway), so that writes about one station take turns too."""
+        row = await self.session.get(StationRow, station_id, with_for_update=for_update or None)
         return row_to_station(row) if row else None
 
     async def get_many(self, ids: Sequence[int]) -> dict[int, Station]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -27,6 +29,7 @@ from bot.services.station_admin import InvalidEdit
 from domain.hours_zh import UnreadableHours
 from domain.values import GeoPoint, StationRecord, StationStatus
 from storage.models import ReporterRow, ReportRow, SubscriptionOfferRow, UserRow
+from storage.reports_repo import ReportRepository
 
 AT = datetime(2025, 6, 3, 4, 0, tzinfo=UTC)
 GZ = (23.13, 113.26)
@@ -196,6 +199,37 @@ async def test_three_trusted_riders_on_site_hide_the_station_until_staff_decide(
         )
     assert nearest(core)[0] == "GZ1"
     assert (await core.stations.get("GZ1")).status is StationStatus.ACTIVE
+
+
+async def test_closure_reports_at_the_same_moment_count_each_other(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two trusted riders on site report at the same moment, after a first: together they reach the
+    threshold, so the station is hidden, even when each counts the evidence as the other is writing
+    (held here at that point until both are there, or a second has passed)."""
+    station = await sid(core, "GZ1")
+    await trusted(core, 101, 102, 103)
+    await core.reports.submit(101, station, "closed_now", AT, evidence=await at_station(core, "GZ1"))
+    counting = ReportRepository.closure_evidence_since
+    arrived: list[int] = []
+    both = asyncio.Event()
+
+    async def meet_then_count(self: ReportRepository, *args: Any) -> float:
+        arrived.append(1)
+        if len(arrived) == 2:
+            both.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(both.wait(), 1.0)
+        return await counting(self, *args)
+
+    monkeypatch.setattr(ReportRepository, "closure_evidence_since", meet_then_count)
+    evidence = await at_station(core, "GZ1")
+    results = await asyncio.gather(
+        core.reports.submit(102, station, "closed_now", AT, evidence=evidence),
+        core.reports.submit(103, station, "closed_permanently", AT, evidence=evidence),
+    )
+    assert sorted(r.auto_hidden for r in results) == [False, True]
+    assert (await core.stations.get("GZ1")).status is StationStatus.TEMPORARILY_CLOSED
 
 
 async def test_closure_reports_without_evidence_or_from_untrusted_accounts_hide_nothing(

@@ -421,7 +421,10 @@ class ReportService:
         async with station_write(self.sessions, "report", fenced=closure) as session:
             stations = StationRepository(session)
             reports = ReportRepository(session)
-            station = await stations.get(station_id)
+            # Reports about one station take turns: two at the same moment would each count the closure
+            # evidence without the other's (neither reaching the threshold that hides the station) and
+            # could each open a case for the same problem.
+            station = await stations.get(station_id, for_update=True)
             if station is None or station.status is StationStatus.CLOSED:
                 raise StationNotFound(str(station_id))
             topic, proposal = parse_proposal(kind, detail, station)
@@ -628,12 +631,14 @@ class ReportService:
             status = _DECIDED_STATUS[decision]
             if decision is Decision.ASK and row.status == CaseStatus.NEEDS_INFO:
                 raise AlreadyDecided(str(case_id))
+            # The station's row first, then the case's: the order a report takes them in (`submit`), so
+            # that a report arriving while its case is decided waits instead of deadlocking.
+            station = await stations.get(row.station_id, for_update=True)
+            assert station is not None
             if not await reports.claim(
                 case_id, status, access.user_id, at, final=decision is not Decision.ASK
             ):
                 raise AlreadyDecided(str(case_id))
-            station = await stations.get(row.station_id)
-            assert station is not None
             kind = ReportKind(row.kind)
             if decision is Decision.APPROVE:
                 changes = self._changes_for(kind, row.topic, row.proposal, station)
