@@ -31,6 +31,7 @@ from storage.models import (
     UserRow,
     WebDeviceRow,
 )
+from storage.web_reports_repo import WebDeviceRepository
 
 #: Rows that are about one person only, deleted by /forget: (table, its user id column).
 PERSONAL_ROWS = (
@@ -107,10 +108,7 @@ class PrivacyRepository:
             )
         )
         if idle:
-            await self.session.execute(
-                update(ReportRow).where(ReportRow.device_id.in_(idle)).values(device_id=None)
-            )
-            await self.session.execute(delete(WebDeviceRow).where(WebDeviceRow.id.in_(idle)))
+            await WebDeviceRepository(self.session).forget(idle)
         return len(idle)
 
     async def purge_rating_comments(self, before: datetime) -> int:

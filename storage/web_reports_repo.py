@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,13 +38,13 @@ class WebDeviceRepository:
     async def by_token_hash(self, token_hash: str) -> WebDeviceRow | None:
         return await self.session.scalar(select(WebDeviceRow).where(WebDeviceRow.token_hash == token_hash))
 
-    async def forget(self, device_id: int) -> int:
-        """Unlink the device's reports (they stay, as a forgotten rider's do) and delete the device; returns
-        how many reports were unlinked."""
+    async def forget(self, device_ids: Sequence[int]) -> int:
+        """Unlink the devices' reports (they stay, as a forgotten rider's do) and delete the devices;
+        returns how many reports were unlinked."""
         result = await self.session.execute(
-            update(ReportRow).where(ReportRow.device_id == device_id).values(device_id=None)
+            update(ReportRow).where(ReportRow.device_id.in_(device_ids)).values(device_id=None)
         )
-        await self.session.execute(delete(WebDeviceRow).where(WebDeviceRow.id == device_id))
+        await self.session.execute(delete(WebDeviceRow).where(WebDeviceRow.id.in_(device_ids)))
         return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def first_seen(self, device_id: int) -> datetime | None:

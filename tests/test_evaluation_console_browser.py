@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import h3
 import pytest
@@ -24,22 +25,26 @@ async def console(sqlite_settings: Settings, request: pytest.FixtureRequest) -> 
         yield site
 
 
+async def analytics_page(browser: Chromium, console: Console) -> Any:
+    """The planner logged in on the analytics page, drawn (map tiles never load in tests)."""
+    page = await browser.new_page()
+    await page.send("Network.enable")
+    await page.send("Network.setBlockedURLs", {"urls": ["*tile.openstreetmap.org*"]})
+    await page.goto(console.url("/console/login?next=/console/analytics"))
+    await page.type("input[name=username]", "planner")
+    await page.type("input[name=password]", "correct horse battery")
+    await page.click("[data-testid=login]")
+    await page.wait_for("location.pathname === '/console/analytics' && document.body !== null")
+    await page.wait_for("document.body && document.body.dataset.analyticsReady === '1'", timeout=20)
+    return page
+
+
 @pytest.mark.browser
 async def test_the_analytics_page_draws_hexagons_charts_and_tables(console: Console) -> None:
     await count_searches(console)
     await add_account(console.core, "planner")
-    binary = require_chromium()
-    async with Chromium(binary) as browser:
-        page = await browser.new_page()
-        await page.send("Network.enable")
-        # Map tiles never load in tests.
-        await page.send("Network.setBlockedURLs", {"urls": ["*tile.openstreetmap.org*"]})
-        await page.goto(console.url("/console/login?next=/console/analytics"))
-        await page.type("input[name=username]", "planner")
-        await page.type("input[name=password]", "correct horse battery")
-        await page.click("[data-testid=login]")
-        await page.wait_for("location.pathname === '/console/analytics' && document.body !== null")
-        await page.wait_for("document.body && document.body.dataset.analyticsReady === '1'", timeout=20)
+    async with Chromium(require_chromium()) as browser:
+        page = await analytics_page(browser, console)
         assert await page.evaluate("document.body.dataset.hexagons") == "1"
         # On Amap's GCJ-02 tiles the hexagon is shifted as the H5 page shifts its markers.
         vertex = json.loads(await page.evaluate("document.body.dataset.firstVertex"))
@@ -77,14 +82,7 @@ async def test_the_station_evaluation_table_pages_through_a_large_region(sqlite_
         codes = await add_many_stations(console, EVALUATION_PAGE + 10)
         await add_account(console.core, "planner")
         async with Chromium(require_chromium()) as browser:
-            page = await browser.new_page()
-            await page.send("Network.enable")
-            await page.send("Network.setBlockedURLs", {"urls": ["*tile.openstreetmap.org*"]})
-            await page.goto(console.url("/console/login?next=/console/analytics"))
-            await page.type("input[name=username]", "planner")
-            await page.type("input[name=password]", "correct horse battery")
-            await page.click("[data-testid=login]")
-            await page.wait_for("document.body && document.body.dataset.analyticsReady === '1'", timeout=20)
+            page = await analytics_page(browser, console)
             rows = "[...document.querySelectorAll('[data-testid=evaluation-row]')].map(r => r.dataset.code)"
             first = await page.evaluate(rows)
             assert len(first) == EVALUATION_PAGE

@@ -193,39 +193,8 @@ class DemandCounter:
         self, point: Any, at: datetime, channel: str, amenities: Sequence[str], hits: Sequence[Any]
     ) -> None:
         """`count` for the usual search: `hits` are open stations (with the amenities), nearest first, and
-        `point` has `lat` and `lon`. The whole of the search path's counting in one call, inlined (each
-        call, attribute and comparison shows in the bench right after a search)."""
-        if not self._from <= at < self._until and not self._enter_quarter(at):
-            return
-        if amenities:
-            distance = hits[0].distance_m if hits else None
-            self._count_filtered(point.lat, point.lon, channel, amenities, band_of(distance))
-            return
-        plain = self._plain.get(channel)
-        if plain is None:
-            return
-        try:
-            cell = _cell_of(point.lat, point.lon, RESOLUTION)
-        except Exception:
-            return
-        if hits:
-            distance = hits[0].distance_m
-            if distance < 1000:
-                cells = plain[0 if distance < 500 else 1]
-            elif distance < 1500:
-                cells = plain[2]
-            else:
-                cells = plain[3 if distance < 3000 else FAR_BAND]
-        else:
-            cells = plain[FAR_BAND]
-        n = cells.get(cell)
-        if n is not None:
-            cells[cell] = n + 1
-        elif self._size < MAX_PENDING_KEYS:
-            cells[cell] = 1
-            self._size += 1
-        else:
-            self.dropped += 1
+        `point` has `lat` and `lon`."""
+        self.count(point.lat, point.lon, at, channel, amenities, hits[0].distance_m if hits else None)
 
     def _count_filtered(
         self, lat: float, lon: float, channel: str, amenities: Sequence[str], band: int

@@ -43,10 +43,15 @@ class WebReceipt:
     new_token: str | None
 
 
-def token_hash(token: str) -> str:
+def check_token(token: str) -> str:
+    """`token` if it is one this service could have made; raises `InvalidDeviceToken`."""
     if not _TOKEN.fullmatch(token):
         raise InvalidDeviceToken("a device token is 32 to 64 characters of A-Z, a-z, 0-9, - and _")
-    return hashlib.sha256(token.encode("ascii")).hexdigest()
+    return token
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(check_token(token).encode("ascii")).hexdigest()
 
 
 class WebReportService:
@@ -120,7 +125,7 @@ class WebReportService:
         async with self.sessions() as session, session.begin():
             repo = WebDeviceRepository(session)
             device = await repo.by_token_hash(hashed)
-            return await repo.forget(device.id) if device is not None else None
+            return await repo.forget([device.id]) if device is not None else None
 
     async def report(self, token: str, report_id: int) -> DeviceReport | None:
         """One of the browser's reports; None when it is not one of this browser's."""

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from bot.services.notices import NoticeService
 from bot.services.reports import MAX_TEXT, InvalidReport, ReportLimitReached, ReportTooSoon
-from bot.services.web_reports import DeviceReport, InvalidDeviceToken, WebReportService
+from bot.services.web_reports import DeviceReport, InvalidDeviceToken, WebReportService, check_token
 from bot.web import params
 from bot.web.admission import RateLimited, client_address
 from bot.web.keys import ADMISSION, CLOCK, CORE, NEARBY
@@ -146,9 +146,13 @@ def report_json(report: DeviceReport) -> dict[str, Any]:
 
 
 def _device(value: str | None) -> str:
+    """The `device` parameter of a request that follows or forgets a browser's reports, checked."""
     if not value:
         raise BadParameter("device", "device is required: the token the first report answered with")
-    return value.strip()
+    try:
+        return check_token(value.strip())
+    except InvalidDeviceToken as exc:
+        raise BadParameter("device", str(exc)) from None
 
 
 async def submit_report(request: web.Request) -> web.Response:
@@ -185,21 +189,13 @@ async def submit_report(request: web.Request) -> web.Response:
 
 
 async def device_reports(request: web.Request) -> web.Response:
-    token = _device(request.query.get("device"))
-    try:
-        reports = await request.app[WEB_REPORTS].reports_of(token)
-    except InvalidDeviceToken as exc:
-        raise BadParameter("device", str(exc)) from None
+    reports = await request.app[WEB_REPORTS].reports_of(_device(request.query.get("device")))
     return json_response({"reports": [report_json(report) for report in reports]})
 
 
 async def forget_device(request: web.Request) -> web.Response:
     """The page's "forget": the browser's reports are unlinked from its token, which is deleted."""
-    token = _device(request.query.get("device"))
-    try:
-        unlinked = await request.app[WEB_REPORTS].forget(token)
-    except InvalidDeviceToken as exc:
-        raise BadParameter("device", str(exc)) from None
+    unlinked = await request.app[WEB_REPORTS].forget(_device(request.query.get("device")))
     if unlinked is None:
         raise NotFound("no such device: nothing is kept for this token")
     return json_response({"forgotten": unlinked})
@@ -211,10 +207,7 @@ async def device_report(request: web.Request) -> web.Response:
     report_id = int(raw_id) if raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 19 else 0
     if not 1 <= report_id <= MAX_REPORT_ID:
         raise NotFound(f"no report {raw_id[:20]!r}")
-    try:
-        report = await request.app[WEB_REPORTS].report(token, report_id)
-    except InvalidDeviceToken as exc:
-        raise BadParameter("device", str(exc)) from None
+    report = await request.app[WEB_REPORTS].report(token, report_id)
     if report is None:
         raise NotFound(f"no report {report_id} of this device")
     return json_response({"report": report_json(report)})
