@@ -179,15 +179,7 @@ class DemandCounter:
             cell = _cell_of(lat, lon, RESOLUTION)
         except Exception:  # a point h3 refuses (the search validated it): nothing to count
             return
-        cells = plain[band_of(nearest_open_m)]
-        n = cells.get(cell)
-        if n is not None:
-            cells[cell] = n + 1
-        elif self._size < MAX_PENDING_KEYS:
-            cells[cell] = 1
-            self._size += 1
-        else:
-            self.dropped += 1
+        self._add(plain[band_of(nearest_open_m)], cell)
 
     def count_nearest(
         self, point: Any, at: datetime, channel: str, amenities: Sequence[str], hits: Sequence[Any]
